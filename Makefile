@@ -1,0 +1,37 @@
+# The two commands of the README: `make run` (the quick sweep) and `make test` (the test suite).
+# Both first run tools/setup.sh, which installs what is missing and is quick when nothing is.
+SHELL := /bin/bash
+VENV := .venv
+CORES ?= 2
+CONFIG ?= config/config.yaml
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-unit test-privileged test-workflow clean figures report bench
+setup:
+	@bash tools/setup.sh
+
+run: setup
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
+
+figures: setup
+	$(VENV)/bin/snakemake figures --cores $(CORES) --configfile $(CONFIG)
+
+report: setup
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG) --report results/report.html
+
+test: setup
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Quicker subsets for daily work.
+test-unit: setup
+	$(VENV)/bin/python -m pytest -m unit $(PYTEST_ARGS)
+test-privileged: setup
+	$(VENV)/bin/python -m pytest -m privileged $(PYTEST_ARGS)
+test-workflow: setup
+	$(VENV)/bin/python -m pytest -m workflow $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV)/bin/python bench/framework_overhead.py
+
+clean: setup
+	$(VENV)/bin/seconetbench clean

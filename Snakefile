@@ -1,0 +1,54 @@
+# SeCoNetBench: table of contents of the workflow.
+#   snakemake --cores 2 --configfile config/config.yaml           the sweep (measure, parse, tables, figures)
+#   snakemake figures --cores 2 --configfile config/config.yaml   figures from existing tables, never measures
+#     (name targets before --configfile, which takes several values)
+# The workflow profile profiles/default (loaded automatically) sets testbed=1, keep-going, ...
+import os
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# Relative to this file, so that --directory elsewhere (as the workflow tests do) still finds it.
+configfile: os.path.join(workflow.basedir, "config/config.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/measure.smk"
+include: "workflow/rules/parse.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/figures.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    default_target: True
+    input:
+        TABLE_FILES,
+        FIGURE_FILES,
+
+
+rule measure:
+    input:
+        RAW_TARGETS,
+
+
+rule tables:
+    input:
+        TABLE_FILES,
+
+
+rule figures:
+    input:
+        FIGURE_FILES,
+
+
+onsuccess:
+    teardown_testbed()
+
+
+onerror:
+    teardown_testbed()

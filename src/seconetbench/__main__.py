@@ -1,0 +1,3 @@
+from seconetbench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""The embedded backend: hosts and containers are network namespaces on this machine.
+
+A deployment is described by a state file under /run/seconetbench/<prefix>/ so that the next
+target (another process: Snakemake runs each job in its own) can reuse it when the fingerprint
+matches and a health check passes, instead of deploying again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import seconetbench
+from seconetbench import proc, security, technology
+from seconetbench.backends.base import Container, Deployment, Host
+from seconetbench.errors import DeployError
+from seconetbench.fsutil import write_text_atomic
+from seconetbench.spec import SetupSpec
+from seconetbench.testbed import cleanup, netlink
+from seconetbench.testbed.naming import Names, container_name
+
+CONTAINER_SUBNET = "198.19.{host}.0/24"  # containers of host h (RFC 2544 range, see DESIGN.md)
+UNDERLAY_SUBNET = "198.18.0.0/24"
+
+HOST_SYSCTLS = {"net.ipv4.ip_forward": 1}
+# IPv6 off in every namespace: no router solicitations or MLD reports in the measurements.
+NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1}
+
+
+def container_ip(host: int, index_on_host: int) -> str:
+    return f"198.19.{host}.{index_on_host}"
+
+
+def fingerprint(setup: SetupSpec, verify: bool) -> str:
+    data = {"setup": setup.to_dict(), "version": seconetbench.__version__, "verify": verify}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class NetnsBackend:
+    name = "netns"
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.names = Names(prefix)
+        self.state_dir = cleanup.state_dir(prefix)
+        self.registry = proc.Registry(self.state_dir / "pids")
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "deployment.json"
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, setup: SetupSpec) -> Deployment:
+        """Names and addresses of every object of *setup*, without creating anything."""
+        hosts = [Host(name=f"h{h}", index=h, netns=self.names.host_netns(h)) for h in range(1, setup.hosts + 1)]
+        containers = []
+        for index in range(1, setup.containers + 1):
+            host = hosts[(index - 1) % len(hosts)] if setup.scenario == "multi" else hosts[0]
+            on_host = sum(1 for c in containers if c.host == host.name) + 1
+            name = container_name(index)
+            containers.append(Container(
+                name=name, index=index, host=host.name, netns=self.names.container_netns(name),
+                ifname=self.names.container_if(), ip=container_ip(host.index, on_host)))
+        pairs = [(containers[i].name, containers[i + 1].name) for i in range(0, len(containers), 2)]
+        return Deployment(setup=setup, prefix=self.prefix, hosts=hosts, containers=containers, pairs=pairs)
+
+    # ------------------------------------------------------------------ deploy
+    def deploy(self, setup: SetupSpec, verify: bool = True) -> Deployment:
+        """Remove leftovers of this prefix, build *setup* and prove its whitelist."""
+        techs = [technology.get("solution", setup.solution), technology.get("filter", setup.filter)]
+        for tech in techs:
+            reason = tech.incompatibility(setup) or "; ".join(
+                filter(None, (r.missing() for r in tech.requires(setup))))
+            if reason:
+                raise DeployError(f"setup {setup.id}: {tech.kind} '{tech.name}' cannot run here: {reason}")
+        cleanup.remove(self.prefix)
+        deployment = self.plan(setup)
+        started = time.monotonic()
+        try:
+            self._namespaces(deployment)
+            timings = {}
+            for tech in techs:
+                t0 = time.monotonic()
+                tech.apply(deployment)
+                timings[f"{tech.kind}_apply_s"] = round(time.monotonic() - t0, 6)
+                deployment.facts[tech.kind] = {"name": tech.name, **tech.describe(deployment)}
+            deployment.facts["timings"] = {**timings, "deploy_s": round(time.monotonic() - started, 6)}
+            deployment.facts["mtu"] = self.link_mtus(deployment)
+            if verify:
+                check = security.check_whitelist(self, deployment)
+                deployment.facts["verification"] = check
+                if not check["passed"]:
+                    raise DeployError(f"setup {setup.id}: isolation check failed: {check['failures']}")
+            deployment.facts["deployed_at"] = time.time()
+            deployment.facts["fingerprint"] = fingerprint(setup, verify)
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.state_file, json.dumps(deployment.to_state(), indent=1))
+        except BaseException:
+            self.teardown()
+            raise
+        return deployment
+
+    def _namespaces(self, deployment: Deployment) -> None:
+        for host in deployment.hosts:
+            netlink.create_netns(host.netns)
+            netlink.set_sysctls(host.netns, HOST_SYSCTLS)
+            netlink.set_sysctls(host.netns, NO_IPV6, optional=True)
+        for container in deployment.containers:
+            netlink.create_netns(container.netns)
+            netlink.set_sysctls(container.netns, NO_IPV6, optional=True)
+        for netns in [h.netns for h in deployment.hosts] + [c.netns for c in deployment.containers]:
+            with netlink.route(netns) as sock:
+                sock.link("set", index=netlink.index(sock, "lo"), state="up")
+
+    # ------------------------------------------------------------------ reuse
+    def current(self) -> Deployment | None:
+        try:
+            return Deployment.from_state(json.loads(self.state_file.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
+
+    def healthy(self, deployment: Deployment) -> str | None:
+        """None when the live testbed still matches *deployment*, else what is wrong."""
+        live = set(netlink.list_netns())
+        wanted = [h.netns for h in deployment.hosts] + [c.netns for c in deployment.containers]
+        missing = [n for n in wanted if n not in live]
+        if missing:
+            return f"namespaces missing: {missing[:5]}"
+        for container in deployment.containers:
+            with netlink.route(container.netns) as sock:
+                found = sock.link_lookup(ifname=container.ifname)
+                if not found or sock.get_links(found[0])[0].get("state") != "up":
+                    return f"{container.name}: interface {container.ifname} missing or down"
+        return None
+
+    def deploy_or_reuse(self, setup: SetupSpec, verify: bool = True) -> tuple[Deployment, bool]:
+        current = self.current()
+        if current is not None and current.facts.get("fingerprint") == fingerprint(setup, verify):
+            if self.healthy(current) is None:
+                return current, True
+        return self.deploy(setup, verify=verify), False
+
+    # ------------------------------------------------------------------ teardown
+    def teardown(self) -> dict[str, list[str]]:
+        current = self.current()
+        if current is not None:
+            for kind, name in (("filter", current.setup.filter), ("solution", current.setup.solution)):
+                try:
+                    technology.get(kind, name).remove(current)
+                except Exception:  # noqa: BLE001 - removing the namespaces below is what counts
+                    pass
+        return cleanup.remove(self.prefix)
+
+    # ------------------------------------------------------------------ facts
+    def link_mtus(self, deployment: Deployment) -> dict[str, dict[str, int]]:
+        namespaces = [h.netns for h in deployment.hosts] + [c.netns for c in deployment.containers]
+        return {ns: {k: v for k, v in netlink.link_mtus(ns).items() if k != "lo"} for ns in namespaces}

@@ -1,0 +1,186 @@
+"""The `seconetbench` command (also `python -m seconetbench`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from seconetbench import __version__
+from seconetbench.errors import SeconetError
+
+DEFAULT_CONFIG = "config/config.yaml"
+
+
+def _load_config(path: str | None) -> dict[str, Any]:
+    from seconetbench import config
+
+    if path is None and Path(DEFAULT_CONFIG).exists():
+        path = DEFAULT_CONFIG
+    if path is None:
+        # No config at hand: the defaults, with an empty sweep (deploy/teardown need only testbed keys).
+        return config.validate({"sweep": {"workloads": ["latency"], "single": {
+            "solutions": ["bridge"], "filters": ["none"], "containers": [2]}},
+            "workloads": {"latency": {"kind": "latency"}}})
+    return config.load_files(path)
+
+
+def _backend(cfg: dict[str, Any], prefix: str | None = None):
+    from seconetbench import config
+    from seconetbench.backends import get_backend
+
+    return get_backend(cfg["testbed"]["backend"], prefix or config.run_prefix(cfg))
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from seconetbench import preflight
+
+    report = preflight.report()
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"kernel {report['kernel']} (config {'readable' if report['kernel_config_available'] else 'not readable'})")
+    print("\ntools:")
+    for name, tool in report["tools"].items():
+        state = tool["path"] or "MISSING"
+        print(f"  {name:8} {state:28} {tool['purpose']}")
+    print("\ncombinations:")
+    for combo in report["combinations"]:
+        verdict = "yes" if combo["supported"] else f"no: {combo['reason']}"
+        print(f"  {combo['scenario']:6} {combo['solution']:8} {combo['filter']:9} {verdict}")
+    return 0
+
+
+def cmd_setups(args: argparse.Namespace) -> int:
+    from seconetbench.sweep import expand
+
+    sweep = expand(_load_config(args.config), check_machine=True)
+    rows = [{**s.to_dict(), "supported": True, "reason": None} for s in sweep.setups]
+    rows += [{**e.setup.to_dict(), "supported": False, "reason": e.reason} for e in sweep.excluded]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for row in rows:
+            print(row["id"] if row["supported"] else f"{row['id']}  (excluded: {row['reason']})")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from seconetbench.runner import HostLock
+    from seconetbench.spec import SetupSpec
+
+    try:
+        setup = SetupSpec.parse(args.setup)
+    except ValueError as exc:
+        raise SeconetError(str(exc)) from None
+    cfg = _load_config(args.config)
+    backend = _backend(cfg, args.prefix)
+    with HostLock(cfg["testbed"]["lock_timeout_s"]):
+        deployment = backend.deploy(setup, verify=not args.no_verify)
+    print(json.dumps(deployment.describe(), indent=1))
+    return 0
+
+
+def cmd_teardown(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config)
+    removed = _backend(cfg, args.prefix).teardown()
+    print(json.dumps(removed))
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from seconetbench.runner import HostLock
+    from seconetbench.testbed import cleanup
+
+    if args.force:
+        removed = cleanup.remove(args.prefix)
+    else:
+        with HostLock(timeout_s=0):  # never pull the testbed from under a running measurement
+            removed = cleanup.remove(args.prefix)
+    print(json.dumps(removed))
+    left = cleanup.leftovers(args.prefix)
+    if any(left.values()):
+        print(f"still present: {left}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from seconetbench import parsers
+    from seconetbench.fsutil import atomic_path
+
+    parsed = parsers.parse_file(args.tool, args.file)
+    table = pa.Table.from_pandas(parsed.samples, preserve_index=False)
+    table = table.replace_schema_metadata({
+        **(table.schema.metadata or {}),
+        b"seconetbench.tool": args.tool.encode(),
+        b"seconetbench.source": str(Path(args.file).resolve()).encode(),
+        b"seconetbench.summary": json.dumps(parsed.summary, default=str).encode(),
+    })
+    with atomic_path(args.output) as tmp:
+        pq.write_table(table, tmp)
+    print(json.dumps({"rows": table.num_rows, "columns": table.column_names, "summary": parsed.summary},
+                     default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seconetbench", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"seconetbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("preflight", help="which technologies and tools this machine supports, and why not")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_preflight)
+
+    p = sub.add_parser("setups", help="every setup id of the sweep")
+    p.add_argument("--config", help=f"config file (default: {DEFAULT_CONFIG})")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_setups)
+
+    p = sub.add_parser("deploy", help="deploy one setup and print it as JSON")
+    p.add_argument("setup", help="setup id, e.g. single-bridge-iptables-c8")
+    p.add_argument("--config", help=f"config file for the testbed keys (default: {DEFAULT_CONFIG})")
+    p.add_argument("--prefix", help="name prefix of the testbed objects (default: from the config)")
+    p.add_argument("--no-verify", action="store_true", help="skip the isolation check")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("teardown", help="remove the deployment of this config's prefix")
+    p.add_argument("--config")
+    p.add_argument("--prefix")
+    p.set_defaults(func=cmd_teardown)
+
+    p = sub.add_parser("clean", help="remove every namespace, link and process the project left")
+    p.add_argument("--prefix", help="only this run prefix (default: every scn* object)")
+    p.add_argument("--force", action="store_true", help="even while a measurement holds the host lock")
+    p.set_defaults(func=cmd_clean)
+
+    p = sub.add_parser("parse", help="run one parser on one raw file")
+    p.add_argument("tool", choices=["ping", "iperf3", "uperf", "itgdec", "dstat"])
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True, help="output .parquet")
+    p.set_defaults(func=cmd_parse)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    needs_root = args.command in ("deploy", "teardown", "clean")
+    if needs_root and os.geteuid() != 0:
+        print(f"seconetbench {args.command}: needs root (network namespaces); run it with sudo", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
+    except (SeconetError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"seconetbench {args.command}: error: {message}", file=sys.stderr)
+        return 1

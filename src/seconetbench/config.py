@@ -1,0 +1,133 @@
+"""Load, merge and validate configurations before anything runs.
+
+The JSON Schema (``data/config.schema.yaml``, also reachable as
+``workflow/schemas/config.schema.yaml``) checks shapes, types and allowed names and fills in
+defaults; :func:`validate` then checks what a schema cannot (references between keys). Every error
+is a :class:`ConfigError` naming the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from seconetbench.errors import ConfigError
+
+SCHEMA_RESOURCE = "config.schema.yaml"
+
+
+def load_schema() -> dict[str, Any]:
+    text = resources.files("seconetbench.data").joinpath(SCHEMA_RESOURCE).read_text()
+    return yaml.safe_load(text)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge like Snakemake's --configfile: mappings merge recursively, anything else replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_files(*paths: str | os.PathLike) -> dict[str, Any]:
+    """Read and deep-merge YAML config files in order, then validate the result."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError("--config", f"file '{path}' does not exist") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError("--config", f"file '{path}' is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError("--config", f"file '{path}' must hold a mapping at the top level")
+        merged = deep_merge(merged, data)
+    return validate(merged)
+
+
+def _key_path(path: Any) -> str:
+    parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in path]
+    return ".".join(parts).replace(".[", "[") or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> ConfigError:
+    key = _key_path(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    value = error.instance
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
+        return ConfigError(key, f"unknown key(s) {extra}; allowed keys here: {allowed}")
+    if error.validator in ("enum", "const"):
+        allowed = schema.get("enum", [schema.get("const")])
+        return ConfigError(key, f"value {value!r} is not allowed; use one of {allowed}")
+    if error.validator == "required":
+        return ConfigError(key, f"{error.message}; add it (see config/README.md)")
+    description = schema.get("description", "")
+    hint = f" ({description.strip()})" if description else ""
+    return ConfigError(key, f"value {value!r}: {error.message}{hint}")
+
+
+def _fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> None:
+    """Insert schema defaults into mappings, recursively (jsonschema does not do this)."""
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].split("/")[-1]]
+    if not isinstance(instance, dict):
+        return
+    for branch in schema.get("allOf", []):
+        # if/then branches select a definition by the instance's kind.
+        condition = branch.get("if", {}).get("properties", {})
+        if all(instance.get(k) == v.get("const") for k, v in condition.items()):
+            _fill_defaults(instance, branch["then"], root)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub, root)
+    extra_schema = schema.get("additionalProperties")
+    if isinstance(extra_schema, dict):
+        for key, value in instance.items():
+            if key not in schema.get("properties", {}):
+                _fill_defaults(value, extra_schema, root)
+
+
+def validate(config: dict[str, Any]) -> dict[str, Any]:
+    """Return a validated copy of *config* with defaults filled in, or raise ConfigError."""
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        raise _describe(jsonschema.exceptions.best_match(errors))
+    result = copy.deepcopy(config)
+    _fill_defaults(result, schema, schema)
+
+    defined = result["workloads"]
+    for index, name in enumerate(result["sweep"]["workloads"]):
+        if name not in defined:
+            raise ConfigError(
+                f"sweep.workloads[{index}]",
+                f"workload {name!r} has no definition; define it under 'workloads' "
+                f"or use one of {sorted(defined)}",
+            )
+    if not any(key in result["sweep"] for key in ("single",)):
+        raise ConfigError("sweep", "select at least one scenario: add 'single' with solutions, filters and containers")
+    return result
+
+
+def run_prefix(config: dict[str, Any]) -> str:
+    """The name prefix of every testbed object of this configuration's results directory."""
+    prefix = config.get("testbed", {}).get("prefix")
+    if prefix:
+        return prefix
+    results = os.path.realpath(config.get("results_dir", "results"))
+    return "scn" + hashlib.sha256(results.encode()).hexdigest()[:4]

@@ -1,0 +1,93 @@
+"""Metadata that makes a result reproducible: versions, kernel, machine, git revision."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import seconetbench
+
+# How to ask each tool its version (argv, stream); the first line matching a version is kept.
+VERSION_COMMANDS = {
+    "ping": ["ping", "-V"],
+    "iperf3": ["iperf3", "--version"],
+    "uperf": ["uperf", "-V"],
+    "ip": ["ip", "-V"],
+    "iptables": ["iptables", "--version"],
+    "nft": ["nft", "--version"],
+    "ITGSend": ["ITGSend", "-v"],
+}
+
+
+@lru_cache(maxsize=None)
+def tool_version(tool: str) -> str | None:
+    argv = VERSION_COMMANDS.get(tool, [tool, "--version"])
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=5)
+    except (subprocess.TimeoutExpired, OSError):
+        return None
+    for line in (result.stdout + "\n" + result.stderr).splitlines():
+        if re.search(r"\d+\.\d+", line):
+            return line.strip()
+    return None
+
+
+@lru_cache(maxsize=1)
+def git_revision() -> str | None:
+    source = Path(seconetbench.__file__).resolve().parent
+    try:
+        result = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "hostname": platform.node(),
+        "kernel": platform.release(),
+        "kernel_version": platform.version(),
+        "arch": platform.machine(),
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "python": platform.python_version(),
+    }
+
+
+def software(tools: list[str]) -> dict[str, Any]:
+    packages = {}
+    for name in ("pyroute2", "pandas", "pyarrow", "snakemake"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "seconetbench": seconetbench.__version__,
+        "git_revision": git_revision(),
+        "python_packages": packages,
+        "tools": {tool: tool_version(tool) for tool in tools},
+    }

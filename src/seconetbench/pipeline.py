@@ -1,0 +1,111 @@
+"""The steps after measuring: raw target -> parsed Parquet -> aggregated tables -> figures.
+
+Each step reads only its inputs (a raw target is self-describing through its meta.json), so
+the workflow can rebuild any of them alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from seconetbench import tables
+from seconetbench.errors import ParseError
+from seconetbench.runner import read_meta
+from seconetbench.spec import SetupSpec, WorkloadSpec
+from seconetbench.workloads import get_workload
+
+
+def identity(meta: dict) -> dict[str, object]:
+    setup = SetupSpec.from_dict(meta["setup"])
+    return {
+        "setup": setup.id,
+        "scenario": setup.scenario,
+        "solution": setup.solution,
+        "filter": setup.filter,
+        "tunnel": setup.tunnel,
+        "containers": setup.containers,
+        "workload": meta["target"]["workload"],
+        "rep": meta["target"]["rep"],
+    }
+
+
+def parse_target(raw_dir: str | Path, out: str | Path) -> pd.DataFrame:
+    """Parse one raw target directory into its table (written to *out* as Parquet)."""
+    raw_dir = Path(raw_dir)
+    try:
+        meta = read_meta(raw_dir)
+    except FileNotFoundError:
+        raise ParseError("meta.json is missing: the raw target is incomplete; delete it and measure again",
+                         source=str(raw_dir)) from None
+    workload_dict = dict(meta["workload"])
+    spec = WorkloadSpec(name=workload_dict.pop("name"), kind=workload_dict.pop("kind"), params=workload_dict)
+    workload = get_workload(spec)
+    rows = workload.parse(raw_dir, meta)
+    if rows.empty:
+        raise ParseError("the workload produced no samples", source=str(raw_dir))
+    for position, (column, value) in enumerate(identity(meta).items()):
+        if column not in rows:
+            rows.insert(position, column, value)
+    tables.write(rows, workload.table, out, meta=meta)
+    return rows
+
+
+def aggregate(kind: str, parsed_files: Iterable[str | Path], out: str | Path) -> pd.DataFrame:
+    """Concatenate the parsed targets of one table kind into results/tables/<kind>.parquet."""
+    frames = []
+    for path in parsed_files:
+        if tables.kind_of(path) == kind:
+            frames.append(tables.read(path))
+    frame = pd.concat(frames, ignore_index=True) if frames else tables.empty(kind)
+    tables.write(frame, kind, out)
+    return frame
+
+
+# Per table kind: how to get one value per sample for the summary statistics, and its unit.
+def _latency_values(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    return frame, "rtt_ms"
+
+
+def _throughput_values(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    from seconetbench import stats
+
+    # One number per pair and repetition: the stream's mean rate over its whole duration.
+    return stats.per_pair_throughput(frame), "throughput_mbps"
+
+
+SUMMARY_VALUES = {"latency": _latency_values, "throughput": _throughput_values}
+
+
+def summarize_tables(table_files: Iterable[str | Path], out: str | Path) -> pd.DataFrame:
+    """Statistics per setup x workload of every table (results/tables/summary.parquet)."""
+    from seconetbench import stats
+
+    group = [f.name for f in tables.SETUP_IDENTITY]
+    frames = []
+    for path in table_files:
+        kind = tables.kind_of(path)
+        frame = tables.read(path)
+        if frame.empty or kind not in SUMMARY_VALUES:
+            continue
+        values, metric = SUMMARY_VALUES[kind](frame)
+        summary = stats.summary_table(values, metric, group)
+        repetitions = values.groupby(group, observed=True)["rep"].nunique().rename("repetitions")
+        frames.append(summary.merge(repetitions.reset_index(), on=group))
+    result = pd.concat(frames, ignore_index=True) if frames else tables.empty("summary")
+    tables.write(result[tables.schema("summary").names], "summary", out)
+    return result
+
+
+def plot(figure: str, table_file: str | Path, html_out: str | Path, svg_out: str | Path) -> None:
+    """Build one registered figure from its table and save it as interactive HTML and SVG."""
+    from seconetbench import figures
+
+    spec = figures.FIGURES[figure]
+    chart = spec.builder(tables.read(table_file))
+    written = figures.save_chart(chart, Path(html_out).with_suffix(""))
+    expected = {Path(html_out), Path(svg_out)}
+    if not expected <= set(map(Path, written)):
+        raise RuntimeError(f"figure {figure}: save_chart wrote {written}, expected {sorted(map(str, expected))}")

@@ -1,0 +1,124 @@
+"""Measure one target: lock the host, deploy or reuse the setup, run the workload, write the raw
+target directory atomically with its meta.json.
+
+A failure leaves no complete-looking output: the raw directory only appears when everything in
+it is written. What a failed run did produce is kept under ``{results_dir}/failed/`` with the
+error, so that nothing measured is lost and the cause can be read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from seconetbench import config as configuration
+from seconetbench import meta as metadata
+from seconetbench.backends import get_backend
+from seconetbench.errors import WorkloadError
+from seconetbench.fsutil import atomic_directory
+from seconetbench.sweep import expand
+from seconetbench.workloads import get_workload
+from seconetbench.workloads.base import RunContext
+
+LOCK_PATH = Path(os.environ.get("SECONETBENCH_LOCK", "/run/lock/seconetbench.lock"))
+META_FILE = "meta.json"
+
+
+class HostLock:
+    """One measurement at a time on this machine, across Snakemake invocations and results
+    directories. fcntl-based: released by the kernel when the holder dies, even by SIGKILL."""
+
+    def __init__(self, timeout_s: float, path: Path = LOCK_PATH):
+        self.path = path
+        self.timeout_s = timeout_s
+        self.lock = filelock.FileLock(str(path))
+
+    def __enter__(self) -> HostLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        holder = self.path.with_suffix(".holder")
+        try:
+            self.lock.acquire(timeout=self.timeout_s)
+        except filelock.Timeout:
+            who = holder.read_text().strip() if holder.exists() else "unknown"
+            raise WorkloadError(
+                f"another measurement holds {self.path} ({who}) for more than {self.timeout_s:.0f} s; "
+                "wait for it, or raise testbed.lock_timeout_s") from None
+        holder.write_text(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.lock.release()
+
+
+def keep_failed(partial: Path, results_dir: Path, label: str, error: BaseException) -> Path:
+    """Move what a failed run produced to results/failed/<label>-<time>/ with the error."""
+    destination = results_dir / "failed" / f"{label.replace('/', '--')}--{time.strftime('%Y%m%dT%H%M%S')}"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(partial, destination, dirs_exist_ok=True)
+    (destination / "error.txt").write_text(
+        f"{label}: {error}\n\n" + "".join(traceback.format_exception(error)))
+    return destination
+
+
+def measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int, out_dir: str | Path) -> Path:
+    """Measure one target into *out_dir* (created atomically). Returns *out_dir*."""
+    config = configuration.validate(config)
+    sweep = expand(config)
+    setup = sweep.setup(setup_id)
+    spec = sweep.workload(workload_name)
+    workload = get_workload(spec)
+    label = f"{setup_id}/{workload_name}/rep{rep}"
+    missing = workload.check()
+    if missing:
+        raise WorkloadError(f"{label}: {missing}; run `seconetbench preflight` and install them")
+    testbed = config["testbed"]
+    results_dir = Path(config["results_dir"])
+    backend = get_backend(testbed["backend"], configuration.run_prefix(config))
+
+    with HostLock(testbed["lock_timeout_s"]):
+        deployment, reused = backend.deploy_or_reuse(setup, verify=testbed["verify_isolation"])
+        succeeded = False
+        try:
+            with atomic_directory(out_dir) as partial:
+                started = time.time()
+                try:
+                    run_facts = workload.run(RunContext(deployment, backend.registry, partial, label))
+                except BaseException as error:
+                    keep_failed(partial, results_dir, label, error)
+                    raise
+                finished = time.time()
+                order = config["run_order"]
+                position = [t.path for t in sweep.run_order(order["mode"], order["seed"])].index(label)
+                meta = {
+                    "target": {"setup": setup_id, "workload": workload_name, "rep": rep},
+                    "run_order": {**order, "position": position + 1, "targets": len(sweep.targets())},
+                    "setup": setup.to_dict(),
+                    "workload": spec.to_dict(),
+                    "table": workload.table,
+                    "started_at": started,
+                    "finished_at": finished,
+                    "duration_s": round(finished - started, 6),
+                    "deployment": {"prefix": deployment.prefix, "reused": reused, **deployment.facts,
+                                   "containers": len(deployment.containers), "pairs": len(deployment.pairs)},
+                    "workload_run": run_facts,
+                    "machine": metadata.machine(),
+                    "software": metadata.software(list(workload.required_tools()) + ["ip", "iptables"]),
+                }
+                (partial / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
+            succeeded = True
+        finally:
+            # A failed run may have left the testbed in a bad state: deploy afresh next time.
+            if not succeeded or not testbed["reuse_deployment"]:
+                backend.teardown()
+    return Path(out_dir)
+
+
+def read_meta(raw_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(raw_dir) / META_FILE).read_text())

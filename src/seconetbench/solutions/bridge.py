@@ -1,0 +1,37 @@
+"""Linux bridge: every container's veth is a port of one bridge in its host namespace."""
+
+from __future__ import annotations
+
+from seconetbench.backends.base import Deployment
+from seconetbench.solutions.common import add_container_veth, address_container
+from seconetbench.technology import Requirement, Technology, register
+from seconetbench.testbed import netlink
+
+
+@register
+class Bridge(Technology):
+    kind = "solution"
+    name = "bridge"
+    description = "Linux bridge in the host namespace, one veth port per container (/24 on-link)"
+
+    def requires(self, setup):
+        return [Requirement("kernel", "CONFIG_BRIDGE", "Linux bridge"),
+                Requirement("kernel", "CONFIG_VETH", "veth pairs")]
+
+    def apply(self, deployment: Deployment) -> None:
+        for host in deployment.hosts:
+            bridge = deployment.names.bridge(host.index)
+            with netlink.route(host.netns) as sock:
+                # STP off (the default) so ports forward at once; no address on the bridge.
+                sock.link("add", ifname=bridge, kind="bridge")
+                bridge_index = netlink.index(sock, bridge)
+            for container in deployment.containers_on(host):
+                host_end = add_container_veth(deployment, container)
+                with netlink.route(host.netns) as sock:
+                    sock.link("set", index=netlink.index(sock, host_end), master=bridge_index, state="up")
+                address_container(container, prefixlen=24)
+            with netlink.route(host.netns) as sock:
+                sock.link("set", index=bridge_index, state="up")
+
+    def describe(self, deployment):
+        return {"bridges": [deployment.names.bridge(h.index) for h in deployment.hosts]}

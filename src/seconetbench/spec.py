@@ -1,0 +1,141 @@
+"""Frozen descriptions of what is measured: setups, workloads and targets, and their ids.
+
+Ids are slugs made of ``[a-z0-9_-]`` only (no ``/`` or ``.``) so that they are safe as path
+components and Snakemake wildcards:
+
+- setup ``single-bridge-iptables-c32``, ``multi-wireguard-none-c8``; a non-default backend or
+  rule-set size is appended (``-docker``, ``-r1000``);
+- workload ``latency``, ``throughput_653``, ...;
+- target ``{setup}/{workload}/rep{rep}``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+SCENARIOS = ("single", "multi")
+DEFAULT_BACKEND = "netns"
+SETUP_ID = re.compile(
+    r"^(?P<scenario>single|multi)-(?P<middle>[a-z0-9_]+)-(?P<filter>[a-z0-9_]+)-c(?P<containers>\d+)"
+    r"(?:-r(?P<rules>\d+))?(?:-(?P<backend>[a-z][a-z0-9_]*))?$"
+)
+
+
+def check_slug(kind: str, value: str) -> str:
+    if not isinstance(value, str) or not SLUG.match(value):
+        raise ValueError(
+            f"{kind} '{value}' is not a slug: use lower-case letters, digits, '_' and '-' only"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class SetupSpec:
+    """One point of the design space: how containers are connected, filtered and joined."""
+
+    scenario: str  # "single" (one host) or "multi" (hosts joined by a tunnel or VPN)
+    solution: str  # network solution on each host: bridge, routing, macvlan, ovs, ebpf
+    filter: str  # packet filter: none, iptables, nftables, ebpf, ovs
+    containers: int  # total containers; sender/sink pairs = containers // 2
+    tunnel: str = "none"  # between hosts (multi only): routing, vxlan, ipip, gre, wireguard, ...
+    hosts: int = 1
+    backend: str = DEFAULT_BACKEND
+    extra_rules: int = 0  # non-matching rules installed before the whitelist
+
+    def __post_init__(self) -> None:
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"scenario '{self.scenario}' is not one of {SCENARIOS}")
+        for kind in ("solution", "filter", "tunnel", "backend"):
+            check_slug(kind, getattr(self, kind))
+        if self.containers < 2 or self.containers % 2:
+            raise ValueError(f"containers={self.containers}: need an even number >= 2 (sender/sink pairs)")
+
+    @property
+    def id(self) -> str:
+        middle = self.solution if self.scenario == "single" else self.tunnel
+        parts = [self.scenario, middle, self.filter, f"c{self.containers}"]
+        if self.extra_rules:
+            parts.append(f"r{self.extra_rules}")
+        if self.backend != DEFAULT_BACKEND:
+            parts.append(self.backend)
+        return "-".join(parts)
+
+    @property
+    def pairs(self) -> int:
+        return self.containers // 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "scenario": self.scenario,
+            "solution": self.solution,
+            "filter": self.filter,
+            "tunnel": self.tunnel,
+            "containers": self.containers,
+            "hosts": self.hosts,
+            "backend": self.backend,
+            "extra_rules": self.extra_rules,
+        }
+
+    @classmethod
+    def parse(cls, setup_id: str) -> SetupSpec:
+        """The inverse of :attr:`id`: 'single-bridge-iptables-c8' -> SetupSpec(...)."""
+        match = SETUP_ID.match(setup_id or "")
+        if not match:
+            raise ValueError(
+                f"'{setup_id}' is not a setup id; expected single-<solution>-<filter>-c<N> or "
+                "multi-<tunnel>-<filter>-c<N>, optionally followed by -r<rules> and -<backend>, "
+                "e.g. single-bridge-iptables-c8")
+        parts = match.groupdict()
+        scenario = parts["scenario"]
+        fields: dict[str, Any] = {"scenario": scenario, "filter": parts["filter"],
+                                  "containers": int(parts["containers"])}
+        if scenario == "single":
+            fields["solution"] = parts["middle"]
+        else:
+            fields.update(solution="bridge", tunnel=parts["middle"], hosts=2)
+        if parts["rules"]:
+            fields["extra_rules"] = int(parts["rules"])
+        if parts["backend"]:
+            fields["backend"] = parts["backend"]
+        spec = cls(**fields)
+        if spec.id != setup_id:
+            raise ValueError(f"'{setup_id}' is not in canonical form; did you mean '{spec.id}'?")
+        return spec
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SetupSpec:
+        fields = {k: data[k] for k in ("scenario", "solution", "filter", "containers") }
+        for k in ("tunnel", "hosts", "backend", "extra_rules"):
+            if k in data:
+                fields[k] = data[k]
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A traffic pattern run between every sender/sink pair of a setup."""
+
+    name: str  # id used in paths, e.g. "throughput_653"
+    kind: str  # latency, throughput, ... (selects the implementation in seconetbench.workloads)
+    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
+
+    def __post_init__(self) -> None:
+        check_slug("workload", self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, **self.params}
+
+
+@dataclass(frozen=True)
+class TargetId:
+    setup: str
+    workload: str
+    rep: int
+
+    @property
+    def path(self) -> str:
+        return f"{self.setup}/{self.workload}/rep{self.rep}"

@@ -1,0 +1,127 @@
+"""Schemas of every Parquet table, and the one way to write and read them.
+
+Each parsed target (``results/parsed/{setup}/{workload}/rep{rep}.parquet``) and each aggregated
+table (``results/tables/{kind}.parquet``) holds one *kind* of rows. A kind's schema is the
+identity columns followed by its measure columns, whose names carry their unit. The target's
+``meta.json`` (versions, kernel, MTU, ...) travels in the Parquet key-value metadata under
+``seconetbench.meta`` so that a table alone is enough to reproduce it. docs/tables.md documents
+every column; a test keeps the two in sync.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from seconetbench.fsutil import atomic_path
+
+META_KEY = b"seconetbench.meta"
+
+IDENTITY = [
+    pa.field("setup", pa.string(), nullable=False),
+    pa.field("scenario", pa.string(), nullable=False),
+    pa.field("solution", pa.string(), nullable=False),
+    pa.field("filter", pa.string(), nullable=False),
+    pa.field("tunnel", pa.string(), nullable=False),
+    pa.field("containers", pa.int32(), nullable=False),
+    pa.field("workload", pa.string(), nullable=False),
+    pa.field("rep", pa.int32(), nullable=False),
+    pa.field("pair", pa.string(), nullable=False),  # "c01-c02": sender-sink containers
+    pa.field("flow", pa.int32(), nullable=False),  # 1-based flow number within the pair
+]
+IDENTITY_NAMES = [f.name for f in IDENTITY]
+
+MEASURES: dict[str, list[pa.Field]] = {
+    # one row per ping probe, lost probes included (received=false, rtt_ms null)
+    "latency": [
+        pa.field("seq", pa.int32(), nullable=False),
+        pa.field("timestamp_s", pa.float64()),  # epoch seconds of the reply (ping -D)
+        pa.field("rtt_ms", pa.float64()),
+        pa.field("ttl", pa.int32()),
+        pa.field("received", pa.bool_(), nullable=False),
+    ],
+    # one row per reporting interval of the generator (iperf3/uperf), per flow
+    "throughput": [
+        pa.field("generator", pa.string(), nullable=False),  # iperf3 or uperf
+        pa.field("protocol", pa.string(), nullable=False),  # tcp or udp
+        pa.field("payload_bytes", pa.int32(), nullable=False),  # bytes per write()
+        pa.field("interval_start_s", pa.float64(), nullable=False),  # since the stream started
+        pa.field("interval_end_s", pa.float64(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+        pa.field("throughput_mbps", pa.float64(), nullable=False),  # 1e6 bit/s
+        pa.field("retransmits", pa.int64()),  # TCP only, when the generator reports it
+    ],
+}
+
+
+# Statistics per setup x workload x metric (results/tables/summary.parquet). The statistic
+# columns are in the unit of the metric they summarise, which `metric` names (e.g. rtt_ms).
+SETUP_IDENTITY = [f for f in IDENTITY if f.name not in ("rep", "pair", "flow")]
+STATISTICS = ["median", "mean", "std", "min", "max", "p5", "p25", "p75", "p95", "p99",
+              "median_ci_low", "median_ci_high"]
+SUMMARY = pa.schema(
+    SETUP_IDENTITY
+    + [pa.field("metric", pa.string(), nullable=False),
+       pa.field("n", pa.int64(), nullable=False),  # samples the statistics are computed from
+       pa.field("n_missing", pa.int64(), nullable=False),  # samples without a value (lost probes)
+       pa.field("repetitions", pa.int32(), nullable=False)]
+    + [pa.field(name, pa.float64()) for name in STATISTICS]
+    + [pa.field("ci_halfwidth_pct", pa.float64())]  # half the 95 % CI of the median, % of the median
+)
+
+KINDS = sorted(MEASURES) + ["summary"]
+
+
+def schema(kind: str) -> pa.Schema:
+    if kind == "summary":
+        return SUMMARY
+    try:
+        measures = MEASURES[kind]
+    except KeyError:
+        raise KeyError(f"no table kind '{kind}'; known kinds: {KINDS}") from None
+    return pa.schema(IDENTITY + measures)
+
+
+def conform(frame: pd.DataFrame, kind: str) -> pa.Table:
+    """Check that *frame* has exactly the columns of *kind* and cast it to the schema."""
+    target = schema(kind)
+    missing = [n for n in target.names if n not in frame.columns]
+    extra = [c for c in frame.columns if c not in target.names]
+    if missing or extra:
+        raise ValueError(f"table '{kind}': missing columns {missing}, unexpected columns {extra}")
+    table = pa.Table.from_pandas(frame[target.names], preserve_index=False)
+    return table.cast(target)
+
+
+def write(frame: pd.DataFrame, kind: str, path: str | os.PathLike, meta: dict[str, Any] | None = None) -> None:
+    table = conform(frame, kind)
+    metadata = {b"seconetbench.kind": kind.encode()}
+    if meta is not None:
+        metadata[META_KEY] = json.dumps(meta, sort_keys=True, default=str).encode()
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read(path: str | os.PathLike) -> pd.DataFrame:
+    return pq.read_table(path).to_pandas()
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    metadata = pq.read_schema(path).metadata or {}
+    raw = metadata.get(META_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def kind_of(path: str | os.PathLike) -> str:
+    metadata = pq.read_schema(path).metadata or {}
+    return metadata[b"seconetbench.kind"].decode()
+
+
+def empty(kind: str) -> pd.DataFrame:
+    return schema(kind).empty_table().to_pandas()

@@ -1,0 +1,1 @@
+"""Netlink primitives and naming for testbeds made of network namespaces."""

@@ -1,0 +1,71 @@
+"""Remove every testbed object of a prefix: processes, namespaces, links, state. Idempotent.
+
+Order matters: processes inside a namespace keep it alive after its name is removed, so they are
+ended first (the recorded pids, then anything still running inside our namespaces), then the
+namespaces (which deletes their links and filter rules), then links left in the root namespace.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from seconetbench import proc
+from seconetbench.testbed import netlink
+from seconetbench.testbed.naming import PROJECT_PREFIX
+
+STATE_ROOT = Path("/run/seconetbench")
+ANY_RUN = re.compile(rf"^{PROJECT_PREFIX}[a-z0-9]{{0,5}}-")
+
+
+def state_dir(prefix: str) -> Path:
+    return STATE_ROOT / prefix
+
+
+def _matcher(prefix: str | None):
+    if prefix is None:
+        return ANY_RUN.match
+    return lambda name: name.startswith(prefix + "-")
+
+
+def leftovers(prefix: str | None = None) -> dict[str, list[str]]:
+    """What is still there: namespaces, root links and live recorded processes of *prefix*
+    (every run of the project when None)."""
+    owned = _matcher(prefix)
+    prefixes = [prefix] if prefix else [p.name for p in STATE_ROOT.glob(f"{PROJECT_PREFIX}*")]
+    processes = []
+    for each in prefixes:
+        processes += [str(p.pid) for p in proc.Registry(state_dir(each) / "pids").recorded()]
+    return {
+        "netns": [n for n in netlink.list_netns() if owned(n)],
+        "links": [name for name in netlink.link_names() if owned(name)],
+        "processes": processes,
+    }
+
+
+def remove(prefix: str | None = None) -> dict[str, list[str]]:
+    """Remove everything of *prefix* (every run when None); return what was removed."""
+    owned = _matcher(prefix)
+    prefixes = [prefix] if prefix else [p.name for p in STATE_ROOT.glob(f"{PROJECT_PREFIX}*")]
+    ended: list[str] = []
+    for each in prefixes:
+        recorded = proc.Registry(state_dir(each) / "pids").recorded()
+        proc.terminate(recorded)
+        ended += [str(p.pid) for p in recorded]
+    namespaces = [n for n in netlink.list_netns() if owned(n)]
+    for name in namespaces:
+        inode = netlink.netns_inode(name)
+        if inode is not None:
+            inside = proc.processes_in_netns(inode)
+            proc.terminate(inside)
+            ended += [str(p.pid) for p in inside]
+        netlink.delete_netns(name)
+    links = []
+    with netlink.route() as sock:
+        for name in [n for n in netlink.link_names() if owned(n)]:
+            netlink.delete_link(sock, name)
+            links.append(name)
+    for each in prefixes:
+        shutil.rmtree(state_dir(each), ignore_errors=True)
+    return {"netns": namespaces, "links": links, "processes": ended}

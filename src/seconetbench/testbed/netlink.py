@@ -1,0 +1,111 @@
+"""Namespaces, links, addresses and sysctls through netlink (pyroute2): no process per command."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from pyroute2 import IPRoute, NetNS, netns
+
+NETNS_RUN_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def list_netns() -> list[str]:
+    return sorted(netns.listnetns())
+
+
+def create_netns(name: str) -> None:
+    netns.create(name)
+
+
+def delete_netns(name: str) -> None:
+    try:
+        netns.remove(name)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.EINVAL):
+            raise
+
+
+def netns_inode(name: str) -> int | None:
+    try:
+        return os.stat(NETNS_RUN_DIR / name).st_ino
+    except FileNotFoundError:
+        return None
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns failed: {os.strerror(err)}")
+
+
+@contextlib.contextmanager
+def entered(name: str) -> Iterator[None]:
+    """Run the block with this thread in namespace *name* (for /proc/sys writes), then return."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(NETNS_RUN_DIR / name, os.O_RDONLY)
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(target)
+        os.close(home)
+
+
+def set_sysctls(name: str, values: dict[str, str | int], optional: bool = False) -> None:
+    """Write sysctls (dotted keys) inside namespace *name*. *optional* skips keys this kernel lacks."""
+    with entered(name):
+        for key, value in values.items():
+            path = Path("/proc/sys") / key.replace(".", "/")
+            try:
+                path.write_text(f"{value}\n")
+            except FileNotFoundError:
+                if not optional:
+                    raise
+
+
+def read_sysctl(name: str, key: str) -> str:
+    with entered(name):
+        return (Path("/proc/sys") / key.replace(".", "/")).read_text().strip()
+
+
+@contextlib.contextmanager
+def route(name: str | None = None) -> Iterator[IPRoute | NetNS]:
+    """A netlink socket in namespace *name* (None = the namespace of this process)."""
+    sock = IPRoute() if name is None else NetNS(name)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def index(sock: IPRoute | NetNS, ifname: str) -> int:
+    found = sock.link_lookup(ifname=ifname)
+    if not found:
+        raise LookupError(f"no interface '{ifname}'")
+    return found[0]
+
+
+def link_mtus(name: str | None) -> dict[str, int]:
+    with route(name) as sock:
+        return {link.get_attr("IFLA_IFNAME"): link.get_attr("IFLA_MTU") for link in sock.get_links()}
+
+
+def link_names(name: str | None = None) -> list[str]:
+    with route(name) as sock:
+        return [link.get_attr("IFLA_IFNAME") for link in sock.get_links()]
+
+
+def delete_link(sock: IPRoute | NetNS, ifname: str) -> None:
+    found = sock.link_lookup(ifname=ifname)
+    if found:
+        sock.link("del", index=found[0])

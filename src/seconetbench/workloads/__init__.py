@@ -1,0 +1,16 @@
+"""Workloads: traffic generators run between every sender/sink pair of a deployment."""
+
+from __future__ import annotations
+
+from seconetbench.spec import WorkloadSpec
+from seconetbench.workloads.base import Workload
+
+
+def get_workload(spec: WorkloadSpec) -> Workload:
+    from seconetbench.workloads import ping, throughput
+
+    implementations = {cls.kind: cls for cls in (ping.Latency, throughput.Throughput)}
+    try:
+        return implementations[spec.kind](spec)
+    except KeyError:
+        raise KeyError(f"workload kind '{spec.kind}' is not implemented; known: {sorted(implementations)}") from None

@@ -1,0 +1,138 @@
+"""The workload interface and the machinery to run one command per pair, all pairs at once."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from seconetbench import proc
+from seconetbench.backends.base import Deployment
+from seconetbench.errors import WorkloadError
+from seconetbench.spec import WorkloadSpec
+
+
+@dataclass
+class RunContext:
+    deployment: Deployment
+    registry: proc.Registry
+    out_dir: Path  # the (temporary) raw target directory
+    label: str  # "setup/workload/repN", used in error messages
+
+
+@dataclass
+class Launched:
+    pair: str
+    role: str  # "client" or "server"
+    argv: list[str]
+    process: subprocess.Popen
+    stdout: Path
+    stderr: Path
+    started: float = field(default_factory=time.time)
+    returncode: int | None = None
+
+
+class Workload:
+    kind: ClassVar[str]
+    table: ClassVar[str]  # the table kind its parsed rows belong to (seconetbench.tables)
+    tools: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, spec: WorkloadSpec):
+        self.spec = spec
+        self.params = spec.params
+
+    def check(self) -> str | None:
+        """None when the tools are installed, else what is missing."""
+        missing = [t for t in self.required_tools() if shutil.which(t) is None]
+        return f"missing tools: {missing}" if missing else None
+
+    def required_tools(self) -> Sequence[str]:
+        return self.tools
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        """Run the traffic, write raw files into ctx.out_dir, return facts for meta.json."""
+        raise NotImplementedError
+
+    def parse(self, raw_dir: Path, meta: dict[str, Any]) -> pd.DataFrame:
+        """Rows of the workload's table (measure columns plus pair and flow) from a raw target."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def launch(ctx: RunContext, pair: str, role: str, netns: str, argv: list[str]) -> Launched:
+        stdout = ctx.out_dir / f"{pair}.{role}.stdout"
+        stderr = ctx.out_dir / f"{pair}.{role}.stderr"
+        process = proc.spawn_in(netns, argv, stdout, stderr, ctx.registry)
+        return Launched(pair, role, argv, process, stdout, stderr)
+
+    @staticmethod
+    def wait_all(ctx: RunContext, launched: Sequence[Launched], timeout_s: float, what: str) -> None:
+        """Wait for every process; on timeout end them all and fail, naming the stragglers."""
+        deadline = time.monotonic() + timeout_s
+        late = []
+        for item in launched:
+            try:
+                item.returncode = item.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                late.append(item)
+        if late:
+            proc.terminate([i.process for i in late])
+            names = ", ".join(f"{i.pair} {i.role}" for i in late)
+            raise WorkloadError(f"{ctx.label}: {what} did not finish within {timeout_s:.0f} s ({names}); "
+                                "ended them")
+        for item in launched:
+            ctx.registry.forget(item.process.pid)
+
+    @staticmethod
+    def stop(ctx: RunContext, launched: Sequence[Launched]) -> None:
+        proc.terminate([i.process for i in launched])
+        for item in launched:
+            item.returncode = item.process.returncode
+            ctx.registry.forget(item.process.pid)
+
+    @staticmethod
+    def record(launched: Sequence[Launched]) -> list[dict[str, Any]]:
+        return [{"pair": i.pair, "role": i.role, "argv": i.argv, "returncode": i.returncode,
+                 "stdout": i.stdout.name, "stderr": i.stderr.name, "started": i.started}
+                for i in launched]
+
+
+def listening(pid: int, port: int, udp: bool = False) -> bool:
+    """Whether the namespace of process *pid* has a socket listening on *port*.
+
+    /proc/<pid>/net/* shows that process's network namespace, so no command runs inside it."""
+    table = "udp" if udp else "tcp"
+    wanted = f":{port:04X}"
+    try:
+        lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    for line in lines:
+        fields = line.split()
+        # field 1 = local address:port, field 3 = state (0A = LISTEN; UDP sockets show 07)
+        if fields[1].endswith(wanted) and (udp or fields[3] == "0A"):
+            return True
+    return False
+
+
+def wait_listening(ctx: RunContext, servers: Sequence[Launched], port: int, udp: bool = False,
+                   timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = list(servers)
+    while pending and time.monotonic() < deadline:
+        pending = [s for s in pending if not listening(s.process.pid, port, udp)]
+        for server in pending:
+            if server.process.poll() is not None:
+                raise WorkloadError(f"{ctx.label}: server for {server.pair} exited "
+                                    f"(code {server.process.returncode}): {server.stderr.read_text()[-500:]}")
+        if pending:
+            time.sleep(0.02)
+    if pending:
+        raise WorkloadError(f"{ctx.label}: servers of {[s.pair for s in pending]} not listening on port "
+                            f"{port} after {timeout_s} s")

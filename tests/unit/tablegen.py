@@ -1,0 +1,119 @@
+"""Builders of small, schema-conforming fixture tables for the stats and figures tests.
+
+Every builder returns a pandas DataFrame read back from ``tables.conform(frame, kind)``, so a
+fixture that drifts from the schema in ``tables.py`` fails at construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from seconetbench import tables
+
+# (scenario, solution, filter, tunnel, containers)
+SETUPS = {
+    "single-bridge-none-c2": ("single", "bridge", "none", "none", 2),
+    "single-bridge-iptables-c2": ("single", "bridge", "iptables", "none", 2),
+    "single-bridge-none-c8": ("single", "bridge", "none", "none", 8),
+    "single-bridge-iptables-c8": ("single", "bridge", "iptables", "none", 8),
+}
+
+
+def setup_parts(setup: str) -> tuple[str, str, str, str, int]:
+    """(scenario, solution, filter, tunnel, containers) of a known or a "scenario-solution-filter-cN" id."""
+    if setup in SETUPS:
+        return SETUPS[setup]
+    scenario, solution, filter_, count = setup.split("-")
+    return (scenario, solution, filter_, "none", int(count.removeprefix("c")))
+
+
+def many_setups(count: int, containers: int = 2) -> list[str]:
+    """*count* distinct setup ids, alternating filters none/iptables."""
+    return [f"single-sol{i:02d}-{('none', 'iptables')[i % 2]}-c{containers}" for i in range(count)]
+
+
+def _identity(setup: str, workload: str, rep: int, pair: str, flow: int) -> dict:
+    scenario, solution, filter_, tunnel, containers = setup_parts(setup)
+    return dict(
+        setup=setup, scenario=scenario, solution=solution, filter=filter_, tunnel=tunnel,
+        containers=containers, workload=workload, rep=rep, pair=pair, flow=flow,
+    )  # fmt: skip
+
+
+def pairs_for(containers: int) -> list[str]:
+    """Disjoint sender-sink pairs c01-c02, c03-c04, ..."""
+    return [f"c{i:02d}-c{i + 1:02d}" for i in range(1, containers, 2)]
+
+
+def _conformed(rows: list[dict], kind: str) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=tables.schema(kind).names) if rows else tables.empty(kind)
+    return tables.conform(frame, kind).to_pandas()
+
+
+def latency_table(
+    setups: Sequence[str] = ("single-bridge-none-c2",),
+    reps: int = 1,
+    probes: int = 20,
+    loss_every: int = 0,
+    seed: int = 0,
+    max_pairs: int | None = None,
+) -> pd.DataFrame:
+    """One row per ping probe; every *loss_every*-th probe is lost (received false, rtt null)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for setup in setups:
+        base_ms = 0.05 if setup_parts(setup)[2] == "none" else 0.08
+        for rep in range(1, reps + 1):
+            for pair in pairs_for(setup_parts(setup)[4])[:max_pairs]:
+                for seq in range(1, probes + 1):
+                    lost = bool(loss_every) and seq % loss_every == 0
+                    rows.append(
+                        {
+                            **_identity(setup, "latency", rep, pair, 1),
+                            "seq": seq,
+                            "timestamp_s": None if lost else 1.7e9 + seq * 0.2,
+                            "rtt_ms": None if lost else base_ms + float(rng.exponential(0.01)),
+                            "ttl": None if lost else 64,
+                            "received": not lost,
+                        }
+                    )
+    return _conformed(rows, "latency")
+
+
+def throughput_table(
+    setups: Sequence[str] = ("single-bridge-none-c2",),
+    payloads: Sequence[int] = (64, 653, 1370),
+    reps: int = 1,
+    flows: int = 1,
+    intervals: int = 3,
+    interval_s: float = 1.0,
+    protocol: str = "tcp",
+    bytes_per_interval: int = 125_000_000,
+    max_pairs: int | None = 1,
+) -> pd.DataFrame:
+    """One row per reporting interval per flow; a flow sends *bytes_per_interval* + rep MB per interval."""
+    rows = []
+    for setup in setups:
+        for payload in payloads:
+            for rep in range(1, reps + 1):
+                for pair in pairs_for(setup_parts(setup)[4])[:max_pairs]:
+                    for flow in range(1, flows + 1):
+                        for i in range(intervals):
+                            nbytes = bytes_per_interval + 1_000_000 * rep
+                            rows.append(
+                                {
+                                    **_identity(setup, f"throughput_{payload}", rep, pair, flow),
+                                    "generator": "iperf3",
+                                    "protocol": protocol,
+                                    "payload_bytes": payload,
+                                    "interval_start_s": i * interval_s,
+                                    "interval_end_s": (i + 1) * interval_s,
+                                    "bytes": nbytes,
+                                    "throughput_mbps": nbytes * 8 / interval_s / 1e6,
+                                    "retransmits": 0 if protocol == "tcp" else None,
+                                }
+                            )
+    return _conformed(rows, "throughput")

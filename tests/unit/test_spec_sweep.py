@@ -1,0 +1,84 @@
+"""Setup ids, sweep expansion, naming limits and the table schemas."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from seconetbench import config, tables
+from seconetbench.spec import SetupSpec
+from seconetbench.sweep import expand
+from seconetbench.testbed.naming import IFNAMSIZ, Names, container_name
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("setup_id", [
+    "single-bridge-iptables-c32", "single-bridge-none-c2", "multi-wireguard-none-c8",
+    "single-bridge-nftables-c8-r1000", "single-bridge-none-c2-docker",
+])
+def test_setup_ids_round_trip(setup_id):
+    spec = SetupSpec.parse(setup_id)
+    assert spec.id == setup_id
+    assert "/" not in spec.id and "." not in spec.id
+
+
+@pytest.mark.parametrize("bad", ["single-bridge-c8", "triple-bridge-none-c2", "single-bridge-none-c02", ""])
+def test_bad_setup_ids_are_refused_with_an_example(bad):
+    with pytest.raises(ValueError, match="single-bridge-iptables-c8|did you mean"):
+        SetupSpec.parse(bad)
+
+
+def test_odd_container_counts_are_refused():
+    with pytest.raises(ValueError, match="even"):
+        SetupSpec("single", "bridge", "none", 3)
+
+
+def quick_config():
+    return config.load_files(config_path())
+
+
+def config_path():
+    from tests.conftest import REPO
+
+    return REPO / "config" / "config.yaml"
+
+
+def test_quick_sweep_targets():
+    cfg = quick_config()
+    sweep = expand(cfg)
+    ids = [s.id for s in sweep.setups]
+    assert "single-bridge-iptables-c8" in ids and "single-bridge-none-c2" in ids
+    targets = sweep.targets()
+    assert len(targets) == len(ids) * len(cfg["sweep"]["workloads"]) * cfg["repetitions"]
+    assert targets[0].path == f"{targets[0].setup}/{targets[0].workload}/rep1"
+    assert len({t.path for t in targets}) == len(targets)
+
+
+def test_unknown_setup_lookup_lists_known_ones():
+    sweep = expand(quick_config())
+    with pytest.raises(KeyError, match="single-bridge-none-c2"):
+        sweep.setup("single-bridge-none-c4")
+
+
+def test_interface_names_fit_the_kernel_limit():
+    names = Names("scn" + "z" * 5)  # the longest allowed prefix
+    for index in (1, 99, 200):
+        assert len(names.host_veth(container_name(index))) <= IFNAMSIZ
+    assert len(names.bridge(9)) <= IFNAMSIZ
+    assert len(names.container_if()) <= IFNAMSIZ
+    with pytest.raises(ValueError):
+        Names("foo")
+
+
+def test_tables_reject_missing_or_extra_columns(tmp_path):
+    frame = tables.empty("latency")
+    tables.write(frame, "latency", tmp_path / "ok.parquet", meta={"kernel": "x"})
+    assert tables.read_meta(tmp_path / "ok.parquet") == {"kernel": "x"}
+    assert tables.kind_of(tmp_path / "ok.parquet") == "latency"
+    with pytest.raises(ValueError, match="missing columns \\['rtt_ms'\\]"):
+        tables.conform(frame.drop(columns=["rtt_ms"]), "latency")
+    with pytest.raises(ValueError, match="unexpected columns \\['colour'\\]"):
+        tables.conform(frame.assign(colour=pd.Series(dtype=str)), "latency")
+    with pytest.raises(KeyError, match="known kinds"):
+        tables.schema("nosuch")

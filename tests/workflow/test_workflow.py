@@ -1,0 +1,196 @@
+"""The Snakemake workflow for real: dry runs of every shipped config, lint, a tiny sweep on
+the netns testbed, resume after kill -9, figures rebuilt without measuring, and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from seconetbench import config as configuration
+from seconetbench import tables
+from seconetbench.testbed import cleanup
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.workflow
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+SHIPPED = sorted((REPO / "config").glob("*.yaml"))
+
+TINY = """
+repetitions: 2
+run_order: {mode: shuffled, seed: 3}
+sweep:
+  single: {solutions: [bridge], filters: [none, iptables], containers: [2]}
+  workloads: [latency, throughput_653]
+workloads:
+  latency: {kind: latency, count: 5, interval_s: 0.05}
+  throughput_653: {kind: throughput, payload_bytes: 653, duration_s: 1}
+"""
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+    argv = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        pytest.fail(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def planned(workdir: Path, *args: str) -> dict[str, list[str]]:
+    """rule -> outputs of the jobs a dry run plans."""
+    result = snakemake(workdir, "--dry-run", *args)
+    jobs: dict[str, list[str]] = {}
+    rule = None
+    for line in (result.stdout + result.stderr).splitlines():
+        match = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if match:
+            rule = match.group(1)
+            jobs.setdefault(rule, [])
+        elif rule and line.strip().startswith("output:"):
+            jobs[rule] += [o.strip() for o in line.split(":", 1)[1].split(",")]
+    return jobs
+
+
+def complete_targets(workdir: Path) -> dict[str, float]:
+    """Raw targets that are complete (have meta.json) -> their start time."""
+    return {str(p.parent.relative_to(workdir / "results" / "raw")): json.loads(p.read_text())["started_at"]
+            for p in (workdir / "results" / "raw").glob("*/*/*/meta.json")}
+
+
+def assert_no_leftovers(workdir: Path) -> None:
+    prefix = configuration.run_prefix({"results_dir": str(workdir / "results")})
+    left = cleanup.leftovers(prefix)
+    cleanup.remove(prefix)
+    assert not any(left.values()), f"sweep left testbed objects: {left}"
+
+
+def tiny(workdir: Path) -> str:
+    # --configfile is relative to the current directory, not to --directory
+    return str(workdir / "tiny.yaml")
+
+
+def make_workdir(tmp_path: Path, text: str = TINY) -> Path:
+    (tmp_path / "tiny.yaml").write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_dry_run_of_shipped_configs(tmp_path, path):
+    jobs = planned(tmp_path, "--configfile", str(path))
+    cfg = configuration.load_files(REPO / "config/config.yaml", path)
+    assert "run_target" in jobs and "plot_figure" in jobs
+    from seconetbench.sweep import expand
+
+    assert len(jobs["run_target"]) == len(expand(cfg, check_machine=True).targets())
+
+
+def test_lint_finds_only_the_deliberate_conda_lint():
+    result = subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--lint", "--cores", "1"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    lints = set(re.findall(r"^\s+\* (.+?):$", result.stdout + result.stderr, flags=re.M))
+    # No conda/containers: the testbed needs root and the host's kernel; .venv is the environment.
+    assert lints <= {"Specify a conda environment or container for each rule."}, lints
+
+
+def test_invalid_config_is_refused_before_any_job(tmp_path):
+    (tmp_path / "bad.yaml").write_text("sweep: {single: {filters: [ebpfx]}}\n")
+    result = snakemake(tmp_path, "--configfile", str(tmp_path / "bad.yaml"), check=False)
+    assert result.returncode != 0
+    assert "sweep.single.filters[0]" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("sweep"))
+    snakemake(workdir, "--configfile", tiny(workdir))
+    yield workdir
+    assert_no_leftovers(workdir)
+
+
+def test_sweep_produces_tables_figures_and_meta(swept):
+    assert len(complete_targets(swept)) == 8
+    latency = tables.read(swept / "results/tables/latency.parquet")
+    assert set(latency["setup"]) == {"single-bridge-none-c2", "single-bridge-iptables-c2"}
+    assert latency["received"].all() and (latency["rtt_ms"] > 0).all()
+    assert len(latency) == 2 * 2 * 5
+    throughput = tables.read(swept / "results/tables/throughput.parquet")
+    assert (throughput["throughput_mbps"] > 0).all()
+    summary = tables.read(swept / "results/tables/summary.parquet")
+    assert set(summary["metric"]) == {"rtt_ms", "throughput_mbps"}
+    for figure in ("latency_boxplot", "throughput_by_payload"):
+        assert "<svg" in (swept / f"results/figures/{figure}.svg").read_text()
+        assert (swept / f"results/figures/{figure}.html").stat().st_size > 1000
+    schema = json.loads((REPO / "workflow/schemas/meta.schema.json").read_text())
+    metas = [json.loads(p.read_text()) for p in (swept / "results/raw").glob("*/*/*/meta.json")]
+    for meta in metas:
+        jsonschema.validate(meta, schema)
+        assert meta["deployment"]["verification"]["passed"]
+    positions = sorted(m["run_order"]["position"] for m in metas)
+    assert positions == list(range(1, 9))
+    # the shuffled order was followed: start times increase with the recorded position
+    by_start = [m["run_order"]["position"] for m in sorted(metas, key=lambda m: m["started_at"])]
+    assert by_start == positions
+    # parsed tables carry the target's metadata
+    parsed = next((swept / "results/parsed").glob("*/*/rep1.parquet"))
+    assert tables.read_meta(parsed)["machine"]["kernel"] == os.uname().release
+
+
+def test_second_run_plans_nothing(swept):
+    assert planned(swept, "--configfile", tiny(swept)) == {}
+
+
+def test_figures_rebuild_without_measuring(swept):
+    for path in list((swept / "results/figures").iterdir()) + list((swept / "results/tables").iterdir()):
+        path.unlink()
+    jobs = planned(swept, "figures", "--configfile", tiny(swept))
+    assert "run_target" not in jobs and "parse_target" not in jobs
+    assert "plot_figure" in jobs
+    before = complete_targets(swept)
+    snakemake(swept, "figures", "--configfile", tiny(swept))
+    assert complete_targets(swept) == before
+    assert (swept / "results/figures/latency_boxplot.svg").exists()
+
+
+def test_report_builds(swept):
+    snakemake(swept, "--configfile", tiny(swept), "--report", "report.html")
+    report = (swept / "report.html").read_text(errors="replace")
+    assert "latency_boxplot" in report and "throughput_by_payload" in report
+
+
+def test_resume_after_kill_9_reruns_only_missing_targets(tmp_path):
+    workdir = make_workdir(tmp_path)
+    argv = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+            "--configfile", tiny(workdir)]
+    sweep = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while len(complete_targets(workdir)) < 3 and time.monotonic() < deadline and sweep.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next target's deploy or workload
+    os.killpg(sweep.pid, signal.SIGKILL)
+    sweep.wait()
+    done = complete_targets(workdir)
+    assert 3 <= len(done) < 8, f"kill came too late or too early: {sorted(done)}"
+    # no complete-looking but incomplete target: every raw directory has its meta.json
+    raw_dirs = {str(p.relative_to(workdir / "results/raw")) for p in (workdir / "results/raw").glob("*/*/rep*")}
+    assert raw_dirs == set(done)
+
+    snakemake(workdir, "--unlock", "--configfile", tiny(workdir))  # Snakemake's own lock survives kill -9
+    jobs = planned(workdir, "--configfile", tiny(workdir))
+    rerun = {o.removeprefix("results/raw/") for o in jobs["run_target"]}
+    assert rerun and not rerun & set(done)
+    assert len(rerun) + len(done) == 8
+    snakemake(workdir, "--configfile", tiny(workdir))
+    after = complete_targets(workdir)
+    assert len(after) == 8
+    assert all(after[target] == started for target, started in done.items()), "a finished target was re-measured"
+    assert_no_leftovers(workdir)

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian 12 machine (run as root): the Debian packages the testbed
+# drives, and a virtual environment at .venv with the pinned Python dependencies and the package.
+# Quick when everything is already there: it only checks dpkg and a stamp of the lock file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages whose binaries the benchmark runs. Keep in sync with docs/install.md.
+APT_PACKAGES=(
+    iproute2 iputils-ping iperf3 iptables nftables d-itg tcpdump ethtool
+    procps psmisc util-linux git make
+)
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
+if ((${#missing[@]})); then
+    if [ "$(id -u)" -ne 0 ]; then
+        log "missing Debian packages: ${missing[*]}; run this as root (or install them) and retry"
+        exit 1
+    fi
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+stamp=.venv/.setup-stamp
+want=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    exit 0
+fi
+if [ ! -x .venv/bin/python ]; then
+    log "creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+log "installing pinned Python dependencies into .venv"
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+echo "$want" > "$stamp"
+log "ready: .venv/bin/seconetbench"

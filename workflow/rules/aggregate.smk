@@ -1,0 +1,20 @@
+rule aggregate_table:
+    input:
+        parsed_of_kind,
+    output:
+        f"{RESULTS}/tables/{{kind}}.parquet",
+    log:
+        f"{RESULTS}/logs/aggregate_table/{{kind}}.log",
+    script:
+        "../scripts/aggregate_table.py"
+
+
+rule summary_table:
+    input:
+        [f"{RESULTS}/tables/{kind}.parquet" for kind in TABLE_KINDS],
+    output:
+        f"{RESULTS}/tables/summary.parquet",
+    log:
+        f"{RESULTS}/logs/summary_table.log",
+    script:
+        "../scripts/summary_table.py"

@@ -1,0 +1,60 @@
+# Validation, ids, wildcard constraints and the lists of files the target rules ask for.
+# Logic lives in the seconetbench package; this file only asks it.
+import sys
+
+from seconetbench import config as seconet_config
+from seconetbench import figures as seconet_figures
+from seconetbench.errors import ConfigError
+from seconetbench.sweep import expand
+from seconetbench.workloads import get_workload
+
+try:
+    CONFIG = seconet_config.validate(config)
+except ConfigError as error:
+    sys.exit(f"SeCoNetBench: invalid configuration: {error}")
+
+SWEEP = expand(CONFIG, check_machine=True)
+RESULTS = CONFIG["results_dir"]
+PREFIX = seconet_config.run_prefix(CONFIG)
+
+for excluded in SWEEP.excluded:
+    print(f"SeCoNetBench: setup {excluded.setup.id} excluded: {excluded.reason}", file=sys.stderr)
+
+
+wildcard_constraints:
+    setup=r"[a-z0-9][a-z0-9_-]*",
+    workload=r"[a-z0-9][a-z0-9_-]*",
+    rep=r"[0-9]+",
+    kind=r"[a-z0-9_]+",
+    figure=r"[a-z0-9_]+",
+
+
+# Measurement order (config run_order): Snakemake runs the ready job of highest priority first.
+RUN_PRIORITY = SWEEP.priorities(CONFIG["run_order"]["mode"], CONFIG["run_order"]["seed"])
+
+
+def run_priority(wildcards):
+    return RUN_PRIORITY.get(f"{wildcards.setup}/{wildcards.workload}/rep{wildcards.rep}", 1)
+
+
+TABLE_OF_WORKLOAD = {w.name: get_workload(w).table for w in SWEEP.workloads}
+TARGETS = SWEEP.targets()
+RAW_TARGETS = [f"{RESULTS}/raw/{t.path}" for t in TARGETS]
+TABLE_KINDS = sorted(set(TABLE_OF_WORKLOAD.values()))
+TABLE_FILES = [f"{RESULTS}/tables/{kind}.parquet" for kind in TABLE_KINDS] + [f"{RESULTS}/tables/summary.parquet"]
+FIGURES = {name: f for name, f in seconet_figures.FIGURES.items() if f.table in TABLE_KINDS}
+FIGURE_FILES = [f"{RESULTS}/figures/{name}.{ext}" for name in FIGURES for ext in ("html", "svg")]
+
+
+def parsed_of_kind(wildcards):
+    return [f"{RESULTS}/parsed/{t.path}.parquet" for t in TARGETS if TABLE_OF_WORKLOAD[t.workload] == wildcards.kind]
+
+
+def teardown_testbed():
+    # Reused deployments stay up between targets; the end of the invocation removes them.
+    from seconetbench.backends import get_backend
+
+    try:
+        get_backend(CONFIG["testbed"]["backend"], PREFIX).teardown()
+    except Exception as error:  # the sweep's outcome must not hinge on cleanup; say so
+        print(f"SeCoNetBench: teardown of {PREFIX} failed: {error}; run `seconetbench clean`", file=sys.stderr)

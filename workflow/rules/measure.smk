@@ -1,0 +1,14 @@
+# One job per target. It holds the testbed (resources testbed=1 plus a host-wide lock) and all
+# cores, so that no parsing or plotting job of this invocation competes with a measurement.
+rule run_target:
+    output:
+        protected(directory(f"{RESULTS}/raw/{{setup}}/{{workload}}/rep{{rep}}")),
+    log:
+        f"{RESULTS}/logs/run_target/{{setup}}/{{workload}}/rep{{rep}}.log",
+    threads: workflow.cores
+    resources:
+        testbed=1,
+    # the configured run order (shuffled or grouped), and always before parsing and plotting
+    priority: run_priority
+    script:
+        "../scripts/run_target.py"

@@ -1,0 +1,6 @@
+# Adapter: rule plot_figure -> seconetbench.pipeline.plot
+from seconetbench.pipeline import plot
+from seconetbench.scripting import logged
+
+with logged(snakemake.log[0]):
+    plot(snakemake.wildcards.figure, snakemake.input[0], snakemake.output.html, snakemake.output.svg)
