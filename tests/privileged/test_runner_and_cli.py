@@ -1,0 +1,153 @@
+"""The runner and the CLI on the real testbed: a failing generator, the deploy JSON contract,
+setups, parse, clean."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from seconetbench import config, proc, runner
+from seconetbench.backends.netns import NetnsBackend
+from seconetbench.errors import WorkloadError
+from seconetbench.spec import SetupSpec
+from seconetbench.testbed import cleanup, netlink
+from seconetbench.workloads.base import listening
+from tests.conftest import REPO, SHARED_FIXTURES
+
+pytestmark = pytest.mark.privileged
+
+CLI = [sys.executable, "-m", "seconetbench"]
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+    if check and result.returncode != 0:
+        pytest.fail(f"seconetbench {' '.join(args)} failed: {result.stderr}")
+    return result
+
+
+def small_config(prefix: str, results: Path) -> dict:
+    return config.validate({
+        "results_dir": str(results), "repetitions": 1, "testbed": {"prefix": prefix},
+        "sweep": {"single": {"solutions": ["bridge"], "filters": ["iptables"], "containers": [2]},
+                  "workloads": ["tp"]},
+        "workloads": {"tp": {"kind": "throughput", "payload_bytes": 653, "duration_s": 1, "generator": "iperf3"}},
+    })
+
+
+IMPOSTOR = ("import socket\n"
+            "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "s.bind(('{ip}', 5201)); s.listen()\n"
+            "while True: s.accept()[0].close()\n")
+
+
+def break_generator(deployment, fault: str) -> None:
+    """Real faults after the isolation check passed: the host silently drops the generator's
+    port (the client hangs), or another program holds the port in the sink (a broken server)."""
+    if fault == "hang":
+        proc.run_in(deployment.hosts[0].netns, ["iptables", "-I", "FORWARD", "1", "-p", "tcp", "--dport", "5201",
+                                                "-j", "DROP"])
+    else:
+        sink = deployment.container("c02")
+        impostor = subprocess.Popen(proc.in_netns(sink.netns, [sys.executable, "-c", IMPOSTOR.format(ip=sink.ip)]))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not listening(impostor.pid, 5201):
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("fault", "cause"), [("hang", "did not finish within"), ("broken_server", "")])
+def test_failed_generator_leaves_no_target_and_keeps_its_output(prefix, tmp_path, tools_available, fault, cause):
+    cfg = small_config(prefix, tmp_path / "results")
+    backend = NetnsBackend(prefix)
+    deployment = backend.deploy(SetupSpec("single", "bridge", "iptables", 2))
+    break_generator(deployment, fault)
+    out = tmp_path / "results/raw/single-bridge-iptables-c2/tp/rep1"
+    with pytest.raises(WorkloadError) as caught:
+        runner.measure(cfg, "single-bridge-iptables-c2", "tp", 1, out)
+    message = str(caught.value)
+    assert "single-bridge-iptables-c2/tp/rep1" in message and cause in message
+    assert not out.exists()
+    assert not list(out.parent.glob(".rep1*"))  # no partial directory either
+    kept = list((tmp_path / "results/failed").glob("single-bridge-iptables-c2--tp--rep1--*"))
+    assert len(kept) == 1
+    assert message in (kept[0] / "error.txt").read_text()
+    assert (kept[0] / "c01-c02.server.stderr").exists()
+    # the runner tore the broken deployment down, the generators and the impostor with it
+    assert not any(cleanup.leftovers(prefix).values())
+    assert not [n for n in netlink.list_netns() if n.startswith(prefix)]
+
+
+def test_missing_generator_is_named_before_deploying(prefix, tmp_path):
+    cfg = small_config(prefix, tmp_path / "results")
+    cfg["workloads"]["tp"]["generator"] = "uperf"
+    if shutil.which("uperf"):
+        pytest.skip("uperf is installed here")
+    with pytest.raises(WorkloadError, match="missing tools: \\['uperf'\\]"):
+        runner.measure(cfg, "single-bridge-iptables-c2", "tp", 1, tmp_path / "out")
+    assert not any(cleanup.leftovers(prefix).values())
+
+
+def test_deploy_prints_the_documented_json_and_teardown_removes_it(prefix):
+    result = cli("deploy", "single-bridge-iptables-c8", "--prefix", prefix)
+    described = json.loads(result.stdout)
+    assert described["setup"] == "single-bridge-iptables-c8"
+    assert len(described["containers"]) == 8
+    assert set(described["containers"][0]) >= {"name", "netns", "ip", "host"}
+    assert described["allowed_pairs"] == [["c01", "c02"], ["c03", "c04"], ["c05", "c06"], ["c07", "c08"]]
+    assert set(described["hosts"][0]) >= {"name", "netns", "underlay_ip", "underlay_dev"}
+    assert all(c["ip"].startswith("198.19.") for c in described["containers"])
+    # the deployment is live after the command ends: the whitelisted pair talks
+    first = described["containers"][0]
+    ping = subprocess.run(proc.in_netns(first["netns"], ["ping", "-c", "1", "-W", "1", described["containers"][1]["ip"]]),
+                          capture_output=True)
+    assert ping.returncode == 0
+    cli("teardown", "--prefix", prefix)
+    assert not any(cleanup.leftovers(prefix).values())
+
+
+def test_deploy_refuses_a_bad_setup_id(prefix):
+    result = cli("deploy", "single-bridge-c8", "--prefix", prefix, check=False)
+    assert result.returncode == 1
+    assert "single-bridge-iptables-c8" in result.stderr  # the example of a valid id
+
+
+def test_setups_json_has_the_documented_keys():
+    rows = json.loads(cli("setups", "--json", "--config", "config/full.yaml").stdout)
+    assert {"id", "scenario", "solution", "filter", "tunnel", "containers", "supported", "reason"} <= set(rows[0])
+    assert "single-bridge-iptables-c32" in {r["id"] for r in rows}
+
+
+def test_preflight_reports_tools_and_combinations():
+    report = json.loads(cli("preflight", "--json").stdout)
+    assert report["tools"]["ping"]["path"]
+    assert {"bridge"} <= {c["solution"] for c in report["combinations"] if c["supported"]}
+
+
+def test_parse_writes_parquet_with_the_summary(tmp_path):
+    out = tmp_path / "ping.parquet"
+    cli("parse", "ping", str(SHARED_FIXTURES / "ping/basic_20.txt"), "-o", str(out))
+    table = pq.read_table(out)
+    assert table.num_rows == 20 and "rtt_ms" in table.column_names
+    assert json.loads(table.schema.metadata[b"seconetbench.summary"])["packets_received"] == 20
+
+
+def test_parse_error_names_the_file(tmp_path):
+    bad = tmp_path / "truncated.txt"
+    bad.write_text("PING 198.18.20.2 (198.18.20.2) 56(84) bytes of data.\n")
+    result = cli("parse", "ping", str(bad), "-o", str(tmp_path / "x.parquet"), check=False)
+    assert result.returncode == 1 and str(bad) in result.stderr
+
+
+def test_clean_removes_everything_of_a_prefix(prefix):
+    NetnsBackend(prefix).deploy(SetupSpec("single", "bridge", "none", 2), verify=False)
+    assert cleanup.leftovers(prefix)["netns"]
+    removed = json.loads(cli("clean", "--prefix", prefix, "--force").stdout)
+    assert len(removed["netns"]) == 3
+    assert not any(cleanup.leftovers(prefix).values())

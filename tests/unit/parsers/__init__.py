@@ -1,0 +1,1 @@
+"""Parser tests on recorded real tool outputs (tests/fixtures/<tool>/)."""
