@@ -28,8 +28,17 @@ if ((${#missing[@]})); then
     fi
     log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Packages with daemons (openvswitch, strongswan, ...) must not start them in the machine's
+    # namespace on install: the benchmark starts its own per deployment. policy-rc.d says so to
+    # invoke-rc.d; ours is removed again only if we created it.
+    created_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        created_policy=1
+    fi
     apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    if [ -n "$created_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 stamp=.venv/.setup-stamp

@@ -51,6 +51,11 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     for combo in report["combinations"]:
         verdict = "yes" if combo["supported"] else f"no: {combo['reason']}"
         print(f"  {combo['scenario']:6} {combo['solution']:8} {combo['filter']:9} {verdict}")
+    if report["tunnels"]:
+        print("\ntunnels (multi-host):")
+        for tunnel in report["tunnels"]:
+            verdict = "yes" if tunnel["supported"] else f"no: {tunnel['reason']}"
+            print(f"  {tunnel['tunnel']:10} {verdict}")
     return 0
 
 

@@ -119,9 +119,29 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
                 f"workload {name!r} has no definition; define it under 'workloads' "
                 f"or use one of {sorted(defined)}",
             )
-    if not any(key in result["sweep"] for key in ("single",)):
-        raise ConfigError("sweep", "select at least one scenario: add 'single' with solutions, filters and containers")
+    if not any(key in result["sweep"] for key in ("single", "multi")):
+        raise ConfigError("sweep", "select at least one scenario: add 'single' (solutions, filters, "
+                          "containers) or 'multi' (tunnels, filters, containers)")
+    _check_technology_names(result["sweep"])
     return result
+
+
+def _check_technology_names(sweep: dict[str, Any]) -> None:
+    from seconetbench import technology
+
+    lists = [("single", "solutions", "solution"), ("single", "filters", "filter"),
+             ("multi", "tunnels", "tunnel"), ("multi", "filters", "filter")]
+    for scenario, key, kind in lists:
+        known = technology.names(kind)
+        for index, name in enumerate(sweep.get(scenario, {}).get(key, [])):
+            if name not in known:
+                raise ConfigError(f"sweep.{scenario}.{key}[{index}]",
+                                  f"value {name!r} is not an implemented {kind}; use one of {known}")
+    if "multi" in sweep:
+        name = sweep["multi"]["solution"]
+        if name not in technology.names("solution"):
+            raise ConfigError("sweep.multi.solution", f"value {name!r} is not an implemented solution; "
+                              f"use one of {technology.names('solution')}")
 
 
 def run_prefix(config: dict[str, Any]) -> str:

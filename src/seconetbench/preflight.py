@@ -22,7 +22,12 @@ TOOLS = {
 
 
 def setup_technologies(setup: SetupSpec) -> list[technology.Technology]:
-    techs = [technology.get("solution", setup.solution), technology.get("filter", setup.filter)]
+    """The technologies of *setup* in the order they are applied (removed in reverse): the
+    solution attaches containers to their host, the tunnel joins hosts, the filter goes on top."""
+    techs = [technology.get("solution", setup.solution)]
+    if setup.scenario == "multi":
+        techs.append(technology.get("tunnel", setup.tunnel))
+    techs.append(technology.get("filter", setup.filter))
     return techs
 
 
@@ -60,8 +65,14 @@ def report() -> dict[str, Any]:
         reason = incompatibility(setup) or unsupported_reason(setup)
         combos.append({"scenario": "single", "solution": solution, "filter": filter_name,
                        "supported": reason is None, "reason": reason})
+    tunnels = []
+    for tunnel in technology.names("tunnel"):
+        setup = SetupSpec("multi", "bridge", "none", 2, tunnel=tunnel, hosts=2)
+        reason = incompatibility(setup) or unsupported_reason(setup)
+        tunnels.append({"scenario": "multi", "tunnel": tunnel, "supported": reason is None, "reason": reason})
     return {
         "kernel": platform.release(),
+        "tunnels": tunnels,
         "kernel_config_available": bool(technology.kernel_config()),
         "tools": {name: {"path": shutil.which(name), "purpose": purpose} for name, purpose in TOOLS.items()},
         "combinations": combos,

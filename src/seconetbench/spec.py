@@ -20,7 +20,7 @@ SCENARIOS = ("single", "multi")
 DEFAULT_BACKEND = "netns"
 SETUP_ID = re.compile(
     r"^(?P<scenario>single|multi)-(?P<middle>[a-z0-9_]+)-(?P<filter>[a-z0-9_]+)-c(?P<containers>\d+)"
-    r"(?:-r(?P<rules>\d+))?(?:-(?P<backend>[a-z][a-z0-9_]*))?$"
+    r"(?:-h(?P<hosts>\d+))?(?:-r(?P<rules>\d+))?(?:-(?P<backend>[a-z][a-z0-9_]*))?$"
 )
 
 
@@ -52,11 +52,17 @@ class SetupSpec:
             check_slug(kind, getattr(self, kind))
         if self.containers < 2 or self.containers % 2:
             raise ValueError(f"containers={self.containers}: need an even number >= 2 (sender/sink pairs)")
+        if self.scenario == "single" and (self.hosts != 1 or self.tunnel != "none"):
+            raise ValueError("a single-host setup has hosts=1 and tunnel 'none'")
+        if self.scenario == "multi" and (self.hosts < 2 or self.tunnel == "none"):
+            raise ValueError("a multi-host setup needs hosts >= 2 and a tunnel")
 
     @property
     def id(self) -> str:
         middle = self.solution if self.scenario == "single" else self.tunnel
         parts = [self.scenario, middle, self.filter, f"c{self.containers}"]
+        if self.scenario == "multi" and self.hosts != 2:
+            parts.append(f"h{self.hosts}")
         if self.extra_rules:
             parts.append(f"r{self.extra_rules}")
         if self.backend != DEFAULT_BACKEND:
@@ -96,7 +102,7 @@ class SetupSpec:
         if scenario == "single":
             fields["solution"] = parts["middle"]
         else:
-            fields.update(solution="bridge", tunnel=parts["middle"], hosts=2)
+            fields.update(solution="bridge", tunnel=parts["middle"], hosts=int(parts["hosts"] or 2))
         if parts["rules"]:
             fields["extra_rules"] = int(parts["rules"])
         if parts["backend"]:

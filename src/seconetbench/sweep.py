@@ -90,10 +90,18 @@ def candidate_setups(config: dict[str, Any]) -> list[SetupSpec]:
     backend = config["testbed"]["backend"]
     single = config["sweep"].get("single")
     if single:
-        for solution, filter_name, containers in itertools.product(
-            single["solutions"], single["filters"], single["containers"]
+        for solution, filter_name, containers, extra in itertools.product(
+            single["solutions"], single["filters"], single["containers"], single["extra_rules"]
         ):
-            setups.append(SetupSpec("single", solution, filter_name, containers, backend=backend))
+            setups.append(SetupSpec("single", solution, filter_name, containers, backend=backend,
+                                    extra_rules=extra))
+    multi = config["sweep"].get("multi")
+    if multi:
+        for tunnel, filter_name, containers in itertools.product(
+            multi["tunnels"], multi["filters"], multi["containers"]
+        ):
+            setups.append(SetupSpec("multi", multi["solution"], filter_name, containers, tunnel=tunnel,
+                                    hosts=multi["hosts"], backend=backend))
     return setups
 
 

@@ -117,3 +117,4 @@ def _load_all() -> None:
     # Importing the packages registers their technologies.
     import seconetbench.filters  # noqa: F401
     import seconetbench.solutions  # noqa: F401
+    import seconetbench.tunnels  # noqa: F401

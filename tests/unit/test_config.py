@@ -103,3 +103,19 @@ def test_run_prefix_depends_on_results_dir():
     b = config.run_prefix({"results_dir": "/tmp/b"})
     assert a != b and a.startswith("scn") and len(a) == 7
     assert config.run_prefix({"testbed": {"prefix": "scnx"}}) == "scnx"
+
+
+def test_unimplemented_technologies_are_named_with_the_known_ones():
+    cfg = minimal()
+    cfg["sweep"]["single"]["solutions"] = ["bridge", "warpdrive"]
+    with pytest.raises(ConfigError, match=r"'sweep.single.solutions\[1\]'.*'warpdrive'.*\['bridge'"):
+        config.validate(cfg)
+    cfg = minimal()
+    cfg["sweep"]["multi"] = {"tunnels": ["carrier_pigeon"], "filters": ["none"], "containers": [2]}
+    with pytest.raises(ConfigError, match=r"'sweep.multi.tunnels\[0\]'.*not an implemented tunnel"):
+        config.validate(cfg)
+
+
+def test_extra_rules_default_and_multi_defaults():
+    validated = config.validate(minimal())
+    assert validated["sweep"]["single"]["extra_rules"] == [0]

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from seconetbench import figures, stats, tables
+from seconetbench.figures import basic
 from tests.unit import tablegen
 
 pytestmark = pytest.mark.unit
@@ -68,7 +69,7 @@ def test_registry_lists_every_figure_with_its_table():
 # ------------------------------------------------------------------------------------- latency
 def test_latency_boxplot_encodings_titles_and_n():
     latency = tablegen.latency_table(setups=["single-bridge-none-c2", "single-bridge-iptables-c2"], reps=2, loss_every=10)
-    spec = figures.latency_boxplot(latency).to_dict()
+    spec = basic.latency_boxplot(latency).to_dict()
     assert "facet" not in spec  # one container count → no facet
     box, median = _layers(spec)
     assert _mark(box) == "boxplot" and _mark(median) == "tick"
@@ -89,15 +90,15 @@ def test_latency_boxplot_encodings_titles_and_n():
 
 def test_latency_boxplot_embeds_only_received_probes_and_needed_columns():
     latency = tablegen.latency_table(setups=FOUR, loss_every=4)
-    spec = figures.latency_boxplot(latency).to_dict()
+    spec = basic.latency_boxplot(latency).to_dict()
     values = _values(spec)
     assert len(values) == int(latency["received"].sum())
     assert all(v["rtt_ms"] is not None for v in values)
-    assert set(values[0]) == {*figures.LATENCY_COLUMNS, "sent"}
+    assert set(values[0]) == {*basic.LATENCY_COLUMNS, "sent"}
 
 
 def test_latency_boxplot_facets_by_container_count():
-    spec = figures.latency_boxplot(tablegen.latency_table(setups=FOUR)).to_dict()
+    spec = basic.latency_boxplot(tablegen.latency_table(setups=FOUR)).to_dict()
     assert spec["facet"]["row"]["field"] == "containers"
     assert spec["resolve"]["scale"]["y"] == "independent"
     assert _title(spec)[0] == "Round-trip time per setup"
@@ -106,13 +107,13 @@ def test_latency_boxplot_facets_by_container_count():
 def test_latency_boxplot_when_every_probe_is_lost():
     latency = tablegen.latency_table(loss_every=1)
     with pytest.raises(ValueError, match="all 20 probes were lost"):
-        figures.latency_boxplot(latency)
+        basic.latency_boxplot(latency)
 
 
 # ---------------------------------------------------------------------------------- throughput
 def test_throughput_by_payload_encodings_titles_and_n():
     frame = tablegen.throughput_table(setups=FOUR, reps=3, flows=2)
-    spec = figures.throughput_by_payload(frame).to_dict()
+    spec = basic.throughput_by_payload(frame).to_dict()
     box, points = _layers(spec)
     assert _mark(box) == "boxplot" and _mark(points) == "circle"
     for layer in (box, points):
@@ -134,7 +135,7 @@ def test_throughput_by_payload_facets_by_protocol():
     frame = pd.concat(
         [tablegen.throughput_table(protocol="tcp"), tablegen.throughput_table(protocol="udp")], ignore_index=True
     )
-    spec = figures.throughput_by_payload(frame).to_dict()
+    spec = basic.throughput_by_payload(frame).to_dict()
     assert spec["facet"]["column"]["field"] == "protocol"
 
 
@@ -169,7 +170,7 @@ def test_empty_table_raises_a_helpful_error(name):
 def test_missing_columns_are_named():
     latency = tablegen.latency_table().drop(columns=["rtt_ms"])
     with pytest.raises(ValueError, match=r"lacks columns \['rtt_ms'\]"):
-        figures.latency_boxplot(latency)
+        basic.latency_boxplot(latency)
 
 
 def test_large_table_needs_no_global_max_rows_setting():
@@ -177,14 +178,14 @@ def test_large_table_needs_no_global_max_rows_setting():
     latency = tablegen.latency_table(setups=tablegen.many_setups(6, containers=32), reps=3, probes=20)
     assert len(latency) > 5000
     before = (alt.data_transformers.active, dict(alt.data_transformers.options))
-    spec = figures.latency_boxplot(latency).to_dict()
+    spec = basic.latency_boxplot(latency).to_dict()
     assert len(_values(spec)) == len(latency)
     assert (alt.data_transformers.active, dict(alt.data_transformers.options)) == before
 
 
 # ------------------------------------------------------------------------------------- saving
 def test_save_chart_writes_offline_html_and_svg(tmp_path):
-    chart = figures.latency_boxplot(tablegen.latency_table(setups=FOUR, reps=2))
+    chart = basic.latency_boxplot(tablegen.latency_table(setups=FOUR, reps=2))
     out = tmp_path / "figs" / "latency_boxplot"
     written = figures.save_chart(chart, out)
     html, svg = out.with_suffix(".html"), out.with_suffix(".svg")
@@ -208,7 +209,7 @@ def test_save_chart_accepts_a_chart_with_dataframe_data_over_max_rows(tmp_path):
 
 
 def test_saved_spec_matches_the_chart(tmp_path):
-    chart = figures.throughput_by_payload(tablegen.throughput_table())
+    chart = basic.throughput_by_payload(tablegen.throughput_table())
     html, _ = figures.save_chart(chart, tmp_path / "t")
     spec = chart.to_dict()
     assert json.dumps(spec["title"]["text"]) in html.read_text()

@@ -82,3 +82,25 @@ def test_tables_reject_missing_or_extra_columns(tmp_path):
         tables.conform(frame.assign(colour=pd.Series(dtype=str)), "latency")
     with pytest.raises(KeyError, match="known kinds"):
         tables.schema("nosuch")
+
+
+def test_multi_host_setups_expand_and_name_their_hosts():
+    from seconetbench.sweep import candidate_setups
+
+    setups = candidate_setups({"testbed": {"backend": "netns"}, "sweep": {
+        "single": {"solutions": ["bridge"], "filters": ["iptables"], "containers": [8], "extra_rules": [0, 1000]},
+        "multi": {"tunnels": ["vxlan"], "filters": ["none"], "containers": [4], "hosts": 3, "solution": "bridge"}}})
+    assert [s.id for s in setups] == ["single-bridge-iptables-c8", "single-bridge-iptables-c8-r1000",
+                                      "multi-vxlan-none-c4-h3"]
+    assert SetupSpec.parse("multi-vxlan-none-c4-h3").hosts == 3
+    assert SetupSpec.parse("multi-vxlan-none-c4").hosts == 2
+
+
+def test_multi_host_plan_puts_every_pair_across_hosts():
+    from seconetbench.backends.netns import NetnsBackend
+
+    deployment = NetnsBackend("scnu2").plan(SetupSpec("multi", "bridge", "none", 8, tunnel="vxlan", hosts=2))
+    assert [h.netns for h in deployment.hosts] == ["scnu2-h1", "scnu2-h2"]
+    for sender, sink in deployment.pairs:
+        assert deployment.container(sender).host != deployment.container(sink).host
+    assert {c.ip.rsplit(".", 1)[0] for c in deployment.containers} == {"198.19.1", "198.19.2"}

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import seconetbench
-from seconetbench import proc, security, technology
+from seconetbench import preflight, proc, security
 from seconetbench.backends.base import Container, Deployment, Host
 from seconetbench.errors import DeployError
 from seconetbench.fsutil import write_text_atomic
@@ -69,7 +69,7 @@ class NetnsBackend:
     # ------------------------------------------------------------------ deploy
     def deploy(self, setup: SetupSpec, verify: bool = True) -> Deployment:
         """Remove leftovers of this prefix, build *setup* and prove its whitelist."""
-        techs = [technology.get("solution", setup.solution), technology.get("filter", setup.filter)]
+        techs = preflight.setup_technologies(setup)
         for tech in techs:
             reason = tech.incompatibility(setup) or "; ".join(
                 filter(None, (r.missing() for r in tech.requires(setup))))
@@ -146,9 +146,9 @@ class NetnsBackend:
     def teardown(self) -> dict[str, list[str]]:
         current = self.current()
         if current is not None:
-            for kind, name in (("filter", current.setup.filter), ("solution", current.setup.solution)):
+            for tech in reversed(preflight.setup_technologies(current.setup)):
                 try:
-                    technology.get(kind, name).remove(current)
+                    tech.remove(current)
                 except Exception:  # noqa: BLE001 - removing the namespaces below is what counts
                     pass
         return cleanup.remove(self.prefix)

@@ -1,3 +1,5 @@
-"""Packet filters enforcing default deny plus the whitelist; importing registers them."""
+"""Packet filters enforcing default deny plus the whitelist: one module each, registered on import."""
 
-from seconetbench.filters import iptables, none  # noqa: F401
+from seconetbench.discovery import import_submodules
+
+import_submodules(__name__)

@@ -1,3 +1,5 @@
-"""Single-host network solutions; importing this package registers them."""
+"""Single-host network solutions: one module each, registered on import (see technology.py)."""
 
-from seconetbench.solutions import bridge  # noqa: F401
+from seconetbench.discovery import import_submodules
+
+import_submodules(__name__)

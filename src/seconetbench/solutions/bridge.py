@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from seconetbench.backends.base import Deployment
-from seconetbench.solutions.common import add_container_veth, address_container
+from seconetbench.solutions._common import add_container_veth, address_container
 from seconetbench.technology import Requirement, Technology, register
 from seconetbench.testbed import netlink
 

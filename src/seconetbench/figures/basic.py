@@ -1,65 +1,13 @@
-"""Altair chart builders over the benchmark tables, and one function that saves a chart.
-
-Every builder is pure: it takes a table (a pandas DataFrame in the schema of ``tables.py``) and
-returns an Altair chart; only :func:`save_chart` touches files. The data is embedded in the chart
-as inline values (not as a DataFrame), so ``chart.to_dict()``/``to_json()`` never hit Altair's
-``max_rows`` limit and do not depend on global data-transformer settings (see :func:`_inline`). Builders keep only the
-columns they draw to keep the embedded spec small.
-
-Every figure states n: in its subtitle (total) and per mark (axis label or tooltip). The registry
-:data:`FIGURES` lists every figure with the table kind it reads; the workflow builds each figure
-whose table exists. docs/figures.md describes each figure.
-"""
+"""The walking skeleton's figures: latency per setup, throughput by payload size."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-
 import altair as alt
 import pandas as pd
-import vl_convert
 
 from seconetbench import stats
-from seconetbench.fsutil import atomic_path
-
-# Vega-Lite version for the SVG export: the one Altair writes its specs for (e.g. "6.4").
-# Falls back to vl-convert's newest if it does not bundle that version.
-_VL_VERSION: str | None = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
-if _VL_VERSION not in vl_convert.get_vegalite_versions():
-    _VL_VERSION = None
-
-
-def _inline(frame: pd.DataFrame) -> dict:
-    """Embed *frame* as inline JSON values (NaN → null, numpy scalars → JSON numbers).
-
-    A plain ``{"values": [...]}`` dict rather than ``alt.Data``: Altair neither applies its
-    ``max_rows`` limit to it nor validates every row against the schema (which takes seconds at
-    some 10k rows); ``to_dict()`` moves it to the top-level ``datasets``.
-    """
-    return {"values": json.loads(frame.to_json(orient="records", double_precision=10))}
-
-
-def _require(frame: pd.DataFrame, columns: list[str], figure: str) -> None:
-    absent = [c for c in columns if c not in frame.columns]
-    if absent:
-        raise ValueError(f"figure {figure}: the table lacks columns {absent}; it has {list(frame.columns)}")
-
-
-def _no_rows(figure: str, workload: str) -> ValueError:
-    return ValueError(f"no rows for figure {figure}; did the sweep measure workload {workload}?")
-
-
-def _reps_text(frame: pd.DataFrame) -> str:
-    reps = frame.groupby("setup", observed=True)["rep"].nunique()
-    low, high = int(reps.min()), int(reps.max())
-    return f"{low} repetition{'s' if high > 1 else ''}" if low == high else f"{low}–{high} repetitions"
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+from seconetbench.figures import FigureSpec, register
+from seconetbench.figures._common import inline, no_rows, plural, reps_text, require
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,9 +24,9 @@ def latency_boxplot(latency_frame: pd.DataFrame) -> alt.TopLevelMixin:
     several latency workloads, one column per workload.
     """
     figure = "latency_boxplot"
-    _require(latency_frame, [*LATENCY_COLUMNS, "received"], figure)
+    require(latency_frame, [*LATENCY_COLUMNS, "received"], figure)
     if latency_frame.empty:
-        raise _no_rows(figure, "'latency'")
+        raise no_rows(figure, "'latency'")
     frame = latency_frame[[*LATENCY_COLUMNS, "received"]]
     received = frame["received"].fillna(False).astype(bool) & frame["rtt_ms"].notna()
     data = frame.loc[received, LATENCY_COLUMNS]
@@ -95,7 +43,7 @@ def latency_boxplot(latency_frame: pd.DataFrame) -> alt.TopLevelMixin:
     lost = len(frame) - len(data)
     subtitle = [
         f"n = {len(data):,} received probes of {len(frame):,} sent ({lost:,} lost); "
-        f"{_plural(n_setups, 'setup')}, {_reps_text(data)}",
+        f"{plural(n_setups, 'setup')}, {reps_text(data)}",
         "box: quartiles and median; whiskers: 1.5 IQR; n per setup in the axis label",
     ]
 
@@ -136,7 +84,7 @@ def latency_boxplot(latency_frame: pd.DataFrame) -> alt.TopLevelMixin:
         )
     )
     chart = (
-        alt.layer(box, median, data=_inline(data))
+        alt.layer(box, median, data=inline(data))
         .transform_joinaggregate(n_setup="count()", groupby=["setup", "workload"])
         .transform_calculate(label="datum.setup + ' (n=' + format(datum.n_setup, ',') + ')'")
     )
@@ -169,7 +117,7 @@ def throughput_by_payload(throughput_frame: pd.DataFrame) -> alt.TopLevelMixin:
     """
     figure = "throughput_by_payload"
     if throughput_frame.empty:
-        raise _no_rows(figure, "'throughput_<payload>'")
+        raise no_rows(figure, "'throughput_<payload>'")
     pairs = stats.per_pair_throughput(throughput_frame)
     data = pairs.loc[pairs["throughput_mbps"].notna(), THROUGHPUT_COLUMNS]
     if data.empty:
@@ -180,7 +128,7 @@ def throughput_by_payload(throughput_frame: pd.DataFrame) -> alt.TopLevelMixin:
     n_payloads = data["payload_bytes"].nunique()
     subtitle = [
         f"n = {len(data):,} per-pair values (one per pair and repetition); "
-        f"{_plural(n_setups, 'setup')}, {_reps_text(data)}",
+        f"{plural(n_setups, 'setup')}, {reps_text(data)}",
         "pair throughput = bytes of all its flows × 8 / seconds covered; n per box in the tooltip",
     ]
     x = alt.X("payload_bytes:O", title="payload (bytes per write)", sort="ascending", axis=alt.Axis(labelAngle=0))
@@ -216,66 +164,32 @@ def throughput_by_payload(throughput_frame: pd.DataFrame) -> alt.TopLevelMixin:
         )
     )
     width = max(320, n_payloads * (n_setups * 16 + 24))
-    chart = alt.layer(box, points, data=_inline(data)).properties(width=width, height=300)
+    chart = alt.layer(box, points, data=inline(data)).properties(width=width, height=300)
     title = alt.TitleParams("Throughput per pair by payload size", subtitle=subtitle, anchor="start")
     if data["protocol"].nunique() > 1:
         return chart.facet(column=alt.Column("protocol:N", title="protocol")).properties(title=title)
     return chart.properties(title=title)
 
 
-# --------------------------------------------------------------------------------------------
-# registry
-@dataclass(frozen=True)
-class FigureSpec:
-    """A figure the workflow can build: *builder* turns the *table* kind's table into a chart."""
-
-    name: str  # file stem under results/figures/
-    table: str  # table kind it reads (tables.MEASURES key)
-    builder: Callable[[pd.DataFrame], alt.TopLevelMixin]
-    caption: str  # one sentence for the Snakemake report
-
-
-FIGURES: dict[str, FigureSpec] = {
-    spec.name: spec
-    for spec in [
-        FigureSpec(
-            name="latency_boxplot",
-            table="latency",
-            builder=latency_boxplot,
-            caption=(
-                "Round-trip time of the received ping probes per setup (box: quartiles and median, "
-                "whiskers: 1.5 IQR), coloured by packet filter; n per setup in the axis label."
-            ),
+register(
+    FigureSpec(name="latency_boxplot",
+        table="latency",
+        builder=latency_boxplot,
+        caption=(
+            "Round-trip time of the received ping probes per setup (box: quartiles and median, "
+            "whiskers: 1.5 IQR), coloured by packet filter; n per setup in the axis label."
         ),
-        FigureSpec(
-            name="throughput_by_payload",
-            table="throughput",
-            builder=throughput_by_payload,
-            caption=(
-                "Throughput of each container pair in each repetition (all its flows' bytes over the "
-                "seconds covered) by payload size and setup; n per box in the tooltips."
-            ),
+    )
+)
+
+
+register(
+    FigureSpec(name="throughput_by_payload",
+        table="throughput",
+        builder=throughput_by_payload,
+        caption=(
+            "Throughput of each container pair in each repetition (all its flows' bytes over the "
+            "seconds covered) by payload size and setup; n per box in the tooltips."
         ),
-    ]
-}
-
-
-# --------------------------------------------------------------------------------------------
-# the one I/O function
-def save_chart(chart: alt.TopLevelMixin, out_base: str | Path) -> list[Path]:
-    """Write *chart* as ``<out_base>.html`` (self-contained, opens offline) and ``<out_base>.svg``.
-
-    The HTML inlines the Vega, Vega-Lite and vega-embed libraries (from vl-convert, no network).
-    The SVG is rendered by vl-convert. Each file is written to a temporary name and renamed, so a
-    reader never sees half a figure. Returns the written paths.
-    """
-    out_base = Path(out_base)
-    html_path, svg_path = out_base.with_suffix(".html"), out_base.with_suffix(".svg")
-    with alt.data_transformers.disable_max_rows():
-        spec_json = chart.to_json()
-        with atomic_path(html_path) as tmp:
-            chart.save(str(tmp), format="html", inline=True)
-    svg = vl_convert.vegalite_to_svg(spec_json, vl_version=_VL_VERSION)
-    with atomic_path(svg_path) as tmp:
-        tmp.write_text(svg, encoding="utf-8")
-    return [html_path, svg_path]
+    )
+)

@@ -1,0 +1,78 @@
+"""Altair chart builders over the benchmark tables, and one function that saves a chart.
+
+Every builder is pure: it takes a table (a pandas DataFrame in the schema of ``tables.py``) and
+returns an Altair chart; only :func:`save_chart` touches files. The data is embedded in the chart
+as inline values (not as a DataFrame), so ``chart.to_dict()``/``to_json()`` never hit Altair's
+``max_rows`` limit and do not depend on global data-transformer settings (see :func:`_inline`). Builders keep only the
+columns they draw to keep the embedded spec small.
+
+Every figure states n: in its subtitle (total) and per mark (axis label or tooltip). The registry
+:data:`FIGURES` lists every figure with the table kind it reads; the workflow builds each figure
+whose table exists. docs/figures.md describes each figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import vl_convert
+
+from seconetbench.discovery import import_submodules
+from seconetbench.fsutil import atomic_path
+
+# Vega-Lite version for the SVG export: the one Altair writes its specs for (e.g. "6.4").
+# Falls back to vl-convert's newest if it does not bundle that version.
+_VL_VERSION: str | None = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+if _VL_VERSION not in vl_convert.get_vegalite_versions():
+    _VL_VERSION = None
+
+
+# --------------------------------------------------------------------------------------------
+# registry
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure the workflow can build: *builder* turns the *table* kind's table into a chart."""
+
+    name: str  # file stem under results/figures/
+    table: str  # table kind it reads (tables.MEASURES key)
+    builder: Callable[[pd.DataFrame], alt.TopLevelMixin]
+    caption: str  # one sentence for the Snakemake report
+
+
+FIGURES: dict[str, FigureSpec] = {}
+
+
+def register(spec: FigureSpec) -> FigureSpec:
+    if spec.name in FIGURES:
+        raise ValueError(f"figure '{spec.name}' is registered twice")
+    FIGURES[spec.name] = spec
+    return spec
+
+
+# --------------------------------------------------------------------------------------------
+# the one I/O function
+def save_chart(chart: alt.TopLevelMixin, out_base: str | Path) -> list[Path]:
+    """Write *chart* as ``<out_base>.html`` (self-contained, opens offline) and ``<out_base>.svg``.
+
+    The HTML inlines the Vega, Vega-Lite and vega-embed libraries (from vl-convert, no network).
+    The SVG is rendered by vl-convert. Each file is written to a temporary name and renamed, so a
+    reader never sees half a figure. Returns the written paths.
+    """
+    out_base = Path(out_base)
+    html_path, svg_path = out_base.with_suffix(".html"), out_base.with_suffix(".svg")
+    with alt.data_transformers.disable_max_rows():
+        spec_json = chart.to_json()
+        with atomic_path(html_path) as tmp:
+            chart.save(str(tmp), format="html", inline=True)
+    svg = vl_convert.vegalite_to_svg(spec_json, vl_version=_VL_VERSION)
+    with atomic_path(svg_path) as tmp:
+        tmp.write_text(svg, encoding="utf-8")
+    return [html_path, svg_path]
+
+
+# Every module of this package registers its figures when imported (one module per capability).
+import_submodules(__name__)
