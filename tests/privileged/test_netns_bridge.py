@@ -51,7 +51,9 @@ def test_bridge_iptables_whitelist_holds(prefix, tools_available):
     deployment = backend.deploy(SetupSpec("single", "bridge", "iptables", 8))
     try:
         assert deployment.facts["verification"]["passed"], deployment.facts["verification"]
-        assert deployment.facts["verification"]["expected_dropped"] == 8
+        verification = deployment.facts["verification"]
+        assert verification["protocols"] == ["icmp", "tcp", "udp"]
+        assert verification["expected_dropped"] == 8 * 3
         assert len(deployment.pairs) == 4
         # every whitelisted pair connects, both directions, ICMP and TCP
         for sender, sink in deployment.pairs:
@@ -84,7 +86,9 @@ def test_isolation_check_fails_when_the_filter_is_gone(prefix, tools_available):
         proc.run_in(deployment.hosts[0].netns, ["iptables", "-F", chain])
         result = security.check_whitelist(backend, deployment)
         assert not result["passed"]
-        assert any("reachable but not whitelisted" in f for f in result["failures"])
+        # every protocol's probe notices the missing filter (so each can fail)
+        for protocol in ("icmp", "tcp", "udp"):
+            assert any(f.endswith(f"{protocol}: reachable but not whitelisted") for f in result["failures"]), protocol
     finally:
         backend.teardown()
 
@@ -125,3 +129,17 @@ def test_cleanup_ends_processes_left_inside_namespaces(prefix, tools_available):
     removed = backend.teardown()
     assert str(sleeper.pid) in removed["processes"]
     assert sleeper.wait(timeout=5) is not None
+
+
+def test_isolation_check_tells_protocols_apart(prefix, tools_available):
+    backend = NetnsBackend(prefix)
+    deployment = backend.deploy(SetupSpec("single", "bridge", "iptables", 4))
+    try:
+        proc.run_in(deployment.hosts[0].netns, ["iptables", "-I", "FORWARD", "1", "-p", "udp", "-j", "DROP"])
+        result = security.check_whitelist(backend, deployment)
+        assert not result["passed"]
+        assert result["failures"], result
+        assert all(f.endswith("udp: whitelisted but unreachable") for f in result["failures"])
+        assert len(result["failures"]) == 2 * len(deployment.pairs)  # both directions of each pair
+    finally:
+        backend.teardown()
