@@ -104,12 +104,13 @@ def terminate(processes: Sequence[psutil.Process | subprocess.Popen], grace_s: f
             pass
 
 
-def processes_in_netns(inode: int) -> list[psutil.Process]:
-    """Processes whose network namespace is the one with this inode (they run inside our testbed)."""
+def processes_in_netns(*inodes: int) -> list[psutil.Process]:
+    """Processes whose network namespace is one of these (by inode): they run inside our testbed."""
+    wanted = set(inodes)
     found = []
     for process in psutil.process_iter(["pid"]):
         try:
-            if os.stat(f"/proc/{process.pid}/ns/net").st_ino == inode:
+            if os.stat(f"/proc/{process.pid}/ns/net").st_ino in wanted:
                 found.append(process)
         except (FileNotFoundError, PermissionError, ProcessLookupError):
             pass

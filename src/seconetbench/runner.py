@@ -8,6 +8,7 @@ error, so that nothing measured is lost and the cause can be read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +24,8 @@ from seconetbench import meta as metadata
 from seconetbench.backends import get_backend
 from seconetbench.errors import WorkloadError
 from seconetbench.fsutil import atomic_directory
+from seconetbench.monitor import Monitor, SetupProcesses
+from seconetbench.testbed import netlink
 from seconetbench.sweep import expand
 from seconetbench.workloads import get_workload
 from seconetbench.workloads.base import RunContext
@@ -57,6 +60,16 @@ class HostLock:
         self.lock.release()
 
 
+def monitored(settings: dict[str, Any], deployment, registry, out_dir: Path) -> contextlib.AbstractContextManager:
+    """The monitor over the deployment's namespaces and processes, or nothing when disabled."""
+    if not settings["enabled"]:
+        return contextlib.nullcontext()
+    namespaces = [h.netns for h in deployment.hosts] + [c.netns for c in deployment.containers]
+    inodes = [inode for inode in map(netlink.netns_inode, namespaces) if inode is not None]
+    return Monitor(out_dir, namespaces, processes=SetupProcesses(registry.recorded, inodes),
+                   interval_s=settings["interval_s"])
+
+
 def keep_failed(partial: Path, results_dir: Path, label: str, error: BaseException) -> Path:
     """Move what a failed run produced to results/failed/<label>-<time>/ with the error."""
     destination = results_dir / "failed" / f"{label.replace('/', '--')}--{time.strftime('%Y%m%dT%H%M%S')}"
@@ -89,7 +102,8 @@ def measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int,
             with atomic_directory(out_dir) as partial:
                 started = time.time()
                 try:
-                    run_facts = workload.run(RunContext(deployment, backend.registry, partial, label))
+                    with monitored(config["monitor"], deployment, backend.registry, partial):
+                        run_facts = workload.run(RunContext(deployment, backend.registry, partial, label))
                 except BaseException as error:
                     keep_failed(partial, results_dir, label, error)
                     raise
@@ -108,6 +122,7 @@ def measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int,
                     "deployment": {"prefix": deployment.prefix, "reused": reused, **deployment.facts,
                                    "containers": len(deployment.containers), "pairs": len(deployment.pairs)},
                     "workload_run": run_facts,
+                    "monitor": config["monitor"],
                     "machine": metadata.machine(),
                     "software": metadata.software(list(workload.required_tools()) + ["ip", "iptables"]),
                 }
