@@ -66,12 +66,16 @@ def _socket_in(netns: str, kind: int) -> socket.socket:
     return sock
 
 
-def _probe_icmp(deployment: Deployment, probes: list[Probe]) -> None:
+def _start_icmp(deployment: Deployment, probes: list[Probe]) -> list[tuple[Probe, subprocess.Popen]]:
     running = []
     for probe in probes:
         argv = ["ping", "-n", "-q", "-c", "1", "-W", str(int(PROBE_TIMEOUT_S)), deployment.container(probe.destination).ip]
         running.append((probe, subprocess.Popen(proc.in_netns(deployment.container(probe.source).netns, argv),
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    return running
+
+
+def _finish_icmp(running: list[tuple[Probe, subprocess.Popen]]) -> None:
     for probe, process in running:
         probe.reached = process.wait(timeout=PROBE_TIMEOUT_S + 10) == 0
 
@@ -147,8 +151,9 @@ def check_whitelist(backend: Any, deployment: Deployment) -> dict[str, Any]:
     plan = probe_plan(deployment)
     started = time.monotonic()
     probes = {protocol: [Probe(s, d, e, protocol) for s, d, e in plan] for protocol in PROTOCOLS}
+    pings = _start_icmp(deployment, probes["icmp"])  # their timeout runs alongside the socket probes
     _probe_sockets(deployment, probes["tcp"], probes["udp"])
-    _probe_icmp(deployment, probes["icmp"])
+    _finish_icmp(pings)
     failures = []
     for probe in (p for protocol in PROTOCOLS for p in probes[protocol]):
         if probe.reached != probe.expected:

@@ -79,14 +79,8 @@ class NetnsBackend:
         deployment = self.plan(setup)
         started = time.monotonic()
         try:
-            self._namespaces(deployment)
-            timings = {}
-            for tech in techs:
-                t0 = time.monotonic()
-                tech.apply(deployment)
-                timings[f"{tech.kind}_apply_s"] = round(time.monotonic() - t0, 6)
-                deployment.facts[tech.kind] = {"name": tech.name, **tech.describe(deployment)}
-            deployment.facts["timings"] = {**timings, "deploy_s": round(time.monotonic() - started, 6)}
+            with netlink.pooled():
+                self._build(deployment, techs, started)
             deployment.facts["mtu"] = self.link_mtus(deployment)
             if verify:
                 check = security.check_whitelist(self, deployment)
@@ -101,6 +95,16 @@ class NetnsBackend:
             self.teardown()
             raise
         return deployment
+
+    def _build(self, deployment: Deployment, techs: list, started: float) -> None:
+        self._namespaces(deployment)
+        timings = {}
+        for tech in techs:
+            t0 = time.monotonic()
+            tech.apply(deployment)
+            timings[f"{tech.kind}_apply_s"] = round(time.monotonic() - t0, 6)
+            deployment.facts[tech.kind] = {"name": tech.name, **tech.describe(deployment)}
+        deployment.facts["timings"] = {**timings, "deploy_s": round(time.monotonic() - started, 6)}
 
     def _namespaces(self, deployment: Deployment) -> None:
         for host in deployment.hosts:
