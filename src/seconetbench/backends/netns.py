@@ -81,7 +81,7 @@ class NetnsBackend:
         try:
             with netlink.pooled():
                 self._build(deployment, techs, started)
-            deployment.facts["mtu"] = self.link_mtus(deployment)
+                deployment.facts["mtu"] = self.link_mtus(deployment)
             if verify:
                 check = security.check_whitelist(self, deployment)
                 deployment.facts["verification"] = check

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from pyroute2 import IPRoute, NetNS, netns
+from pyroute2 import IPRoute, netns
 
 NETNS_RUN_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
@@ -21,8 +21,31 @@ def list_netns() -> list[str]:
     return sorted(netns.listnetns())
 
 
+MS_BIND = 0x1000
+
+
 def create_netns(name: str) -> None:
-    netns.create(name)
+    """A new named namespace, made as `ip netns add` makes it: unshare this thread's network
+    namespace, bind-mount it onto /run/netns/<name>, return to the original namespace."""
+    NETNS_RUN_DIR.mkdir(parents=True, exist_ok=True)
+    path = NETNS_RUN_DIR / name
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"unshare(CLONE_NEWNET) for {name}: {os.strerror(err)}")
+        try:
+            if _libc.mount(b"/proc/thread-self/ns/net", str(path).encode(), b"none", MS_BIND, None) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"bind-mounting namespace {name}: {os.strerror(err)}")
+        finally:
+            _setns(home)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(home)
 
 
 def delete_netns(name: str) -> None:
@@ -99,22 +122,31 @@ def pooled() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def route(name: str | None = None) -> Iterator[IPRoute | NetNS]:
+def route(name: str | None = None) -> Iterator[IPRoute]:
     """A netlink socket in namespace *name* (None = the namespace of this process)."""
     sockets = getattr(_pool, "sockets", None)
     if sockets is not None:
         if name not in sockets:
-            sockets[name] = IPRoute() if name is None else NetNS(name)
+            sockets[name] = _open(name)
         yield sockets[name]
         return
-    sock = IPRoute() if name is None else NetNS(name)
+    sock = _open(name)
     try:
         yield sock
     finally:
         sock.close()
 
 
-def index(sock: IPRoute | NetNS, ifname: str) -> int:
+def _open(name: str | None) -> IPRoute:
+    # A netlink socket belongs to the namespace it was created in: creating it with this thread
+    # inside *name* costs about 1 ms, where pyroute2's NetNS (a helper process) costs about 6 ms.
+    if name is None:
+        return IPRoute()
+    with entered(name):
+        return IPRoute()
+
+
+def index(sock: IPRoute, ifname: str) -> int:
     found = sock.link_lookup(ifname=ifname)
     if not found:
         raise LookupError(f"no interface '{ifname}'")
@@ -131,7 +163,7 @@ def link_names(name: str | None = None) -> list[str]:
         return [link.get_attr("IFLA_IFNAME") for link in sock.get_links()]
 
 
-def delete_link(sock: IPRoute | NetNS, ifname: str) -> None:
+def delete_link(sock: IPRoute, ifname: str) -> None:
     found = sock.link_lookup(ifname=ifname)
     if found:
         sock.link("del", index=found[0])

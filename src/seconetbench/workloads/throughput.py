@@ -14,7 +14,7 @@ from xml.sax.saxutils import quoteattr
 import pandas as pd
 
 from seconetbench import parsers
-from seconetbench.errors import WorkloadError
+from seconetbench.errors import ParseError, WorkloadError
 from seconetbench.workloads.base import RunContext, Workload, wait_listening
 
 IPERF3_PORT = 5201
@@ -97,7 +97,7 @@ class Throughput(Workload):
             # iperf3 --json exits 0 even on errors: the parser raises ToolError on the 'error' key.
             try:
                 parsers.parse_file("iperf3", client.stdout)
-            except parsers.ParseError as exc:
+            except ParseError as exc:
                 raise WorkloadError(f"{ctx.label}: iperf3 {client.pair}: {exc.reason}") from None
         return {"generator": "iperf3", "processes": self.record(servers + clients)}
 
