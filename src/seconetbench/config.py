@@ -123,7 +123,25 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("sweep", "select at least one scenario: add 'single' (solutions, filters, "
                           "containers) or 'multi' (tunnels, filters, containers)")
     _check_technology_names(result["sweep"])
+    _check_payloads(result["workloads"])
     return result
+
+
+# A container's path MTU is 1500 (veth, bridge); tunnels lower it but set the container MTU so
+# that payloads up to 1370 bytes pass (see docs/multi-host.md).
+CONTAINER_MTU = 1500
+IP_UDP_HEADERS = 28
+
+
+def _check_payloads(workloads: dict[str, Any]) -> None:
+    for name, definition in workloads.items():
+        if definition.get("kind") == "throughput" and definition.get("protocol") == "udp":
+            limit = CONTAINER_MTU - IP_UDP_HEADERS
+            if definition["payload_bytes"] > limit:
+                raise ConfigError(
+                    f"workloads.{name}.payload_bytes",
+                    f"value {definition['payload_bytes']} exceeds what one UDP datagram carries on a "
+                    f"{CONTAINER_MTU}-byte MTU ({limit}); use at most {limit}, or protocol tcp")
 
 
 def _check_technology_names(sweep: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ setups, parse, clean."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -151,3 +152,39 @@ def test_clean_removes_everything_of_a_prefix(prefix):
     removed = json.loads(cli("clean", "--prefix", prefix, "--force").stdout)
     assert len(removed["netns"]) == 3
     assert not any(cleanup.leftovers(prefix).values())
+
+
+HOLD_LOCK = """
+import sys, time
+from seconetbench.runner import HostLock
+with HostLock(timeout_s=0):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[1]))
+"""
+
+MEASURE = """
+import json, sys
+from seconetbench import config, runner
+cfg = config.validate(json.loads(sys.argv[1]))
+runner.measure(cfg, "single-bridge-iptables-c2", "tp", 1, sys.argv[2])
+"""
+
+
+def test_a_second_invocation_never_measures_while_the_first_holds_the_host(prefix, tmp_path):
+    """Two processes with the same host lock: the second waits, then fails naming the holder."""
+    env = {**os.environ, "SECONETBENCH_LOCK": str(tmp_path / "host.lock")}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, "20"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        cfg = small_config(prefix, tmp_path / "results")
+        cfg["testbed"]["lock_timeout_s"] = 1
+        out = tmp_path / "results/raw/x/tp/rep1"
+        second = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(cfg), str(out)], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode != 0
+        assert "another measurement holds" in second.stderr and f"pid {holder.pid}" in second.stderr
+        assert not out.exists()
+        assert not cleanup.leftovers(prefix)["netns"]  # it did not even deploy
+    finally:
+        holder.kill()
+        holder.wait()
