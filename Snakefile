@@ -15,6 +15,7 @@ configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/convergence.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/parse.smk"
 include: "workflow/rules/aggregate.smk"
@@ -33,7 +34,7 @@ rule all:
 
 rule measure:
     input:
-        RAW_TARGETS,
+        raw_targets,
 
 
 rule tables:

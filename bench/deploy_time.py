@@ -15,6 +15,7 @@ import sys
 import time
 
 from seconetbench.backends.netns import NetnsBackend
+from seconetbench.filters._common import enforcement_points
 from seconetbench.filters.iptables import Iptables
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed import cleanup
@@ -46,7 +47,8 @@ def deploy_by_commands(setup: SetupSpec) -> None:
     sh("ip", "-n", host, "link", "set", names.bridge(1), "up")
     sh("ip", "netns", "exec", host, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
     subprocess.run(["ip", "netns", "exec", host, "iptables-restore", "--noflush"], check=True,
-                   input=Iptables().ruleset(deployment), text=True, capture_output=True)
+                   input=Iptables().ruleset(deployment, enforcement_points(deployment)[0]), text=True,
+                   capture_output=True)
 
 
 def teardown_by_commands(setup: SetupSpec) -> None:

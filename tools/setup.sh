@@ -7,8 +7,13 @@ cd "$(dirname "$0")/.."
 
 # Debian packages whose binaries the benchmark runs. Keep in sync with docs/install.md.
 APT_PACKAGES=(
-    iproute2 iputils-ping iperf3 iptables nftables d-itg tcpdump ethtool
-    procps psmisc util-linux git make
+    # testbed, generators, captures
+    iproute2 iputils-ping iperf3 iptables nftables d-itg tcpdump ethtool conntrack
+    procps psmisc util-linux mount git make
+    # Open vSwitch (userspace datapath, daemons started per deployment)
+    openvswitch-switch openvswitch-common
+    # eBPF programs built at deploy time
+    clang llvm bpftool libbpf-dev linux-libc-dev
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

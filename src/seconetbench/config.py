@@ -71,6 +71,16 @@ def _describe(error: jsonschema.ValidationError) -> ConfigError:
     if error.validator in ("enum", "const"):
         allowed = schema.get("enum", [schema.get("const")])
         return ConfigError(key, f"value {value!r} is not allowed; use one of {allowed}")
+    if error.validator == "oneOf":
+        forms = []
+        for branch in schema.get("oneOf", []):
+            if branch.get("type") == "object":
+                forms.append(f"a mapping with keys {sorted(branch.get('properties', {}))}")
+            else:
+                bounds = [f">= {branch['minimum']}" if "minimum" in branch else "",
+                          f"<= {branch['maximum']}" if "maximum" in branch else ""]
+                forms.append(f"an {branch.get('type')} {' '.join(b for b in bounds if b)}".strip())
+        return ConfigError(key, f"value {value!r} is not allowed; use {' or '.join(forms)}")
     if error.validator == "required":
         return ConfigError(key, f"{error.message}; add it (see config/README.md)")
     description = schema.get("description", "")
@@ -122,6 +132,10 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     if not any(key in result["sweep"] for key in ("single", "multi")):
         raise ConfigError("sweep", "select at least one scenario: add 'single' (solutions, filters, "
                           "containers) or 'multi' (tunnels, filters, containers)")
+    reps = result["repetitions"]
+    if isinstance(reps, dict) and reps["max"] < reps["min"]:
+        raise ConfigError("repetitions.max", f"value {reps['max']} is below repetitions.min ({reps['min']}); "
+                          "use max >= min")
     _check_technology_names(result["sweep"])
     _check_payloads(result["workloads"])
     return result

@@ -6,6 +6,7 @@ the workflow can rebuild any of them alone.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pandas as pd
 
 from seconetbench import tables
 from seconetbench.errors import ParseError
+from seconetbench.fsutil import write_text_atomic
 from seconetbench.runner import read_meta
 from seconetbench.spec import SetupSpec, WorkloadSpec
 from seconetbench.workloads import get_workload
@@ -76,13 +78,26 @@ def _throughput_values(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return stats.per_pair_throughput(frame), "throughput_mbps"
 
 
-SUMMARY_VALUES = {"latency": _latency_values, "throughput": _throughput_values}
+def _ditg_values(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    # One-way delay of every interval that received packets: robust percentiles despite the
+    # ~1 s delay D-ITG stamps on the last packet of each burst (docs/workloads.md).
+    return frame[(frame["interval"] > 0) & frame["delay_ms"].notna()], "delay_ms"
 
 
-def summarize_tables(table_files: Iterable[str | Path], out: str | Path) -> pd.DataFrame:
-    """Statistics per setup x workload of every table (results/tables/summary.parquet)."""
+SUMMARY_VALUES = {"latency": _latency_values, "throughput": _throughput_values, "ditg": _ditg_values}
+
+
+def summarize_tables(table_files: Iterable[str | Path], out: str | Path,
+                     convergence_files: Iterable[str | Path] = ()) -> pd.DataFrame:
+    """Statistics per setup x workload of every table (results/tables/summary.parquet).
+
+    The ``convergence`` column says whether the repetitions were a fixed count, or, with adaptive
+    repetitions, whether the cell converged (the final round's decision file)."""
     from seconetbench import stats
 
+    status = {}
+    for path in convergence_files:
+        status = {cell: d["status"] for cell, d in json.loads(Path(path).read_text())["cells"].items()}
     group = [f.name for f in tables.SETUP_IDENTITY]
     frames = []
     for path in table_files:
@@ -95,8 +110,26 @@ def summarize_tables(table_files: Iterable[str | Path], out: str | Path) -> pd.D
         repetitions = values.groupby(group, observed=True)["rep"].nunique().rename("repetitions")
         frames.append(summary.merge(repetitions.reset_index(), on=group))
     result = pd.concat(frames, ignore_index=True) if frames else tables.empty("summary")
+    cells = result["setup"].astype(str) + "/" + result["workload"].astype(str)
+    result["convergence"] = cells.map(status).fillna("fixed") if status else "fixed"
     tables.write(result[tables.schema("summary").names], "summary", out)
     return result
+
+
+def convergence_round(parsed_files: Iterable[str | Path], measured: dict[str, int], rules: dict,
+                      out: str | Path) -> dict:
+    """Decide the next convergence round from the parsed targets measured so far (a JSON file)."""
+    from seconetbench import convergence
+
+    by_kind: dict[str, list[pd.DataFrame]] = {}
+    for path in parsed_files:
+        by_kind.setdefault(tables.kind_of(path), []).append(tables.read(path))
+    values = [convergence.repetition_values(pd.concat(frames, ignore_index=True), kind)
+              for kind, frames in by_kind.items() if kind in SUMMARY_VALUES]
+    combined = pd.concat(values, ignore_index=True) if values else pd.DataFrame(columns=["setup", "workload", "rep", "value"])
+    decision = convergence.decide(combined, list(measured), dict(measured), rules)
+    write_text_atomic(out, json.dumps(decision, indent=1, sort_keys=True))
+    return decision
 
 
 def plot(figure: str, table_file: str | Path, html_out: str | Path, svg_out: str | Path) -> None:

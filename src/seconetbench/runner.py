@@ -109,10 +109,12 @@ def measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int,
                     raise
                 finished = time.time()
                 order = config["run_order"]
-                position = [t.path for t in sweep.run_order(order["mode"], order["seed"])].index(label)
+                planned = [t.path for t in sweep.run_order(order["mode"], order["seed"])]
+                # repetitions added by convergence rounds come after the planned order
+                position = planned.index(label) + 1 if label in planned else None
                 meta = {
                     "target": {"setup": setup_id, "workload": workload_name, "rep": rep},
-                    "run_order": {**order, "position": position + 1, "targets": len(sweep.targets())},
+                    "run_order": {**order, "position": position, "targets": len(planned)},
                     "setup": setup.to_dict(),
                     "workload": spec.to_dict(),
                     "table": workload.table,

@@ -122,4 +122,7 @@ def expand(config: dict[str, Any], check_machine: bool = False) -> Sweep:
             setups.append(setup)
         else:
             excluded.append(Exclusion(setup, reason))
-    return Sweep(setups, excluded, workload_specs(config), config["repetitions"])
+    # Adaptive repetitions start with the minimum; convergence rounds add targets beyond it.
+    from seconetbench.convergence import policy
+
+    return Sweep(setups, excluded, workload_specs(config), policy(config)["min"])

@@ -56,6 +56,24 @@ MEASURES: dict[str, list[pa.Field]] = {
         pa.field("throughput_mbps", pa.float64(), nullable=False),  # 1e6 bit/s
         pa.field("retransmits", pa.int64()),  # TCP only, when the generator reports it
     ],
+    # D-ITG (bursty, tcp100, quake3, video), from ITGDec on the receiver log: per flow, one
+    # whole-flow row (interval 0, ITGDec's summary) and one row per interval of interval_ms
+    "ditg": [
+        pa.field("traffic", pa.string(), nullable=False),  # workload kind: bursty, tcp100, quake3, video
+        pa.field("protocol", pa.string(), nullable=False),  # tcp or udp
+        pa.field("interval", pa.int32(), nullable=False),  # 0 = whole flow, 1.. = n-th interval
+        pa.field("start_s", pa.float64()),  # since the pair's first received packet; null for interval 0
+        pa.field("duration_s", pa.float64()),  # interval length; rx(last) - rx(first) for interval 0
+        pa.field("packets", pa.int64()),  # received (interval 0 only)
+        pa.field("packets_sent", pa.int64()),  # from the sender log (interval 0 only)
+        pa.field("bytes", pa.int64(), nullable=False),  # payload bytes received
+        pa.field("bitrate_kbps", pa.float64(), nullable=False),  # payload, 1e3 bit/s
+        pa.field("delay_ms", pa.float64()),  # mean one-way delay; null without packets
+        pa.field("min_delay_ms", pa.float64()),  # interval 0 only
+        pa.field("max_delay_ms", pa.float64()),  # interval 0 only
+        pa.field("jitter_ms", pa.float64()),  # mean jitter; null without packets
+        pa.field("lost_packets", pa.int64(), nullable=False),  # sequence gaps (never tail losses)
+    ],
 }
 
 
@@ -71,7 +89,8 @@ SUMMARY = pa.schema(
        pa.field("n_missing", pa.int64(), nullable=False),  # samples without a value (lost probes)
        pa.field("repetitions", pa.int32(), nullable=False)]
     + [pa.field(name, pa.float64()) for name in STATISTICS]
-    + [pa.field("ci_halfwidth_pct", pa.float64())]  # half the 95 % CI of the median, % of the median
+    + [pa.field("ci_halfwidth_pct", pa.float64()),  # half the 95 % CI of the median, % of the median
+       pa.field("convergence", pa.string(), nullable=False)]  # fixed | converged | not_converged
 )
 
 KINDS = sorted(MEASURES) + ["summary"]

@@ -117,3 +117,36 @@ def throughput_table(
                                 }
                             )
     return _conformed(rows, "throughput")
+
+
+def ditg_table(
+    setups: Sequence[str] = ("single-bridge-none-c2",),
+    reps: int = 1,
+    traffic: Sequence[str] = ("bursty", "quake3"),
+    flows: int = 2,
+    intervals: int = 3,
+    max_pairs: int | None = 1,
+) -> pd.DataFrame:
+    """Per flow a whole-flow row (interval 0) and *intervals* interval rows of 1 s at 500 kbit/s."""
+    rows = []
+    for setup in setups:
+        for kind in traffic:
+            for rep in range(1, reps + 1):
+                for pair in pairs_for(setup_parts(setup)[4])[:max_pairs]:
+                    for flow in range(1, flows + 1):
+                        delay_ms = 0.05 + 0.01 * flow
+                        for interval in range(intervals + 1):
+                            whole = interval == 0
+                            rows.append({
+                                **_identity(setup, kind, rep, pair, flow),
+                                "traffic": kind, "protocol": "udp", "interval": interval,
+                                "start_s": None if whole else interval - 1.0,
+                                "duration_s": float(intervals) if whole else 1.0,
+                                "packets": 100 * intervals if whole else None,
+                                "packets_sent": 100 * intervals if whole else None,
+                                "bytes": 62_500 * (intervals if whole else 1), "bitrate_kbps": 500.0,
+                                "delay_ms": delay_ms, "min_delay_ms": delay_ms / 2 if whole else None,
+                                "max_delay_ms": delay_ms * 2 if whole else None,
+                                "jitter_ms": 0.01, "lost_packets": 0,
+                            })
+    return _conformed(rows, "ditg")

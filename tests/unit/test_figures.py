@@ -19,7 +19,8 @@ FOUR = list(tablegen.SETUPS)
 
 
 def _fixture(kind: str, **kwargs) -> pd.DataFrame:
-    return tablegen.latency_table(**kwargs) if kind == "latency" else tablegen.throughput_table(**kwargs)
+    builders = {"latency": tablegen.latency_table, "throughput": tablegen.throughput_table, "ditg": tablegen.ditg_table}
+    return builders[kind](**kwargs)
 
 
 def _layers(spec: dict) -> list[dict]:
@@ -58,7 +59,7 @@ def test_fixture_tables_follow_the_schema(kind):
 
 # ------------------------------------------------------------------------------------ registry
 def test_registry_lists_every_figure_with_its_table():
-    assert set(figures.FIGURES) == {"latency_boxplot", "throughput_by_payload"}
+    assert set(figures.FIGURES) == {"latency_boxplot", "throughput_by_payload", "ditg_bitrate", "ditg_delay"}
     for name, spec in figures.FIGURES.items():
         assert spec.name == name
         assert spec.table in tables.MEASURES

@@ -194,3 +194,25 @@ def test_resume_after_kill_9_reruns_only_missing_targets(tmp_path):
     assert len(after) == 8
     assert all(after[target] == started for target, started in done.items()), "a finished target was re-measured"
     assert_no_leftovers(workdir)
+
+
+ADAPTIVE = """
+repetitions: {{min: 2, max: 3, ci_halfwidth_pct: {target}}}
+sweep:
+  single: {{solutions: [bridge], filters: [none], containers: [2]}}
+  workloads: [latency]
+workloads:
+  latency: {{kind: latency, count: 5, interval_s: 0.02}}
+"""
+
+
+@pytest.mark.parametrize(("target", "reps", "status"), [("0.000001", 3, "not_converged"), ("1000000", 2, "converged")])
+def test_adaptive_repetitions_add_targets_only_until_converged(tmp_path, target, reps, status):
+    workdir = make_workdir(tmp_path, ADAPTIVE.format(target=target))
+    snakemake(workdir, "--configfile", tiny(workdir))
+    assert sorted(complete_targets(workdir)) == [f"single-bridge-none-c2/latency/rep{r}" for r in range(1, reps + 1)]
+    summary = tables.read(workdir / "results/tables/summary.parquet")
+    assert list(summary["convergence"]) == [status]
+    assert list(summary["repetitions"]) == [reps]
+    assert planned(workdir, "--configfile", tiny(workdir)) == {}
+    assert_no_leftovers(workdir)

@@ -11,7 +11,8 @@ rule aggregate_table:
 
 rule summary_table:
     input:
-        [f"{RESULTS}/tables/{kind}.parquet" for kind in TABLE_KINDS],
+        tables=[f"{RESULTS}/tables/{kind}.parquet" for kind in TABLE_KINDS],
+        convergence=final_decision_file,
     output:
         f"{RESULTS}/tables/summary.parquet",
     log:

@@ -22,6 +22,7 @@ for excluded in SWEEP.excluded:
 
 
 wildcard_constraints:
+    round=r"[0-9]+",
     setup=r"[a-z0-9][a-z0-9_-]*",
     workload=r"[a-z0-9][a-z0-9_-]*",
     rep=r"[0-9]+",
@@ -38,8 +39,6 @@ def run_priority(wildcards):
 
 
 TABLE_OF_WORKLOAD = {w.name: get_workload(w).table for w in SWEEP.workloads}
-TARGETS = SWEEP.targets()
-RAW_TARGETS = [f"{RESULTS}/raw/{t.path}" for t in TARGETS]
 TABLE_KINDS = sorted(set(TABLE_OF_WORKLOAD.values()))
 TABLE_FILES = [f"{RESULTS}/tables/{kind}.parquet" for kind in TABLE_KINDS] + [f"{RESULTS}/tables/summary.parquet"]
 FIGURES = {name: f for name, f in seconet_figures.FIGURES.items() if f.table in TABLE_KINDS}
@@ -47,7 +46,12 @@ FIGURE_FILES = [f"{RESULTS}/figures/{name}.{ext}" for name in FIGURES for ext in
 
 
 def parsed_of_kind(wildcards):
-    return [f"{RESULTS}/parsed/{t.path}.parquet" for t in TARGETS if TABLE_OF_WORKLOAD[t.workload] == wildcards.kind]
+    # final_reps() (convergence.smk) is the minimum, or what the convergence rounds decided
+    return parsed_files(final_reps(), kind=wildcards.kind)
+
+
+def raw_targets(wildcards):
+    return [f"{RESULTS}/raw/{cell}/rep{rep}" for cell, count in final_reps().items() for rep in range(1, count + 1)]
 
 
 def teardown_testbed():

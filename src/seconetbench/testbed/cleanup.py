@@ -1,4 +1,4 @@
-"""Remove every testbed object of a prefix: processes, namespaces, links, state. Idempotent.
+"""Remove every testbed object of a prefix: processes, namespaces, links, mounts, state. Idempotent.
 
 Order matters: processes inside a namespace keep it alive after its name is removed, so they are
 ended first (the recorded pids, then anything still running inside our namespaces), then the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 from seconetbench import proc
@@ -21,6 +22,15 @@ ANY_RUN = re.compile(rf"^{PROJECT_PREFIX}[a-z0-9]{{0,5}}-")
 
 def state_dir(prefix: str) -> Path:
     return STATE_ROOT / prefix
+
+
+def mounts_below(directory: Path) -> list[str]:
+    """Mount points at or below *directory* in our mount namespace, deepest first (the ebpf
+    technologies mount a private bpffs under the state directory)."""
+    points = [line.split()[4].replace("\\040", " ")
+              for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    inside = [p for p in points if p == str(directory) or p.startswith(f"{directory}/")]
+    return sorted(set(inside), key=len, reverse=True)
 
 
 def _matcher(prefix: str | None):
@@ -41,6 +51,7 @@ def leftovers(prefix: str | None = None) -> dict[str, list[str]]:
         "netns": [n for n in netlink.list_netns() if owned(n)],
         "links": [name for name in netlink.link_names() if owned(name)],
         "processes": processes,
+        "mounts": [m for each in prefixes for m in mounts_below(state_dir(each))],
     }
 
 
@@ -66,6 +77,9 @@ def remove(prefix: str | None = None) -> dict[str, list[str]]:
         for name in [n for n in netlink.link_names() if owned(n)]:
             netlink.delete_link(sock, name)
             links.append(name)
+    mounts = [m for each in prefixes for m in mounts_below(state_dir(each))]
+    for point in mounts:  # before the state directory goes: rmtree cannot remove a mount point
+        subprocess.run(["umount", point], capture_output=True)
     for each in prefixes:
         shutil.rmtree(state_dir(each), ignore_errors=True)
-    return {"netns": namespaces, "links": links, "processes": ended}
+    return {"netns": namespaces, "links": links, "processes": ended, "mounts": mounts}

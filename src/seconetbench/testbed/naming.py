@@ -40,6 +40,10 @@ class Names:
         """Host-side end of a container's veth ('c07' -> 'scnab12-v07')."""
         return self._link("v" + container.removeprefix("c"))
 
+    def macvlan_parent(self, host: int) -> tuple[str, str]:
+        """The veth pair of *host* whose first end is the macvlan parent (the kernel may lack dummy)."""
+        return self._link(f"mvp{host}"), self._link(f"mvq{host}")
+
     def container_if(self) -> str:
         """The container's own interface (inside its namespace, so one name serves all)."""
         return self._link("e0")

@@ -21,13 +21,28 @@ def list_netns() -> list[str]:
     return sorted(netns.listnetns())
 
 
-MS_BIND = 0x1000
+MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
+
+
+def _share_run_dir() -> None:
+    """Make /run/netns a shared mount point, as iproute2 and pyroute2 do before their first
+    namespace, so that every tool sees the same namespace mounts."""
+    directory = str(NETNS_RUN_DIR).encode()
+    if _libc.mount(b"", directory, b"none", MS_SHARED | MS_REC, None) == 0:
+        return
+    if _libc.mount(directory, directory, b"none", MS_BIND | MS_REC, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"bind-mounting {NETNS_RUN_DIR}: {os.strerror(err)}")
+    if _libc.mount(b"", directory, b"none", MS_SHARED | MS_REC, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"making {NETNS_RUN_DIR} a shared mount: {os.strerror(err)}")
 
 
 def create_netns(name: str) -> None:
     """A new named namespace, made as `ip netns add` makes it: unshare this thread's network
     namespace, bind-mount it onto /run/netns/<name>, return to the original namespace."""
     NETNS_RUN_DIR.mkdir(parents=True, exist_ok=True)
+    _share_run_dir()
     path = NETNS_RUN_DIR / name
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)

@@ -109,10 +109,12 @@ def listening(pid: int, port: int, udp: bool = False) -> bool:
     /proc/<pid>/net/* shows that process's network namespace, so no command runs inside it."""
     table = "udp" if udp else "tcp"
     wanted = f":{port:04X}"
-    try:
-        lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
+    lines = []
+    for name in (table, f"{table}6"):  # IPv4 and IPv6 sockets (ITGRecv listens on ::)
+        try:
+            lines += Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
     for line in lines:
         fields = line.split()
         # field 1 = local address:port, field 3 = state (0A = LISTEN; UDP sockets show 07)

@@ -1,0 +1,207 @@
+"""D-ITG workloads without a testbed: scripts, video draws, config, parsing real ITGDec outputs into
+the ditg table, its summary values and figures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from seconetbench import config, figures, parsers, pipeline, tables
+from seconetbench.errors import ConfigError
+from seconetbench.figures import ditg as ditg_figures
+from seconetbench.spec import SetupSpec, WorkloadSpec
+from seconetbench.workloads import get_workload
+from seconetbench.workloads.ditg import INTERVAL_OPTIONS, Video, pair_file, pps
+from tests.conftest import SHARED_FIXTURES
+
+pytestmark = pytest.mark.unit
+
+ITGDEC = SHARED_FIXTURES / "itgdec"
+
+
+def workload(kind: str, **params):
+    """The workload with the schema's defaults filled in, as the runner builds it."""
+    cfg = config.validate({
+        "sweep": {"single": {"solutions": ["bridge"], "filters": ["none"], "containers": [2]}, "workloads": ["w"]},
+        "workloads": {"w": {"kind": kind, **params}},
+    })
+    params = dict(cfg["workloads"]["w"])
+    return get_workload(WorkloadSpec("w", params.pop("kind"), params))
+
+
+# ------------------------------------------------------------------------------ scripts
+def test_bursty_script_maps_the_paper_bursts_to_itgsend_options():
+    text, flows = workload("bursty").script("198.19.1.2", 0)
+    # 500 kbit/s of payload during 1 s ON, then 1 s OFF: 100 packets/s of 625 bytes
+    assert text == "-a 198.19.1.2 -rp 10001 -T UDP -t 10000 -C 100 -c 625 -B C 1000 C 1000\n"
+    assert flows[0]["rate_pps"] * 625 * 8 == 500_000
+
+
+def test_tcp100_script_has_one_line_and_port_per_flow():
+    text, flows = workload("tcp100", flows=100, base_port=20001).script("198.19.1.2", 0)
+    lines = text.splitlines()
+    assert len(lines) == len(flows) == 100
+    assert lines[0] == "-a 198.19.1.2 -rp 20001 -T TCP -t 10000 -C 100 -c 625"
+    assert lines[-1].startswith("-a 198.19.1.2 -rp 20100 ")
+    assert [f["flow"] for f in flows] == list(range(1, 101))
+
+
+def test_quake3_model_is_the_last_option_of_each_line():
+    text, _ = workload("quake3").script("198.19.1.2", 0)
+    assert text.splitlines() == [f"-a 198.19.1.2 -rp {10001 + i} -t 10000 Quake3" for i in range(4)]
+
+
+def test_timeout_allows_one_teardown_second_and_more_per_flow():
+    tcp = workload("tcp100", flows=100, duration_s=10)
+    _, flows = tcp.script("198.19.1.2", 0)
+    assert tcp.timeout_s(flows) >= 10 + 100 * 1.0
+
+
+# ------------------------------------------------------------------------------ video model
+def test_video_draws_are_seeded_per_pair_and_scaled_to_gb_per_hour():
+    video = workload("video", seed=7, length_scale=1)
+    first, again = video.flows("198.19.1.2", 0), video.flows("198.19.1.2", 0)
+    assert first == again
+    assert video.flows("198.19.1.2", 1) != first  # each pair its own videos
+    assert workload("video", seed=8, length_scale=1).flows("198.19.1.2", 0) != first
+    assert len(first) == 10
+    # the average stream carries 3 GB per hour (rates are rounded to 0.1 packet/s)
+    mean_kbps = sum(f["bitrate_kbps"] for f in first) / len(first)
+    assert mean_kbps == pytest.approx(3e9 * 8 / 3600 / 1000, rel=1e-3)
+    assert all(f["duration_s"] == pytest.approx(f["model_length_s"], abs=1e-3) for f in first)
+    assert all(f["options"].startswith("-T TCP ") and f["options"].endswith("-c 1370") for f in first)
+
+
+def test_video_model_looks_like_the_published_statistics():
+    from random import Random
+
+    from seconetbench.workloads.ditg import draw_videos
+
+    videos = draw_videos(Random(1), 20_000)
+    lengths = pd.Series([length for length, _ in videos])
+    sizes = pd.Series([size for _, size in videos])
+    assert 0.95 <= (lengths <= 600).mean() <= 0.99  # Cheng et al.: 97.9 % up to 600 s
+    assert 6 <= sizes.mean() <= 11  # mean file size 8.4 MB
+    assert 0.95 <= (sizes < 25).mean()  # 98.3 % under 25 MB
+
+
+def test_length_scale_shortens_videos_but_keeps_their_rates():
+    full, short = (workload("video", length_scale=s).flows("198.19.1.2", 0) for s in (1, 0.1))
+    assert [f["rate_pps"] for f in full] == [f["rate_pps"] for f in short]
+    for long, scaled in zip(full, short, strict=True):
+        assert scaled["duration_s"] == pytest.approx(max(1.0, long["model_length_s"] * 0.1), abs=1e-3)
+
+
+# ------------------------------------------------------------------------------ config
+def test_config_fills_ditg_defaults_and_names_bad_keys():
+    assert workload("tcp100").params == {"flows": 100, "duration_s": 10, "rate_kbps": 500, "payload_bytes": 625,
+                                         "interval_ms": 1000, "base_port": 10001, "keep_logs": False}
+    assert workload("bursty").params["interval_ms"] == 100
+    with pytest.raises(ConfigError, match="workloads.w.*rate_kbps"):
+        workload("bursty", rate_kbps=500)
+    with pytest.raises(ConfigError, match="workloads.w.flows"):
+        workload("quake3", flows=0)
+
+
+def test_rate_conversion():
+    assert pps(500, 625) == 100
+    assert pps(6666.667, 1370) == pytest.approx(608.27, abs=0.01)
+
+
+# ------------------------------------------------------------------------------ parsing
+def raw_target(tmp_path, fixture: str, interval_ms: int, kind: str, setup: str = "single-bridge-none-c2"):
+    """A raw target made of real ITGDec outputs, as the workload's run() leaves it."""
+    raw = tmp_path / setup / kind / "rep1"
+    raw.mkdir(parents=True)
+    pair = "c01-c02"
+    shutil.copy(ITGDEC / f"{fixture}_recv_summary.txt", raw / pair_file(pair, "recv_summary"))
+    shutil.copy(ITGDEC / f"{fixture}_send_summary.txt", raw / pair_file(pair, "send_summary"))
+    for metric in INTERVAL_OPTIONS:
+        shutil.copy(ITGDEC / f"{fixture}_recv_{metric}_{interval_ms}ms.dat", raw / pair_file(pair, metric))
+    work = workload(kind, interval_ms=interval_ms)
+    meta = {"setup": SetupSpec.parse(setup).to_dict(), "target": {"setup": setup, "workload": kind, "rep": 1},
+            "workload": {"name": kind, "kind": kind, **work.params}, "table": "ditg",
+            "workload_run": {"kind": kind, "protocol": work.protocol, "interval_ms": interval_ms,
+                             "pairs": [{"pair": pair, "flows": []}]}}
+    (raw / "meta.json").write_text(json.dumps(meta))
+    return raw
+
+
+@pytest.mark.parametrize(("fixture", "interval_ms", "kind", "flows"),
+                         [("w3_bursty", 200, "bursty", 1), ("w5_quake3", 1000, "quake3", 4)])
+def test_parse_target_agrees_with_itgdec_totals(tmp_path, fixture, interval_ms, kind, flows):
+    raw = raw_target(tmp_path, fixture, interval_ms, kind)
+    rows = pipeline.parse_target(raw, tmp_path / "out.parquet")
+    assert tables.kind_of(tmp_path / "out.parquet") == "ditg"
+    total = parsers.parse_file("itgdec", ITGDEC / f"{fixture}_recv_summary.txt").summary
+    sent = parsers.parse_file("itgdec", ITGDEC / f"{fixture}_send_summary.txt").summary
+    whole, intervals = rows[rows["interval"] == 0], rows[rows["interval"] > 0]
+    assert sorted(whole["flow"]) == list(range(1, flows + 1))
+    assert whole["packets"].sum() == total["packets"]
+    assert whole["bytes"].sum() == intervals["bytes"].sum() == total["bytes"]
+    assert whole["packets_sent"].sum() == sent["packets"]
+    assert intervals.groupby("flow")["interval"].apply(lambda s: list(s) == list(range(1, len(s) + 1))).all()
+    assert set(rows["traffic"]) == {kind} and set(rows["protocol"]) == {"udp"}
+
+
+def test_bursty_off_periods_have_no_delay_and_the_artifact_is_visible(tmp_path):
+    rows = pipeline.parse_target(raw_target(tmp_path, "w3_bursty", 200, "bursty"), tmp_path / "out.parquet")
+    intervals = rows[rows["interval"] > 0]
+    off = intervals[intervals["bitrate_kbps"] == 0]
+    assert len(off) > 0 and off["delay_ms"].isna().all() and off["jitter_ms"].isna().all()
+    whole = rows[rows["interval"] == 0].iloc[0]
+    assert whole["max_delay_ms"] == pytest.approx(1002.15)  # the last packet of a burst, sent after OFF
+    # it lands in the first interval of the next burst (1 s / 21 packets), or alone after the
+    # last burst: one interval per burst (5 bursts) is off, so the median over intervals is not
+    delayed = intervals.loc[intervals["delay_ms"] > 10, "delay_ms"]
+    assert len(delayed) == 5 and delayed.iloc[-1] == pytest.approx(1002.15)
+    assert intervals["delay_ms"].median() < 0.3
+
+
+def test_ditg_summary_uses_interval_delays(tmp_path):
+    rows = pipeline.parse_target(raw_target(tmp_path, "w5_quake3", 1000, "quake3"), tmp_path / "out.parquet")
+    values, metric = pipeline.SUMMARY_VALUES["ditg"](rows)
+    assert metric == "delay_ms"
+    assert (values["interval"] > 0).all() and values["delay_ms"].notna().all()
+    assert len(values) == rows.loc[rows["interval"] > 0, "delay_ms"].notna().sum()
+
+
+# ------------------------------------------------------------------------------ figures
+def ditg_table(tmp_path) -> pd.DataFrame:
+    frames = []
+    for setup in ("single-bridge-none-c2", "single-bridge-iptables-c2"):
+        for fixture, interval_ms, kind in (("w3_bursty", 200, "bursty"), ("w5_quake3", 1000, "quake3")):
+            raw = raw_target(tmp_path / setup, fixture, interval_ms, kind, setup)
+            frames.append(pipeline.parse_target(raw, tmp_path / f"{setup}-{kind}.parquet"))
+    return tables.conform(pd.concat(frames, ignore_index=True), "ditg").to_pandas()
+
+
+def test_ditg_figures_are_registered_for_the_ditg_table():
+    assert {figures.FIGURES[n].table for n in ("ditg_bitrate", "ditg_delay")} == {"ditg"}
+
+
+def test_per_flow_delay_is_robust_to_the_burst_artifact(tmp_path):
+    flows = ditg_figures.per_flow(ditg_table(tmp_path))
+    assert len(flows) == 2 * (1 + 4)
+    assert (flows["delay_ms"] < 1).all()  # ITGDec's own average for bursty is 10 ms, its max 1 s
+    bursty = flows[flows["traffic"] == "bursty"]
+    assert bursty["bitrate_kbps"].tolist() == [pytest.approx(250.025277)] * 2
+
+
+@pytest.mark.parametrize("name", ["ditg_bitrate", "ditg_delay"])
+def test_ditg_figures_state_n_and_save(tmp_path, name):
+    spec = figures.FIGURES[name]
+    chart = spec.builder(ditg_table(tmp_path))
+    as_dict = chart.to_dict()
+    assert "n = 10 flows" in "\n".join(as_dict["title"]["subtitle"])
+    assert as_dict["facet"]["column"]["field"] == "workload"
+    written = figures.save_chart(chart, tmp_path / name)
+    assert all(path.stat().st_size > 0 for path in written)
+
+
+def test_ditg_figure_on_an_empty_table_names_the_workloads():
+    with pytest.raises(ValueError, match="bursty"):
+        ditg_figures.ditg_delay(tables.empty("ditg"))
