@@ -14,6 +14,10 @@ APT_PACKAGES=(
     openvswitch-switch openvswitch-common
     # eBPF programs built at deploy time
     clang llvm bpftool libbpf-dev linux-libc-dev
+    # tunnels and VPNs between emulated hosts (daemons started per deployment)
+    wireguard-tools wireguard-go openvpn tinc openssl
+    strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
+    libstrongswan-standard-plugins
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

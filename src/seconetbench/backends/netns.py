@@ -23,6 +23,10 @@ from seconetbench.testbed.naming import Names, container_name
 
 CONTAINER_SUBNET = "198.19.{host}.0/24"  # containers of host h (RFC 2544 range, see DESIGN.md)
 UNDERLAY_SUBNET = "198.18.0.0/24"
+UNDERLAY_MTU = 1500
+# Multi-host: the hosts' routing must not drop packets that arrive on a tunnel device and leave
+# on another (decapsulated traffic); loose/strict reverse-path filtering would, for some tunnels.
+MULTI_HOST_SYSCTLS = {"net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0}
 
 HOST_SYSCTLS = {"net.ipv4.ip_forward": 1}
 # IPv6 off in every namespace: no router solicitations or MLD reports in the measurements.
@@ -31,6 +35,21 @@ NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_i
 
 def container_ip(host: int, index_on_host: int) -> str:
     return f"198.19.{host}.{index_on_host}"
+
+
+def underlay_ip(host: int) -> str:
+    return f"198.18.0.{host}"
+
+
+def underlay_switch(prefix: str) -> str:
+    """The namespace that plays the switch between the hosts of a multi-host setup: one bridge,
+    one port per host. A capture there sees every packet on the wire, like a mirror port."""
+    return f"{prefix}-ul"
+
+
+def underlay_dev(prefix: str, host: int) -> str:
+    """Host *host*'s underlay interface ('scnab12-u1'; at most 12 characters, hosts <= 16)."""
+    return f"{prefix}-u{host}"
 
 
 def fingerprint(setup: SetupSpec, verify: bool) -> str:
@@ -98,6 +117,8 @@ class NetnsBackend:
 
     def _build(self, deployment: Deployment, techs: list, started: float) -> None:
         self._namespaces(deployment)
+        if deployment.setup.scenario == "multi":
+            self._underlay(deployment)
         timings = {}
         for tech in techs:
             t0 = time.monotonic()
@@ -118,6 +139,30 @@ class NetnsBackend:
             with netlink.route(netns) as sock:
                 sock.link("set", index=netlink.index(sock, "lo"), state="up")
 
+    def _underlay(self, deployment: Deployment) -> None:
+        """Join the hosts through a switch namespace: bridge <prefix>-ul there, and per host h a veth
+        <prefix>-u<h> (198.18.0.h/24) whose peer <prefix>-s<h> is a port of that bridge."""
+        switch = underlay_switch(self.prefix)
+        netlink.create_netns(switch)
+        netlink.set_sysctls(switch, NO_IPV6, optional=True)
+        with netlink.route(switch) as sock:
+            sock.link("add", ifname=f"{self.prefix}-ul", kind="bridge")
+            bridge = netlink.index(sock, f"{self.prefix}-ul")
+        for host in deployment.hosts:
+            host.underlay_dev = underlay_dev(self.prefix, host.index)
+            host.underlay_ip = underlay_ip(host.index)
+            port = f"{self.prefix}-s{host.index}"  # its switch port
+            with netlink.route(host.netns) as sock:
+                sock.link("add", ifname=host.underlay_dev, kind="veth", peer={"ifname": port, "net_ns_fd": switch})
+                index = netlink.index(sock, host.underlay_dev)
+                sock.addr("add", index=index, address=host.underlay_ip, prefixlen=24)
+                sock.link("set", index=index, mtu=UNDERLAY_MTU, state="up")
+            with netlink.route(switch) as sock:
+                sock.link("set", index=netlink.index(sock, port), master=bridge, state="up")
+            netlink.set_sysctls(host.netns, MULTI_HOST_SYSCTLS)
+        with netlink.route(switch) as sock:
+            sock.link("set", index=bridge, state="up")
+
     # ------------------------------------------------------------------ reuse
     def current(self) -> Deployment | None:
         try:
@@ -129,6 +174,8 @@ class NetnsBackend:
         """None when the live testbed still matches *deployment*, else what is wrong."""
         live = set(netlink.list_netns())
         wanted = [h.netns for h in deployment.hosts] + [c.netns for c in deployment.containers]
+        if deployment.setup.scenario == "multi":
+            wanted.append(underlay_switch(self.prefix))
         missing = [n for n in wanted if n not in live]
         if missing:
             return f"namespaces missing: {missing[:5]}"
