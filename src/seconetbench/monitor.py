@@ -29,7 +29,7 @@ import psutil
 
 from seconetbench.testbed import netlink
 
-HOST_COLUMNS = ["timestamp_s", "cpu_user_pct", "cpu_system_pct", "cpu_softirq_pct", "cpu_steal_pct",
+HOST_COLUMNS = ["timestamp_s", "interval_s", "cpu_user_pct", "cpu_system_pct", "cpu_softirq_pct", "cpu_steal_pct",
                 "cpu_iowait_pct", "cpu_idle_pct", "mem_used_bytes", "mem_available_bytes"]
 PROCESS_COLUMNS = ["timestamp_s", "pid", "name", "cpu_pct"]
 NET_COLUMNS = ["timestamp_s", "netns", "ifname", "rx_bytes", "rx_packets", "tx_bytes", "tx_packets"]
@@ -123,16 +123,19 @@ class Monitor:
             tracked: dict[int, tuple[psutil.Process, str]] = {}  # pid -> (process, name)
             self._rescan(tracked, kernel_softirq_threads())  # kernel threads stay; find them once
             next_sample = time.monotonic()
+            previous = time.time()
+            stopping = False
             while True:
                 fresh: set[int] = set()
-                if self.samples % self.rescan_every == 0:
+                if self.samples % self.rescan_every == 0 and not stopping:
                     fresh = self._rescan(tracked, self.processes())
                 now = time.time()
                 if self.samples > 0:  # the first pass only primes the CPU counters
-                    cpu = psutil.cpu_times_percent()
+                    cpu = psutil.cpu_times_percent()  # over [previous, now]
                     memory = psutil.virtual_memory()
-                    host.writerow([f"{now:.3f}", cpu.user, cpu.system, getattr(cpu, "softirq", 0.0),
-                                   getattr(cpu, "steal", 0.0), getattr(cpu, "iowait", 0.0), cpu.idle,
+                    host.writerow([f"{now:.3f}", f"{now - previous:.3f}", cpu.user, cpu.system,
+                                   getattr(cpu, "softirq", 0.0), getattr(cpu, "steal", 0.0),
+                                   getattr(cpu, "iowait", 0.0), cpu.idle,
                                    memory.total - memory.available, memory.available])
                 for pid, (process, name) in list(tracked.items()):
                     if pid in fresh:
@@ -149,10 +152,14 @@ class Monitor:
                             net.writerow([f"{now:.3f}", netns, *row])
                     except FileNotFoundError:
                         pass  # namespace gone (teardown raced the last sample)
+                previous = now
                 self.samples += 1
-                next_sample += self.interval_s
-                if self._stop.wait(max(0.0, next_sample - time.monotonic())):
+                if stopping:
                     break
+                next_sample += self.interval_s
+                # On stop, one last sample covers the partial interval, so that even a workload
+                # shorter than one interval is measured.
+                stopping = self._stop.wait(max(0.0, next_sample - time.monotonic()))
 
     def _rescan(self, tracked: dict[int, tuple[psutil.Process, str]], candidates: Iterable[psutil.Process]) -> set[int]:
         """Add the candidates not tracked yet to *tracked* (primed); return their pids."""

@@ -55,6 +55,58 @@ def parse_target(raw_dir: str | Path, out: str | Path) -> pd.DataFrame:
     return rows
 
 
+def _deployment_row(meta: dict) -> dict[str, object]:
+    deployment = meta["deployment"]
+    timings = deployment.get("timings", {})
+    verification = deployment.get("verification", {})
+    tunnel = deployment.get("tunnel") or {}
+    mtus = [mtu for links in deployment.get("mtu", {}).values() for mtu in links.values()]
+    return {
+        "hosts": meta["setup"]["hosts"],
+        "extra_rules": meta["setup"]["extra_rules"],
+        "reused": deployment["reused"],
+        "deploy_s": timings["deploy_s"],
+        "solution_apply_s": timings.get("solution_apply_s"),
+        "tunnel_apply_s": timings.get("tunnel_apply_s"),
+        "filter_apply_s": timings.get("filter_apply_s"),
+        "verification_s": verification.get("duration_s"),
+        "verification_passed": verification.get("passed"),
+        "verification_probes": verification.get("probes"),
+        "min_mtu_bytes": min(mtus) if mtus else None,
+        "tunnel_implementation": tunnel.get("implementation"),
+        "tunnel_cipher": tunnel.get("cipher"),
+        "tunnel_path_mtu_bytes": tunnel.get("path_mtu"),
+        "tunnel_overhead_bytes": tunnel.get("overhead_bytes"),
+        "tunnel_setup_s": tunnel.get("setup_s"),
+    }
+
+
+def _monitor_rows(raw_dir: Path, kind: str, meta: dict) -> pd.DataFrame:
+    """The monitor's samples of one kind (empty when the monitor was off)."""
+    source = {"host_usage": "monitor_host.csv", "process_cpu": "monitor_processes.csv"}[kind]
+    path = raw_dir / source
+    if not path.exists():
+        return tables.empty(kind)[[f.name for f in tables.TARGET_MEASURES[kind]]]
+    frame = pd.read_csv(path)
+    if kind == "host_usage":
+        frame.insert(2, "cpus", meta["machine"]["cpus"])
+    else:
+        frame = frame.rename(columns={"name": "process"})
+    return frame
+
+
+def target_tables(raw_dir: str | Path, outs: dict[str, str | Path]) -> None:
+    """The tables of a target as a whole (deployment facts, monitor samples), one file per kind."""
+    raw_dir = Path(raw_dir)
+    meta = read_meta(raw_dir)
+    ident = identity(meta)
+    for kind, out in outs.items():
+        rows = pd.DataFrame([_deployment_row(meta)]) if kind == "deployment" else _monitor_rows(raw_dir, kind, meta)
+        for position, (column, value) in enumerate(ident.items()):
+            rows.insert(position, column, value)
+        tables.write(rows, kind, out, meta=meta if kind == "deployment" else None)
+
+
 def aggregate(kind: str, parsed_files: Iterable[str | Path], out: str | Path) -> pd.DataFrame:
     """Concatenate the parsed targets of one table kind into results/tables/<kind>.parquet."""
     frames = []
@@ -132,12 +184,13 @@ def convergence_round(parsed_files: Iterable[str | Path], measured: dict[str, in
     return decision
 
 
-def plot(figure: str, table_file: str | Path, html_out: str | Path, svg_out: str | Path) -> None:
-    """Build one registered figure from its table and save it as interactive HTML and SVG."""
+def plot(figure: str, table_files: Iterable[str | Path], html_out: str | Path, svg_out: str | Path) -> None:
+    """Build one registered figure from its tables (in FigureSpec.tables order) and save it as
+    interactive HTML and SVG."""
     from seconetbench import figures
 
     spec = figures.FIGURES[figure]
-    chart = spec.builder(tables.read(table_file))
+    chart = spec.builder(*(tables.read(path) for path in table_files))
     written = figures.save_chart(chart, Path(html_out).with_suffix(""))
     expected = {Path(html_out), Path(svg_out)}
     if not expected <= set(map(Path, written)):

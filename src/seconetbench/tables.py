@@ -93,12 +93,60 @@ SUMMARY = pa.schema(
        pa.field("convergence", pa.string(), nullable=False)]  # fixed | converged | not_converged
 )
 
-KINDS = sorted(MEASURES) + ["summary"]
+# Tables of a target as a whole, whatever its workload (parsed/{setup}/{workload}/rep{n}.{kind}.parquet):
+# identity without pair and flow.
+TARGET_IDENTITY = SETUP_IDENTITY + [pa.field("rep", pa.int32(), nullable=False)]
+TARGET_MEASURES: dict[str, list[pa.Field]] = {
+    # one row per target: how its deployment was made (from meta.json)
+    "deployment": [
+        pa.field("hosts", pa.int32(), nullable=False),
+        pa.field("extra_rules", pa.int32(), nullable=False),
+        pa.field("reused", pa.bool_(), nullable=False),  # deployed by an earlier target
+        pa.field("deploy_s", pa.float64(), nullable=False),  # namespaces + technologies, whole deploy
+        pa.field("solution_apply_s", pa.float64()),
+        pa.field("tunnel_apply_s", pa.float64()),
+        pa.field("filter_apply_s", pa.float64()),  # installing the whitelist (and extra rules)
+        pa.field("verification_s", pa.float64()),  # isolation check
+        pa.field("verification_passed", pa.bool_()),
+        pa.field("verification_probes", pa.int32()),
+        pa.field("min_mtu_bytes", pa.int32()),  # smallest MTU of any link in the setup
+        pa.field("tunnel_implementation", pa.string()),  # e.g. kernel, userspace (wireguard-go)
+        pa.field("tunnel_cipher", pa.string()),
+        pa.field("tunnel_path_mtu_bytes", pa.int32()),
+        pa.field("tunnel_overhead_bytes", pa.int32()),
+        pa.field("tunnel_setup_s", pa.float64()),  # tunnel start until the first packet passed
+    ],
+    # one row per monitor sample of the host (percent of all cores)
+    "host_usage": [
+        pa.field("timestamp_s", pa.float64(), nullable=False),
+        pa.field("interval_s", pa.float64(), nullable=False),  # seconds the sample covers
+        pa.field("cpus", pa.int32(), nullable=False),
+        pa.field("cpu_user_pct", pa.float64(), nullable=False),
+        pa.field("cpu_system_pct", pa.float64(), nullable=False),
+        pa.field("cpu_softirq_pct", pa.float64(), nullable=False),
+        pa.field("cpu_steal_pct", pa.float64(), nullable=False),
+        pa.field("cpu_iowait_pct", pa.float64(), nullable=False),
+        pa.field("cpu_idle_pct", pa.float64(), nullable=False),
+        pa.field("mem_used_bytes", pa.int64(), nullable=False),
+        pa.field("mem_available_bytes", pa.int64(), nullable=False),
+    ],
+    # one row per monitor sample of each process of the setup (percent of one core)
+    "process_cpu": [
+        pa.field("timestamp_s", pa.float64(), nullable=False),
+        pa.field("pid", pa.int64(), nullable=False),
+        pa.field("process", pa.string(), nullable=False),
+        pa.field("cpu_pct", pa.float64(), nullable=False),
+    ],
+}
+
+KINDS = sorted(MEASURES) + sorted(TARGET_MEASURES) + ["summary"]
 
 
 def schema(kind: str) -> pa.Schema:
     if kind == "summary":
         return SUMMARY
+    if kind in TARGET_MEASURES:
+        return pa.schema(TARGET_IDENTITY + TARGET_MEASURES[kind])
     try:
         measures = MEASURES[kind]
     except KeyError:

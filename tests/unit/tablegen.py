@@ -19,6 +19,8 @@ SETUPS = {
     "single-bridge-iptables-c2": ("single", "bridge", "iptables", "none", 2),
     "single-bridge-none-c8": ("single", "bridge", "none", "none", 8),
     "single-bridge-iptables-c8": ("single", "bridge", "iptables", "none", 8),
+    "multi-wireguard-none-c4": ("multi", "bridge", "none", "wireguard", 4),
+    "multi-vxlan-none-c4": ("multi", "bridge", "none", "vxlan", 4),
 }
 
 
@@ -150,3 +152,45 @@ def ditg_table(
                                 "jitter_ms": 0.01, "lost_packets": 0,
                             })
     return _conformed(rows, "ditg")
+
+
+def _target_identity(setup: str, workload: str, rep: int) -> dict:
+    ident = _identity(setup, workload, rep, "", 0)
+    del ident["pair"], ident["flow"]
+    return ident
+
+
+def deployment_table(setups: Sequence[str] = ("single-bridge-none-c2",), workloads: Sequence[str] = ("latency",),
+                     reps: int = 1, extra_rules: int = 0, tunnel_implementation: str | None = None) -> pd.DataFrame:
+    """One row per target; the first target of each setup is a fresh deploy, later ones reuse it."""
+    rows = []
+    for setup in setups:
+        for position, (workload, rep) in enumerate((w, r) for r in range(1, reps + 1) for w in workloads):
+            multi = setup.startswith("multi")
+            rows.append({**_target_identity(setup, workload, rep), "hosts": 2 if multi else 1,
+                         "extra_rules": extra_rules, "reused": position > 0, "deploy_s": 0.3 + 0.01 * position,
+                         "solution_apply_s": 0.1, "tunnel_apply_s": 0.05 if multi else None,
+                         "filter_apply_s": 0.004, "verification_s": 1.1, "verification_passed": True,
+                         "verification_probes": 12, "min_mtu_bytes": 1440 if multi else 1500,
+                         "tunnel_implementation": tunnel_implementation if multi else None,
+                         "tunnel_cipher": "chacha20poly1305" if multi else None,
+                         "tunnel_path_mtu_bytes": 1440 if multi else None,
+                         "tunnel_overhead_bytes": 60 if multi else None,
+                         "tunnel_setup_s": 0.07 if multi else None})
+    return _conformed(rows, "deployment")
+
+
+def host_usage_table(setups: Sequence[str] = ("single-bridge-none-c2",), workloads: Sequence[str] = ("throughput_653",),
+                     reps: int = 1, samples: int = 4, busy_pct: float = 50.0) -> pd.DataFrame:
+    """Monitor samples of 1 s each with a fixed CPU load: busy_pct of 2 cores."""
+    rows = []
+    for setup in setups:
+        for workload in workloads:
+            for rep in range(1, reps + 1):
+                for sample in range(samples):
+                    rows.append({**_target_identity(setup, workload, rep), "timestamp_s": 1000.0 + sample,
+                                 "interval_s": 1.0, "cpus": 2, "cpu_user_pct": busy_pct / 2, "cpu_system_pct": busy_pct / 4,
+                                 "cpu_softirq_pct": busy_pct / 4, "cpu_steal_pct": 0.0, "cpu_iowait_pct": 0.0,
+                                 "cpu_idle_pct": 100.0 - busy_pct, "mem_used_bytes": 10**9,
+                                 "mem_available_bytes": 10**10})
+    return _conformed(rows, "host_usage")

@@ -117,19 +117,3 @@ def test_ipsec_names_the_package_of_a_missing_plugin():
     assert plugin("gcm").why == "libstrongswan-standard-plugins"
     problem = PluginRequirement("plugin", "surely-missing", "libstrongswan-standard-plugins").missing()
     assert "surely-missing" in problem and "libstrongswan-standard-plugins" in problem
-
-
-def test_setup_time_figure_labels_each_tunnel_with_its_implementation():
-    from seconetbench.figures import multi_host
-
-    metas = [{"setup": {"id": "multi-wireguard-none-c4"}, "deployment": {"tunnel": {
-        "name": "wireguard", "implementation": "userspace (wireguard-go)", "cipher": "ChaCha20-Poly1305",
-        "path_mtu": 1440, "overhead_bytes": 60, "setup_s": 0.07}}},
-        {"setup": {"id": "single-bridge-none-c2"}, "deployment": {}}]
-    facts = multi_host.tunnel_facts(metas)
-    assert list(facts["setup"]) == ["multi-wireguard-none-c4"]
-    spec = multi_host.multi_host_setup_time(facts).to_dict()
-    values = next(iter(spec["datasets"].values()))
-    assert values[0]["tunnel_label"] == "wireguard (userspace (wireguard-go))" and values[0]["setup_s"] == 0.07
-    with pytest.raises(ValueError, match="no rows"):
-        multi_host.multi_host_setup_time(multi_host.tunnel_facts([]))

@@ -127,9 +127,17 @@ def test_sweep_produces_tables_figures_and_meta(swept):
     assert (throughput["throughput_mbps"] > 0).all()
     summary = tables.read(swept / "results/tables/summary.parquet")
     assert set(summary["metric"]) == {"rtt_ms", "throughput_mbps"}
-    for figure in ("latency_boxplot", "throughput_by_payload"):
+    for figure in ("latency_boxplot", "throughput_by_payload", "cpu_per_gbit", "deploy_time", "rule_scaling"):
         assert "<svg" in (swept / f"results/figures/{figure}.svg").read_text()
         assert (swept / f"results/figures/{figure}.html").stat().st_size > 1000
+    assert not list((swept / "results/figures").glob("multi_host_*"))  # a single-host sweep
+    deployment = tables.read(swept / "results/tables/deployment.parquet")
+    assert len(deployment) == 8 and deployment["verification_passed"].all()
+    assert (deployment["deploy_s"] > 0).all() and (~deployment["reused"]).sum() >= 2
+    host = tables.read(swept / "results/tables/host_usage.parquet")
+    assert set(host["workload"]) == {"latency", "throughput_653"} and (host["interval_s"] > 0).all()
+    processes = tables.read(swept / "results/tables/process_cpu.parquet")
+    assert "iperf3" in set(processes["process"])  # the 0.25 s pings end before a sample sees them
     schema = json.loads((REPO / "workflow/schemas/meta.schema.json").read_text())
     metas = [json.loads(p.read_text()) for p in (swept / "results/raw").glob("*/*/*/meta.json")]
     for meta in metas:

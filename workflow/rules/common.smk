@@ -4,6 +4,7 @@ import sys
 
 from seconetbench import config as seconet_config
 from seconetbench import figures as seconet_figures
+from seconetbench import tables as seconet_tables
 from seconetbench.errors import ConfigError
 from seconetbench.sweep import expand
 from seconetbench.workloads import get_workload
@@ -39,9 +40,12 @@ def run_priority(wildcards):
 
 
 TABLE_OF_WORKLOAD = {w.name: get_workload(w).table for w in SWEEP.workloads}
-TABLE_KINDS = sorted(set(TABLE_OF_WORKLOAD.values()))
+# every target also yields the tables of the target as a whole (deployment, monitor samples)
+TARGET_KINDS = sorted(seconet_tables.TARGET_MEASURES)
+TABLE_KINDS = sorted(set(TABLE_OF_WORKLOAD.values())) + TARGET_KINDS
 TABLE_FILES = [f"{RESULTS}/tables/{kind}.parquet" for kind in TABLE_KINDS] + [f"{RESULTS}/tables/summary.parquet"]
-FIGURES = {name: f for name, f in seconet_figures.FIGURES.items() if f.table in TABLE_KINDS}
+SCENARIOS = {s.scenario for s in SWEEP.setups}
+FIGURES = {name: f for name, f in seconet_figures.FIGURES.items() if f.applies(TABLE_KINDS, SCENARIOS)}
 FIGURE_FILES = [f"{RESULTS}/figures/{name}.{ext}" for name in FIGURES for ext in ("html", "svg")]
 
 

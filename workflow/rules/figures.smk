@@ -1,6 +1,6 @@
 rule plot_figure:
     input:
-        lambda wildcards: f"{RESULTS}/tables/{FIGURES[wildcards.figure].table}.parquet",
+        lambda wildcards: [f"{RESULTS}/tables/{kind}.parquet" for kind in FIGURES[wildcards.figure].tables],
     output:
         html=report(
             f"{RESULTS}/figures/{{figure}}.html",

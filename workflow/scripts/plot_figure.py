@@ -3,4 +3,4 @@ from seconetbench.pipeline import plot
 from seconetbench.scripting import logged
 
 with logged(snakemake.log[0]):
-    plot(snakemake.wildcards.figure, snakemake.input[0], snakemake.output.html, snakemake.output.svg)
+    plot(snakemake.wildcards.figure, snakemake.input, snakemake.output.html, snakemake.output.svg)

@@ -13,7 +13,7 @@ whose table exists. docs/figures.md describes each figure.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,12 +35,23 @@ if _VL_VERSION not in vl_convert.get_vegalite_versions():
 # registry
 @dataclass(frozen=True)
 class FigureSpec:
-    """A figure the workflow can build: *builder* turns the *table* kind's table into a chart."""
+    """A figure the workflow can build: *builder* turns the *table* kind's table (and the
+    *extra_tables*, in that order, as further arguments) into a chart."""
 
     name: str  # file stem under results/figures/
-    table: str  # table kind it reads (tables.MEASURES key)
-    builder: Callable[[pd.DataFrame], alt.TopLevelMixin]
+    table: str  # table kind it reads (a tables.KINDS entry)
+    builder: Callable[..., alt.TopLevelMixin]
     caption: str  # one sentence for the Snakemake report
+    extra_tables: tuple[str, ...] = ()  # further table kinds the builder takes
+    scenarios: tuple[str, ...] = ("single", "multi")  # built when the sweep has one of these
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return (self.table, *self.extra_tables)
+
+    def applies(self, kinds: Iterable[str], scenarios: Iterable[str]) -> bool:
+        """Whether a sweep that measures table *kinds* over *scenarios* can draw this figure."""
+        return set(self.tables) <= set(kinds) and bool(set(self.scenarios) & set(scenarios))
 
 
 FIGURES: dict[str, FigureSpec] = {}

@@ -2,34 +2,30 @@
 size, each tunnel labelled with the implementation that ran (kernel, userspace, tc-bpf), and the
 setup time per tunnel (seconds until the first packet passed).
 
-The implementation and the setup time come from each target's meta.json
-(``deployment.tunnel``); :func:`tunnel_facts` turns those into one row per setup and deploy.
-Not yet in the FIGURES registry: that needs a ``tunnels`` table kind (tables.py) filled by
-:func:`tunnel_facts`, and test_figures' list of figures (see docs/multi-host.md).
+The implementation and the setup time come from the ``deployment`` table (one row per target,
+from meta.json); :func:`tunnel_facts` keeps the multi-host deploys of it.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 import altair as alt
 import pandas as pd
 
 from seconetbench import stats
+from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import inline, no_rows, require
 
 FACT_COLUMNS = ["setup", "tunnel", "implementation", "cipher", "path_mtu", "overhead_bytes", "setup_s"]
+DEPLOYMENT_COLUMNS = {"tunnel_implementation": "implementation", "tunnel_cipher": "cipher",
+                      "tunnel_path_mtu_bytes": "path_mtu", "tunnel_overhead_bytes": "overhead_bytes",
+                      "tunnel_setup_s": "setup_s"}
 
 
-def tunnel_facts(metas: Iterable[dict]) -> pd.DataFrame:
-    """One row per multi-host target: what its tunnel reported at deploy (meta.json dicts)."""
-    rows = []
-    for meta in metas:
-        tunnel = meta.get("deployment", {}).get("tunnel")
-        if tunnel:
-            rows.append({"setup": meta["setup"]["id"], "tunnel": tunnel["name"],
-                         **{k: tunnel.get(k) for k in FACT_COLUMNS[2:]}})
-    return pd.DataFrame(rows, columns=FACT_COLUMNS)
+def tunnel_facts(deployment_frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per fresh multi-host deploy (a reused deployment repeats its deploy's facts)."""
+    require(deployment_frame, ["scenario", "reused", "setup", "tunnel", *DEPLOYMENT_COLUMNS], "tunnel facts")
+    fresh = deployment_frame[(deployment_frame["scenario"] == "multi") & ~deployment_frame["reused"]]
+    return fresh.rename(columns=DEPLOYMENT_COLUMNS)[FACT_COLUMNS].reset_index(drop=True)
 
 
 def _labelled(frame: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
@@ -40,9 +36,10 @@ def _labelled(frame: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def multi_host_throughput(throughput_frame: pd.DataFrame, facts: pd.DataFrame) -> alt.TopLevelMixin:
+def multi_host_throughput(throughput_frame: pd.DataFrame, deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
     """Median per-pair throughput per tunnel over the payload size (one line per tunnel)."""
     figure = "multi_host_throughput"
+    facts = tunnel_facts(deployment_frame)
     require(throughput_frame, ["scenario", "tunnel", "payload_bytes", "throughput_mbps"], figure)
     multi = throughput_frame[throughput_frame["scenario"] == "multi"]
     if multi.empty:
@@ -57,9 +54,10 @@ def multi_host_throughput(throughput_frame: pd.DataFrame, facts: pd.DataFrame) -
                                        subtitle=f"n = {len(pairs):,} per-pair values"))
 
 
-def multi_host_latency(latency_frame: pd.DataFrame, facts: pd.DataFrame) -> alt.TopLevelMixin:
+def multi_host_latency(latency_frame: pd.DataFrame, deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
     """Median RTT per tunnel and latency workload (the workload names the payload size)."""
     figure = "multi_host_latency"
+    facts = tunnel_facts(deployment_frame)
     require(latency_frame, ["scenario", "tunnel", "workload", "rtt_ms"], figure)
     multi = latency_frame[(latency_frame["scenario"] == "multi") & latency_frame["rtt_ms"].notna()]
     if multi.empty:
@@ -73,9 +71,9 @@ def multi_host_latency(latency_frame: pd.DataFrame, facts: pd.DataFrame) -> alt.
                                        subtitle=f"n = {len(multi):,} echo replies"))
 
 
-def multi_host_setup_time(facts: pd.DataFrame) -> alt.TopLevelMixin:
+def multi_host_setup_time(deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
     """Seconds from starting each tunnel until the first packet passed, one point per deploy."""
-    require(facts, FACT_COLUMNS, "multi_host_setup_time")
+    facts = tunnel_facts(deployment_frame)
     if facts.empty:
         raise no_rows("multi_host_setup_time", "any workload on multi-host setups")
     data = _labelled(facts, facts)
@@ -86,3 +84,19 @@ def multi_host_setup_time(facts: pd.DataFrame) -> alt.TopLevelMixin:
         tooltip=["setup:N", "setup_s:Q", "cipher:N", "path_mtu:Q"],
     ).properties(title=alt.TitleParams("Setup time per tunnel", anchor="start",
                                        subtitle=f"n = {len(data):,} deploys"))
+
+
+register(FigureSpec(
+    name="multi_host_throughput", table="throughput", extra_tables=("deployment",), scenarios=("multi",),
+    builder=multi_host_throughput,
+    caption="Median throughput per container pair for each tunnel or VPN between hosts, by payload size; "
+            "the legend names the implementation that ran (kernel or userspace)."))
+register(FigureSpec(
+    name="multi_host_latency", table="latency", extra_tables=("deployment",), scenarios=("multi",),
+    builder=multi_host_latency,
+    caption="Median round-trip time between containers on different hosts for each tunnel or VPN."))
+register(FigureSpec(
+    name="multi_host_setup_time", table="deployment", scenarios=("multi",),
+    builder=multi_host_setup_time,
+    caption="Setup time of each tunnel or VPN: seconds from starting it until the first packet passed, "
+            "one mark per fresh deploy."))

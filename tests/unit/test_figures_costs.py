@@ -1,0 +1,95 @@
+"""Figures that join several tables: CPU per gigabit, deploy time, rule scaling, multi-host."""
+
+from __future__ import annotations
+
+import pytest
+
+from seconetbench import figures, tables
+from seconetbench.figures import costs, multi_host
+from tests.unit import tablegen
+
+pytestmark = pytest.mark.unit
+
+SETUP = "single-bridge-iptables-c2"
+
+
+def values(chart) -> list[dict]:
+    spec = chart.to_dict()
+    return next(iter(spec["datasets"].values()))
+
+
+def subtitle(chart) -> str:
+    text = chart.to_dict()["title"]["subtitle"]
+    return "\n".join(text) if isinstance(text, list) else text
+
+
+def test_cpu_per_gigabit_is_cpu_seconds_over_gigabits_delivered():
+    throughput = tablegen.throughput_table(setups=[SETUP], payloads=[653], intervals=3, bytes_per_interval=125_000_000)
+    usage = tablegen.host_usage_table(setups=[SETUP], workloads=["throughput_653"], samples=4, busy_pct=50.0)
+    data = costs.cpu_per_gigabit(throughput, usage)
+    assert len(data) == 1
+    # 3 intervals × 126 MB = 3.024 Gbit; 4 one-second samples at 50 % of 2 cores = 4 CPU-seconds
+    assert data["gigabits"].iloc[0] == pytest.approx(3.024)
+    assert data["cpu_s"].iloc[0] == pytest.approx(4.0)
+    assert data["cpu_s_per_gbit"].iloc[0] == pytest.approx(4.0 / 3.024)
+
+
+def test_cpu_per_gbit_figure_builds_saves_and_refuses_empty_input(tmp_path):
+    throughput = tablegen.throughput_table(setups=[SETUP, "single-bridge-none-c2"], payloads=[64, 1370], reps=2)
+    usage = tablegen.host_usage_table(setups=[SETUP, "single-bridge-none-c2"],
+                                      workloads=["throughput_64", "throughput_1370"], reps=2)
+    chart = costs.cpu_per_gbit_figure(throughput, usage)
+    assert "n = 8 throughput targets" in subtitle(chart)
+    assert [p.suffix for p in figures.save_chart(chart, tmp_path / "cpu")] == [".html", ".svg"]
+    with pytest.raises(ValueError, match="no rows for figure cpu_per_gbit"):
+        costs.cpu_per_gbit_figure(throughput, tables.empty("host_usage"))
+
+
+def test_deploy_time_counts_only_fresh_deploys():
+    deployment = tablegen.deployment_table(setups=[SETUP, "single-bridge-none-c2"],
+                                           workloads=["latency", "throughput_653"], reps=2)
+    chart = costs.deploy_time(deployment)
+    assert "n = 2 fresh deploys" in subtitle(chart)
+    assert {v["step"] for v in values(chart)} == {"whole deploy", "filter rules"}
+    with pytest.raises(ValueError, match="no rows for figure deploy_time"):
+        costs.deploy_time(tables.empty("deployment"))
+
+
+def test_rule_scaling_draws_one_point_per_rule_count_and_leaves_out_no_filter():
+    small = tablegen.throughput_table(setups=[SETUP, "single-bridge-none-c2"], payloads=[653])
+    big = tablegen.throughput_table(setups=[SETUP], payloads=[653], bytes_per_interval=60_000_000)
+    big["setup"] = "single-bridge-iptables-c2-r1000"
+    deployment = tablegen.deployment_table(setups=[SETUP, "single-bridge-none-c2"], workloads=["throughput_653"])
+    scaled = tablegen.deployment_table(setups=[SETUP], workloads=["throughput_653"], extra_rules=1000)
+    scaled["setup"] = "single-bridge-iptables-c2-r1000"
+    import pandas as pd
+
+    chart = costs.rule_scaling(pd.concat([small, big]), pd.concat([deployment, scaled]))
+    points = {(v["filter"], v["extra_rules"]): v["throughput_mbps"] for v in values(chart)}
+    assert set(points) == {("iptables", 0), ("iptables", 1000)}
+    assert points[("iptables", 1000)] < points[("iptables", 0)]
+
+
+def test_multi_host_figures_label_each_tunnel_with_its_implementation():
+    setups = ["multi-wireguard-none-c4", "multi-vxlan-none-c4"]
+    deployment = tablegen.deployment_table(setups=setups, workloads=["latency", "throughput_653"], reps=2,
+                                           tunnel_implementation="userspace (wireguard-go)")
+    facts = multi_host.tunnel_facts(deployment)
+    assert sorted(facts["setup"]) == sorted(setups)  # one fresh deploy per setup
+    setup_time = multi_host.multi_host_setup_time(deployment)
+    assert {v["tunnel_label"] for v in values(setup_time)} == {
+        "wireguard (userspace (wireguard-go))", "vxlan (userspace (wireguard-go))"}
+    throughput = tablegen.throughput_table(setups=setups, payloads=[64, 1370], max_pairs=2)
+    labels = {v["tunnel_label"] for v in values(multi_host.multi_host_throughput(throughput, deployment))}
+    assert labels == {"wireguard (userspace (wireguard-go))", "vxlan (userspace (wireguard-go))"}
+    latency = tablegen.latency_table(setups=setups)
+    assert values(multi_host.multi_host_latency(latency, deployment))
+    with pytest.raises(ValueError, match="no rows"):
+        multi_host.multi_host_setup_time(tables.empty("deployment"))
+
+
+def test_multi_host_figures_are_planned_only_for_multi_host_sweeps():
+    kinds = tables.KINDS
+    assert not figures.FIGURES["multi_host_latency"].applies(kinds, {"single"})
+    assert figures.FIGURES["multi_host_latency"].applies(kinds, {"single", "multi"})
+    assert not figures.FIGURES["cpu_per_gbit"].applies(["throughput"], {"single"})  # needs host_usage too
