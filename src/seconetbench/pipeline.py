@@ -89,6 +89,10 @@ def _monitor_rows(raw_dir: Path, kind: str, meta: dict) -> pd.DataFrame:
         return tables.empty(kind)[[f.name for f in tables.TARGET_MEASURES[kind]]]
     frame = pd.read_csv(path)
     if kind == "host_usage":
+        if "interval_s" not in frame:
+            # raw targets of monitor versions before interval_s: the gaps between samples
+            first = meta.get("monitor", {}).get("interval_s", 1.0)
+            frame.insert(1, "interval_s", frame["timestamp_s"].diff().fillna(first))
         frame.insert(2, "cpus", meta["machine"]["cpus"])
     else:
         frame = frame.rename(columns={"name": "process"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -22,7 +23,7 @@ import filelock
 from seconetbench import config as configuration
 from seconetbench import meta as metadata
 from seconetbench.backends import get_backend
-from seconetbench.errors import WorkloadError
+from seconetbench.errors import SeconetError, WorkloadError
 from seconetbench.fsutil import atomic_directory
 from seconetbench.monitor import Monitor, SetupProcesses
 from seconetbench.testbed import netlink
@@ -81,13 +82,29 @@ def keep_failed(partial: Path, results_dir: Path, label: str, error: BaseExcepti
 
 
 def measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int, out_dir: str | Path) -> Path:
-    """Measure one target into *out_dir* (created atomically). Returns *out_dir*."""
+    """Measure one target into *out_dir* (created atomically). Returns *out_dir*.
+
+    Every failure is a WorkloadError whose message starts with the target
+    (``setup/workload/repN``) and says the cause, whatever raised it (a full disk, a daemon that
+    died, a failed isolation check)."""
+    label = f"{setup_id}/{workload_name}/rep{rep}"
+    try:
+        return _measure(config, setup_id, workload_name, rep, Path(out_dir), label)
+    except WorkloadError as error:
+        if str(error).startswith(label):
+            raise
+        raise WorkloadError(f"{label}: {error}") from error
+    except (SeconetError, OSError, RuntimeError) as error:
+        raise WorkloadError(f"{label}: {type(error).__name__}: {error}") from error
+
+
+def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int, out_dir: Path,
+             label: str) -> Path:
     config = configuration.validate(config)
     sweep = expand(config)
     setup = sweep.setup(setup_id)
     spec = sweep.workload(workload_name)
     workload = get_workload(spec)
-    label = f"{setup_id}/{workload_name}/rep{rep}"
     missing = workload.check()
     if missing:
         raise WorkloadError(f"{label}: {missing}; run `seconetbench preflight` and install them")
@@ -105,7 +122,11 @@ def measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int,
                     with monitored(config["monitor"], deployment, backend.registry, partial):
                         run_facts = workload.run(RunContext(deployment, backend.registry, partial, label))
                 except BaseException as error:
-                    keep_failed(partial, results_dir, label, error)
+                    try:
+                        keep_failed(partial, results_dir, label, error)
+                    except OSError as keeping:  # e.g. the disk is full: the cause still counts
+                        logging.getLogger(__name__).warning("%s: could not keep the failed output: %s",
+                                                            label, keeping)
                     raise
                 finished = time.time()
                 order = config["run_order"]
@@ -134,7 +155,7 @@ def measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int,
             # A failed run may have left the testbed in a bad state: deploy afresh next time.
             if not succeeded or not testbed["reuse_deployment"]:
                 backend.teardown()
-    return Path(out_dir)
+    return out_dir
 
 
 def read_meta(raw_dir: str | Path) -> dict[str, Any]:

@@ -1,0 +1,59 @@
+"""Per-target tables from a raw target directory (meta.json + monitor CSVs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from seconetbench import pipeline, tables
+
+pytestmark = pytest.mark.unit
+
+META = {
+    "target": {"setup": "single-bridge-iptables-c2", "workload": "lat", "rep": 1},
+    "setup": {"id": "single-bridge-iptables-c2", "scenario": "single", "solution": "bridge", "filter": "iptables",
+              "tunnel": "none", "containers": 2, "hosts": 1, "backend": "netns", "extra_rules": 0},
+    "deployment": {"reused": False, "timings": {"deploy_s": 0.2, "solution_apply_s": 0.1, "filter_apply_s": 0.004},
+                   "verification": {"passed": True, "probes": 12, "duration_s": 1.1},
+                   "mtu": {"ns1": {"e0": 1500}, "ns2": {"e0": 1450}}},
+    "machine": {"cpus": 2},
+    "monitor": {"enabled": True, "interval_s": 1.0},
+}
+
+
+def raw_target(tmp_path, host_csv: str):
+    (tmp_path / "meta.json").write_text(json.dumps(META))
+    (tmp_path / "monitor_host.csv").write_text(host_csv)
+    (tmp_path / "monitor_processes.csv").write_text("timestamp_s,pid,name,cpu_pct\n10.0,42,ping,3.0\n")
+    return tmp_path
+
+
+def outs(tmp_path):
+    return {kind: tmp_path / f"out.{kind}.parquet" for kind in tables.TARGET_MEASURES}
+
+
+def test_deployment_row_and_monitor_samples(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    raw_target(raw, "timestamp_s,interval_s,cpu_user_pct,cpu_system_pct,cpu_softirq_pct,cpu_steal_pct,"
+                    "cpu_iowait_pct,cpu_idle_pct,mem_used_bytes,mem_available_bytes\n"
+                    "10.0,1.0,20,10,5,0,0,65,100,900\n10.5,0.5,20,10,5,0,0,65,100,900\n")
+    pipeline.target_tables(raw, outs(tmp_path))
+    deployment = tables.read(tmp_path / "out.deployment.parquet")
+    assert deployment.loc[0, "min_mtu_bytes"] == 1450 and deployment.loc[0, "verification_passed"]
+    assert deployment.loc[0, "setup"] == "single-bridge-iptables-c2" and deployment.loc[0, "rep"] == 1
+    host = tables.read(tmp_path / "out.host_usage.parquet")
+    assert list(host["interval_s"]) == [1.0, 0.5] and set(host["cpus"]) == {2}
+    processes = tables.read(tmp_path / "out.process_cpu.parquet")
+    assert list(processes["process"]) == ["ping"]
+
+
+def test_monitor_files_of_older_versions_without_interval_still_parse(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    raw_target(raw, "timestamp_s,cpu_user_pct,cpu_system_pct,cpu_softirq_pct,cpu_steal_pct,"
+                    "cpu_iowait_pct,cpu_idle_pct,mem_used_bytes,mem_available_bytes\n"
+                    "10.0,20,10,5,0,0,65,100,900\n11.0,20,10,5,0,0,65,100,900\n")
+    pipeline.target_tables(raw, outs(tmp_path))
+    assert list(tables.read(tmp_path / "out.host_usage.parquet")["interval_s"]) == [1.0, 1.0]
