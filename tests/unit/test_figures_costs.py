@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seconetbench import figures, tables
+from seconetbench import figures, stats, tables
 from seconetbench.figures import costs, multi_host
 from tests.unit import tablegen
 
@@ -93,3 +93,30 @@ def test_multi_host_figures_are_planned_only_for_multi_host_sweeps():
     assert not figures.FIGURES["multi_host_latency"].applies(kinds, {"single"})
     assert figures.FIGURES["multi_host_latency"].applies(kinds, {"single", "multi"})
     assert not figures.FIGURES["cpu_per_gbit"].applies(["throughput"], {"single"})  # needs host_usage too
+
+
+def test_first_packet_separates_the_first_probe_from_the_steady_state():
+    from seconetbench.figures import comparison
+
+    latency = tablegen.latency_table(setups=[SETUP], reps=2, probes=10)
+    latency.loc[latency["seq"] == 1, "rtt_ms"] = 5.0  # a slow first packet
+    data = comparison.first_packet(latency)
+    assert len(data) == 2 and (data["first_ms"] == 5.0).all() and (data["steady_ms"] < 5.0).all()
+    assert "n = 2 flows" in subtitle(comparison.first_packet_figure(latency))
+
+
+def test_baseline_ratio_compares_each_filter_with_no_filter_and_marks_unconverged_cells():
+    from seconetbench.figures import comparison
+
+    latency = tablegen.latency_table(setups=["single-bridge-none-c2", SETUP], reps=3)
+    latency["rtt_ms"] = latency["filter"].map({"none": 0.05, "iptables": 0.10})  # the filter doubles the RTT
+    summary = stats.summary_table(latency[latency["received"]], "rtt_ms",
+                                           [f.name for f in tables.SETUP_IDENTITY])
+    summary = summary.assign(repetitions=3, convergence=summary["filter"].map({"none": "converged",
+                                                                                "iptables": "not_converged"}))
+    chart = comparison.baseline_ratio(summary)
+    (point,) = values(chart)
+    assert point["setup"] == SETUP and point["ratio_to_baseline"] == pytest.approx(2.0)
+    assert point["converged"] is False  # drawn hollow
+    with pytest.raises(ValueError, match="no rows for figure baseline_ratio"):
+        comparison.baseline_ratio(summary[summary["filter"] == "none"])
