@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import vl_convert
 
 from seconetbench import config as configuration
 from seconetbench import tables
@@ -169,10 +170,16 @@ def test_figures_rebuild_without_measuring(swept):
     assert (swept / "results/figures/latency_boxplot.svg").exists()
 
 
-def test_report_builds(swept):
+def test_report_builds_and_every_figure_renders(swept):
     snakemake(swept, "--configfile", tiny(swept), "--report", "report.html")
     report = (swept / "report.html").read_text(errors="replace")
-    assert "latency_boxplot" in report and "throughput_by_payload" in report
+    figures = sorted(p.stem for p in (swept / "results/figures").glob("*.svg"))
+    assert len(figures) >= 5
+    for name in figures:
+        assert name in report, f"figure {name} is not in the report"
+        # what a reader's browser shows: the SVG rendered to pixels
+        png = vl_convert.svg_to_png((swept / f"results/figures/{name}.svg").read_text())
+        assert png.startswith(b"\x89PNG") and len(png) > 5000, name
 
 
 def test_resume_after_kill_9_reruns_only_missing_targets(tmp_path):
