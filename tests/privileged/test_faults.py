@@ -117,3 +117,22 @@ def test_a_full_disk_fails_the_target_with_the_cause_and_leaves_no_target(prefix
     finally:
         subprocess.run(["umount", str(results)], check=True)
     assert not any(cleanup.leftovers(prefix).values())
+
+
+def test_a_reused_deployment_whose_daemon_died_is_deployed_again(prefix):
+    from seconetbench.backends.netns import NetnsBackend
+    from seconetbench.spec import SetupSpec
+
+    backend = NetnsBackend(prefix)
+    setup = SetupSpec("single", "ovs", "none", 2)
+    deployment, reused = backend.deploy_or_reuse(setup)
+    daemons = {d["name"]: d["pid"] for d in deployment.facts["daemons"]}
+    assert {"ovsdb-server", "ovs-vswitchd"} <= set(daemons)
+    assert backend.deploy_or_reuse(setup)[1]  # healthy: reused
+    switch = psutil.Process(daemons["ovs-vswitchd"])
+    switch.kill()
+    switch.wait(5)
+    assert "ovs-vswitchd" in backend.healthy(backend.current())
+    fresh, reused = backend.deploy_or_reuse(setup)
+    assert not reused and fresh.facts["verification"]["passed"]
+    backend.teardown()

@@ -12,6 +12,8 @@ import json
 import time
 from pathlib import Path
 
+import psutil
+
 import seconetbench
 from seconetbench import preflight, proc, security
 from seconetbench.backends.base import Container, Deployment, Host
@@ -106,6 +108,10 @@ class NetnsBackend:
                 deployment.facts["verification"] = check
                 if not check["passed"]:
                     raise DeployError(f"setup {setup.id}: isolation check failed: {check['failures']}")
+            # Workload processes come and go; what the registry holds now are the setup's
+            # daemons (ovs-vswitchd, wireguard-go, charon, ...), which must outlive a reuse.
+            deployment.facts["daemons"] = [
+                {"pid": p.pid, "name": p.name(), "create_time": p.create_time()} for p in self.registry.recorded()]
             deployment.facts["deployed_at"] = time.time()
             deployment.facts["fingerprint"] = fingerprint(setup, verify)
             self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -179,6 +185,13 @@ class NetnsBackend:
         missing = [n for n in wanted if n not in live]
         if missing:
             return f"namespaces missing: {missing[:5]}"
+        for daemon in deployment.facts.get("daemons", []):
+            try:
+                alive = abs(psutil.Process(daemon["pid"]).create_time() - daemon["create_time"]) < 0.01
+            except psutil.NoSuchProcess:
+                alive = False
+            if not alive:
+                return f"daemon {daemon['name']} (pid {daemon['pid']}) is gone"
         for container in deployment.containers:
             with netlink.route(container.netns) as sock:
                 found = sock.link_lookup(ifname=container.ifname)
