@@ -10,6 +10,12 @@ bounded (one each, PROBE_TIMEOUT_S) and address only the setup's own namespaces.
 TCP and UDP need no process per probe: sockets are created inside the source and destination
 namespaces by switching this thread into them (a socket stays in the namespace it was made in),
 and one selector loop drives all of them at once.
+
+:func:`probe_ports` generalises the probes to many ports and to ARP (an AF_PACKET socket in the
+source namespace asks who-has for the destination's address); the isolation workload
+(workloads/security.py) uses it, and the small packet builders below (:func:`ipv4`,
+:func:`udp`, :func:`ethernet`, :func:`send_frames`) let the spoofing workload craft packets
+without scapy.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from __future__ import annotations
 import errno
 import selectors
 import socket
+import struct
 import subprocess
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +39,9 @@ if TYPE_CHECKING:
 PROBE_TIMEOUT_S = 1.0
 PROBE_PORT = 47999  # TCP and UDP; no workload uses it, and probing ends before any workload starts
 PROTOCOLS = ("icmp", "tcp", "udp")
+ETH_P_ARP, ETH_P_IP = 0x0806, 0x0800
+BROADCAST = b"\xff" * 6
+PACKET_OUTGOING = 4  # sll_pkttype of a frame this host sent
 
 
 @dataclass
@@ -38,8 +49,9 @@ class Probe:
     source: str
     destination: str
     expected: bool  # reachable?
-    protocol: str
+    protocol: str  # icmp, tcp, udp or arp
     reached: bool = False
+    port: int | None = PROBE_PORT  # TCP and UDP only
 
 
 def probe_plan(deployment: Deployment) -> list[tuple[str, str, bool]]:
@@ -59,17 +71,20 @@ def probe_plan(deployment: Deployment) -> list[tuple[str, str, bool]]:
     return plan
 
 
-def _socket_in(netns: str, kind: int) -> socket.socket:
+def socket_in(netns: str, kind: int) -> socket.socket:
+    """A non-blocking IPv4 socket of *kind* made inside *netns* (it stays there)."""
     with netlink.entered(netns):
         sock = socket.socket(socket.AF_INET, kind)
     sock.setblocking(False)
     return sock
 
 
-def _start_icmp(deployment: Deployment, probes: list[Probe]) -> list[tuple[Probe, subprocess.Popen]]:
+def _start_icmp(deployment: Deployment, probes: list[Probe],
+                timeout_s: float = PROBE_TIMEOUT_S) -> list[tuple[Probe, subprocess.Popen]]:
     running = []
     for probe in probes:
-        argv = ["ping", "-n", "-q", "-c", "1", "-W", str(int(PROBE_TIMEOUT_S)), deployment.container(probe.destination).ip]
+        argv = ["ping", "-n", "-q", "-c", "1", "-W", str(max(1, round(timeout_s))),
+                deployment.container(probe.destination).ip]
         running.append((probe, subprocess.Popen(proc.in_netns(deployment.container(probe.source).netns, argv),
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
     return running
@@ -80,45 +95,43 @@ def _finish_icmp(running: list[tuple[Probe, subprocess.Popen]]) -> None:
         probe.reached = process.wait(timeout=PROBE_TIMEOUT_S + 10) == 0
 
 
-def _probe_sockets(deployment: Deployment, tcp: list[Probe], udp: list[Probe]) -> None:
-    """TCP handshakes and UDP datagrams for all probes at once, in one selector loop."""
+def _probe_sockets(deployment: Deployment, tcp: list[Probe], udp: list[Probe],
+                   timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """TCP handshakes and UDP datagrams for all probes at once, in one selector loop. Each
+    destination listens (TCP and UDP) on every port it is probed on: a probe counts as reached
+    when the destination's socket accepts the connection or receives the datagram."""
     selector = selectors.DefaultSelector()
     opened: list[socket.socket] = []
     try:
-        destinations = {p.destination for p in tcp + udp}
-        udp_listeners: dict[str, socket.socket] = {}
-        for name in destinations:
+        for name, port in sorted({(p.destination, p.port) for p in tcp + udp}):
             container = deployment.container(name)
-            listener = _socket_in(container.netns, socket.SOCK_STREAM)
+            listener = socket_in(container.netns, socket.SOCK_STREAM)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((container.ip, PROBE_PORT))
+            listener.bind((container.ip, port))
             listener.listen(64)
-            receiver = _socket_in(container.netns, socket.SOCK_DGRAM)
-            receiver.bind((container.ip, PROBE_PORT))
+            receiver = socket_in(container.netns, socket.SOCK_DGRAM)
+            receiver.bind((container.ip, port))
             opened += [listener, receiver]
             selector.register(listener, selectors.EVENT_READ, ("accept", name))
             selector.register(receiver, selectors.EVENT_READ, ("datagram", name))
-            udp_listeners[name] = receiver
-        pending_tcp: dict[socket.socket, Probe] = {}
         for probe in tcp:
-            client = _socket_in(deployment.container(probe.source).netns, socket.SOCK_STREAM)
+            client = socket_in(deployment.container(probe.source).netns, socket.SOCK_STREAM)
             opened.append(client)
-            code = client.connect_ex((deployment.container(probe.destination).ip, PROBE_PORT))
+            code = client.connect_ex((deployment.container(probe.destination).ip, probe.port))
             if code not in (0, errno.EINPROGRESS):
                 continue  # refused at once (e.g. no route): not reached
-            pending_tcp[client] = probe
             selector.register(client, selectors.EVENT_WRITE, ("connect", probe))
         by_tag: dict[bytes, Probe] = {}
         for index, probe in enumerate(udp):
-            sender = _socket_in(deployment.container(probe.source).netns, socket.SOCK_DGRAM)
+            sender = socket_in(deployment.container(probe.source).netns, socket.SOCK_DGRAM)
             opened.append(sender)
             tag = f"seconetbench-probe-{index}".encode()
             by_tag[tag] = probe
             try:
-                sender.sendto(tag, (deployment.container(probe.destination).ip, PROBE_PORT))
+                sender.sendto(tag, (deployment.container(probe.destination).ip, probe.port))
             except OSError:
                 pass  # unreachable at once: not reached
-        deadline = time.monotonic() + PROBE_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if all(p.reached for p in tcp + udp):
                 break
@@ -146,16 +159,122 @@ def _probe_sockets(deployment: Deployment, tcp: list[Probe], udp: list[Probe]) -
             sock.close()
 
 
+def _packet_socket(netns: str, ifname: str, protocol: int) -> socket.socket:
+    """An AF_PACKET socket on *ifname* inside *netns*, for frames of EtherType *protocol*."""
+    with netlink.entered(netns):
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(protocol))
+    sock.bind((ifname, protocol))
+    return sock
+
+
+def mac_of(netns: str, ifname: str) -> bytes:
+    """The hardware address of *ifname* in *netns* (6 bytes)."""
+    with _packet_socket(netns, ifname, ETH_P_ARP) as sock:
+        return sock.getsockname()[4]
+
+
+def arp_request(mac: bytes, source_ip: str, target_ip: str) -> bytes:
+    """A broadcast ARP who-has *target_ip* from *mac*/*source_ip* (Ethernet frame)."""
+    arp = struct.pack("!HHBBH6s4s6s4s", 1, ETH_P_IP, 6, 4, 1, mac, socket.inet_aton(source_ip),
+                      b"\x00" * 6, socket.inet_aton(target_ip))
+    return ethernet(BROADCAST, mac, ETH_P_ARP, arp)
+
+
+def _probe_arp(deployment: Deployment, probes: list[Probe], timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """Neighbour discovery: each source asks who-has every destination once, on its own
+    interface; a probe is reached when the destination's address answers (ARP reply)."""
+    selector = selectors.DefaultSelector()
+    opened: list[socket.socket] = []
+    try:
+        for source in sorted({p.source for p in probes}):
+            container = deployment.container(source)
+            sock = _packet_socket(container.netns, container.ifname, ETH_P_ARP)
+            sock.setblocking(False)
+            opened.append(sock)
+            mine = [p for p in probes if p.source == source]
+            wanted = {socket.inet_aton(deployment.container(p.destination).ip): p for p in mine}
+            selector.register(sock, selectors.EVENT_READ, wanted)
+            mac = sock.getsockname()[4]
+            for probe in mine:
+                sock.send(arp_request(mac, container.ip, deployment.container(probe.destination).ip))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not all(p.reached for p in probes):
+            for key, _ in selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                try:
+                    frame, address = key.fileobj.recvfrom(128)
+                except BlockingIOError:
+                    continue
+                operation, sender_ip = struct.unpack("!H", frame[20:22])[0], frame[28:32]
+                if address[2] != PACKET_OUTGOING and operation == 2 and sender_ip in key.data:
+                    key.data[sender_ip].reached = True
+    finally:
+        selector.close()
+        for sock in opened:
+            sock.close()
+
+
+def probe_ports(deployment: Deployment, plan: Iterable[tuple[str, str, bool]], ports: Sequence[int] = (PROBE_PORT,),
+                protocols: Sequence[str] = PROTOCOLS, timeout_s: float = PROBE_TIMEOUT_S) -> list[Probe]:
+    """Probe every (source, destination, expected) of *plan*: ICMP and ARP once, TCP and UDP once
+    per port of *ports*. All probes run at once; ICMP, TCP and UDP end within *timeout_s*, ARP
+    within another *timeout_s*. Returns the probes, grouped by protocol in *protocols* order."""
+    plan = list(plan)
+    unknown = sorted(set(protocols) - {*PROTOCOLS, "arp"})
+    if unknown:
+        raise ValueError(f"probe protocols {unknown} unknown; choose from {[*PROTOCOLS, 'arp']}")
+    probes = {protocol: [Probe(s, d, e, protocol, port=port) for s, d, e in plan
+                         for port in (ports if protocol in ("tcp", "udp") else (None,))]
+              for protocol in protocols}
+    pings = _start_icmp(deployment, probes.get("icmp", []), timeout_s)  # they time out alongside the sockets
+    try:
+        _probe_sockets(deployment, probes.get("tcp", []), probes.get("udp", []), timeout_s)
+        if probes.get("arp"):
+            _probe_arp(deployment, probes["arp"], timeout_s)
+    finally:
+        _finish_icmp(pings)
+    return [p for protocol in protocols for p in probes[protocol]]
+
+
+# ------------------------------------------------------------------------------ crafted packets
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071)."""
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def ipv4(source: str, destination: str, protocol: int, payload: bytes, ttl: int = 64) -> bytes:
+    """An IPv4 packet (no options, DF clear, header checksum set) around *payload*."""
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0, ttl, protocol, 0,
+                         socket.inet_aton(source), socket.inet_aton(destination))
+    return header[:10] + struct.pack("!H", checksum(header)) + header[12:] + payload
+
+
+def udp(source_port: int, destination_port: int, payload: bytes) -> bytes:
+    """A UDP datagram without checksum (0: allowed over IPv4)."""
+    return struct.pack("!HHHH", source_port, destination_port, 8 + len(payload), 0) + payload
+
+
+def ethernet(destination: bytes, source: bytes, ethertype: int, payload: bytes) -> bytes:
+    return destination + source + struct.pack("!H", ethertype) + payload
+
+
+def send_frames(netns: str, ifname: str, frames: Sequence[bytes]) -> None:
+    """Transmit ready Ethernet *frames* on *ifname* inside *netns* (an AF_PACKET socket)."""
+    with _packet_socket(netns, ifname, ETH_P_IP) as sock:
+        for frame in frames:
+            sock.send(frame)
+
+
 def check_whitelist(backend: Any, deployment: Deployment) -> dict[str, Any]:
     """Probe the plan over ICMP, TCP and UDP; return the result for meta.json."""
     plan = probe_plan(deployment)
     started = time.monotonic()
-    probes = {protocol: [Probe(s, d, e, protocol) for s, d, e in plan] for protocol in PROTOCOLS}
-    pings = _start_icmp(deployment, probes["icmp"])  # their timeout runs alongside the socket probes
-    _probe_sockets(deployment, probes["tcp"], probes["udp"])
-    _finish_icmp(pings)
     failures = []
-    for probe in (p for protocol in PROTOCOLS for p in probes[protocol]):
+    for probe in probe_ports(deployment, plan):
         if probe.reached != probe.expected:
             what = "reachable but not whitelisted" if probe.reached else "whitelisted but unreachable"
             failures.append(f"{probe.source}->{probe.destination} {probe.protocol}: {what}")

@@ -74,6 +74,19 @@ MEASURES: dict[str, list[pa.Field]] = {
         pa.field("jitter_ms", pa.float64()),  # mean jitter; null without packets
         pa.field("lost_packets", pa.int64(), nullable=False),  # sequence gaps (never tail losses)
     ],
+    # security verification (isolation, confidentiality, spoofing): one row per probe; pair is
+    # "source-destination", flow the probe's number within that pair
+    "security": [
+        pa.field("check", pa.string(), nullable=False),  # isolation, confidentiality or spoofing
+        pa.field("source", pa.string(), nullable=False),  # container the probe comes (or claims to come) from
+        pa.field("destination", pa.string(), nullable=False),  # container it is addressed to
+        pa.field("protocol", pa.string(), nullable=False),  # icmp/tcp/udp/arp, udp/tcp/ipv4, or the spoof recipe
+        pa.field("port", pa.int32()),  # TCP/UDP port (inner for isolation and confidentiality, outer for spoofing)
+        pa.field("whitelisted", pa.bool_()),  # the pair is on the whitelist; null when not applicable
+        pa.field("observed", pa.bool_(), nullable=False),  # reached / found in the capture / accepted
+        pa.field("verdict", pa.string(), nullable=False),  # ok, violation, break, visible, expected, not_applicable
+        pa.field("detail", pa.string()),
+    ],
 }
 
 

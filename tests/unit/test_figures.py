@@ -66,7 +66,7 @@ def test_registry_lists_every_figure_with_its_table():
     assert set(figures.FIGURES) == {"latency_boxplot", "throughput_by_payload", "ditg_bitrate", "ditg_delay",
                                     "multi_host_throughput", "multi_host_latency", "multi_host_setup_time",
                                     "cpu_per_gbit", "deploy_time", "rule_scaling", "baseline_ratio",
-                                    "first_packet"}
+                                    "first_packet", "security_matrix"}
     for name, spec in figures.FIGURES.items():
         assert spec.name == name
         assert all(kind in tables.KINDS for kind in spec.tables)

@@ -7,9 +7,9 @@ from seconetbench.workloads.base import Workload
 
 
 def get_workload(spec: WorkloadSpec) -> Workload:
-    from seconetbench.workloads import ditg, ping, throughput
+    from seconetbench.workloads import ditg, ping, security, throughput
 
-    implementations = {cls.kind: cls for cls in (ping.Latency, throughput.Throughput, *ditg.KINDS)}
+    implementations = {cls.kind: cls for cls in (ping.Latency, throughput.Throughput, *ditg.KINDS, *security.KINDS)}
     try:
         return implementations[spec.kind](spec)
     except KeyError:
