@@ -88,11 +88,34 @@ def test_multi_host_figures_label_each_tunnel_with_its_implementation():
         multi_host.multi_host_setup_time(tables.empty("deployment"))
 
 
-def test_multi_host_figures_are_planned_only_for_multi_host_sweeps():
-    kinds = tables.KINDS
-    assert not figures.FIGURES["multi_host_latency"].applies(kinds, {"single"})
-    assert figures.FIGURES["multi_host_latency"].applies(kinds, {"single", "multi"})
-    assert not figures.FIGURES["cpu_per_gbit"].applies(["throughput"], {"single"})  # needs host_usage too
+def sweep_of(single=None, multi=None, monitor=True):
+    from seconetbench import config
+    from seconetbench.sweep import expand
+
+    sweep = {"workloads": ["latency"]}
+    if single:
+        sweep["single"] = {"solutions": ["bridge"], "filters": single, "containers": [2]}
+    if multi:
+        sweep["multi"] = {"tunnels": ["vxlan"], "filters": multi, "containers": [2]}
+    cfg = config.validate({"sweep": sweep, "workloads": {"latency": {"kind": "latency"}},
+                           "monitor": {"enabled": monitor}})
+    return expand(cfg), cfg
+
+
+def test_figures_are_planned_only_where_the_sweep_can_draw_them():
+    kinds = [*tables.KINDS]
+    single_none, cfg = sweep_of(single=["none"])
+    both, both_cfg = sweep_of(single=["none", "iptables"])
+    multi, multi_cfg = sweep_of(single=["none"], multi=["none"])
+    latency = figures.FIGURES["multi_host_latency"]
+    assert not latency.applies(kinds, single_none, cfg) and latency.applies(kinds, multi, multi_cfg)
+    # no filtered setup (or no baseline for it): nothing to compare, nothing to scale
+    for name in ("baseline_ratio", "rule_scaling"):
+        assert not figures.FIGURES[name].applies(kinds, single_none, cfg), name
+        assert figures.FIGURES[name].applies(kinds, both, both_cfg), name
+    _, off = sweep_of(single=["none", "iptables"], monitor=False)
+    assert not figures.FIGURES["cpu_per_gbit"].applies(kinds, both, off)
+    assert not figures.FIGURES["cpu_per_gbit"].applies(["throughput"], both, both_cfg)  # needs host_usage
 
 
 def test_first_packet_separates_the_first_probe_from_the_steady_state():

@@ -44,8 +44,8 @@ TABLE_OF_WORKLOAD = {w.name: get_workload(w).table for w in SWEEP.workloads}
 TARGET_KINDS = sorted(seconet_tables.TARGET_MEASURES)
 TABLE_KINDS = sorted(set(TABLE_OF_WORKLOAD.values())) + TARGET_KINDS
 TABLE_FILES = [f"{RESULTS}/tables/{kind}.parquet" for kind in TABLE_KINDS] + [f"{RESULTS}/tables/summary.parquet"]
-SCENARIOS = {s.scenario for s in SWEEP.setups}
-FIGURES = {name: f for name, f in seconet_figures.FIGURES.items() if f.applies([*TABLE_KINDS, "summary"], SCENARIOS)}
+FIGURES = {name: f for name, f in seconet_figures.FIGURES.items()
+           if f.applies([*TABLE_KINDS, "summary"], SWEEP, CONFIG)}
 FIGURE_FILES = [f"{RESULTS}/figures/{name}.{ext}" for name in FIGURES for ext in ("html", "svg")]
 
 

@@ -14,6 +14,7 @@ whose table exists. docs/figures.md describes each figure.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,14 +45,19 @@ class FigureSpec:
     caption: str  # one sentence for the Snakemake report
     extra_tables: tuple[str, ...] = ()  # further table kinds the builder takes
     scenarios: tuple[str, ...] = ("single", "multi")  # built when the sweep has one of these
+    # further condition on the sweep (a seconetbench.sweep.Sweep) and its validated config
+    requires: Callable[[Any, dict], bool] | None = None
 
     @property
     def tables(self) -> tuple[str, ...]:
         return (self.table, *self.extra_tables)
 
-    def applies(self, kinds: Iterable[str], scenarios: Iterable[str]) -> bool:
-        """Whether a sweep that measures table *kinds* over *scenarios* can draw this figure."""
-        return set(self.tables) <= set(kinds) and bool(set(self.scenarios) & set(scenarios))
+    def applies(self, kinds: Iterable[str], sweep: Any, config: dict) -> bool:
+        """Whether a sweep that measures table *kinds* can draw this figure (so the workflow
+        never plans a figure that could only fail for lack of rows)."""
+        scenarios = {setup.scenario for setup in sweep.setups}
+        return (set(self.tables) <= set(kinds) and bool(set(self.scenarios) & scenarios)
+                and (self.requires is None or bool(self.requires(sweep, config))))
 
 
 FIGURES: dict[str, FigureSpec] = {}

@@ -72,11 +72,20 @@ def first_packet_figure(latency_frame: pd.DataFrame) -> alt.TopLevelMixin:
                  "flow set-up (e.g. OVS's userspace classification)"))
 
 
+def has_baselines(sweep, config) -> bool:
+    """Some setup has a filter and the sweep also measures the same setup without one."""
+    unfiltered = {(s.scenario, s.solution, s.tunnel, s.containers) for s in sweep.setups if s.filter == "none"}
+    return any(s.filter != "none" and (s.scenario, s.solution, s.tunnel, s.containers) in unfiltered
+               for s in sweep.setups)
+
+
 register(FigureSpec(
-    name="baseline_ratio", table="summary", builder=baseline_ratio,
+    name="baseline_ratio", table="summary", builder=baseline_ratio, requires=has_baselines,
     caption="Median latency, throughput and delay of each filtered setup relative to the same setup "
             "without a filter; hollow marks are cells whose repetitions did not converge."))
 register(FigureSpec(
     name="first_packet", table="latency", builder=first_packet_figure,
+    requires=lambda sweep, config: any(w.kind == "latency" and w.params.get("count", 20) >= 2
+                                       for w in sweep.workloads),
     caption="Round-trip time of the first ping probe of every pair and repetition against the median of "
             "its later probes, per setup."))

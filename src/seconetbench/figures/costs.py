@@ -87,6 +87,7 @@ def rule_scaling(throughput_frame: pd.DataFrame, deployment_frame: pd.DataFrame)
 
 register(FigureSpec(
     name="cpu_per_gbit", table="throughput", extra_tables=("host_usage",), builder=cpu_per_gbit_figure,
+    requires=lambda sweep, config: config["monitor"]["enabled"],
     caption="Host CPU-seconds (all cores) spent per gigabit delivered, per throughput target and setup."))
 register(FigureSpec(
     name="deploy_time", table="deployment", builder=deploy_time,
@@ -94,6 +95,6 @@ register(FigureSpec(
             "per fresh deploy."))
 register(FigureSpec(
     name="rule_scaling", table="throughput", extra_tables=("deployment",), scenarios=("single",),
-    builder=rule_scaling,
+    builder=rule_scaling, requires=lambda sweep, config: any(s.filter != "none" for s in sweep.setups),
     caption="Median throughput per pair over the number of non-matching rules installed before the "
             "whitelist, per filter and solution."))
