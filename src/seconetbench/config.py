@@ -170,6 +170,15 @@ def _check_technology_names(sweep: dict[str, Any]) -> None:
                 raise ConfigError(f"sweep.{scenario}.{key}[{index}]",
                                   f"value {name!r} is not an implemented {kind}; use one of {known}")
     if "multi" in sweep:
+        for tunnel, suites in sweep["multi"].get("ciphers", {}).items():
+            if tunnel not in sweep["multi"]["tunnels"]:
+                raise ConfigError(f"sweep.multi.ciphers.{tunnel}", f"tunnel {tunnel!r} is not in sweep.multi.tunnels "
+                                  f"{sweep['multi']['tunnels']}; add it there or remove this entry")
+            offered = sorted(technology.get("tunnel", tunnel).SUITES)
+            for index, suite in enumerate(suites):
+                if suite not in offered:
+                    raise ConfigError(f"sweep.multi.ciphers.{tunnel}[{index}]",
+                                      f"value {suite!r} is not a suite of {tunnel}; use one of {offered or '(none: fixed)'}")
         name = sweep["multi"]["solution"]
         if name not in technology.names("solution"):
             raise ConfigError("sweep.multi.solution", f"value {name!r} is not an implemented solution; "

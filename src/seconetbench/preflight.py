@@ -26,7 +26,7 @@ def setup_technologies(setup: SetupSpec) -> list[technology.Technology]:
     solution attaches containers to their host, the tunnel joins hosts, the filter goes on top."""
     techs = [technology.get("solution", setup.solution)]
     if setup.scenario == "multi":
-        techs.append(technology.get("tunnel", setup.tunnel))
+        techs.append(technology.get("tunnel", setup.tunnel, **({"suite": setup.cipher} if setup.cipher else {})))
     techs.append(technology.get("filter", setup.filter))
     return techs
 

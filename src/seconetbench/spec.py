@@ -20,7 +20,7 @@ SCENARIOS = ("single", "multi")
 DEFAULT_BACKEND = "netns"
 SETUP_ID = re.compile(
     r"^(?P<scenario>single|multi)-(?P<middle>[a-z0-9_]+)-(?P<filter>[a-z0-9_]+)-c(?P<containers>\d+)"
-    r"(?:-h(?P<hosts>\d+))?(?:-r(?P<rules>\d+))?(?:-(?P<backend>[a-z][a-z0-9_]*))?$"
+    r"(?:-h(?P<hosts>\d+))?(?:-r(?P<rules>\d+))?(?:-x(?P<cipher>[a-z0-9_]+))?(?:-(?P<backend>[a-z][a-z0-9_]*))?$"
 )
 
 
@@ -44,6 +44,7 @@ class SetupSpec:
     hosts: int = 1
     backend: str = DEFAULT_BACKEND
     extra_rules: int = 0  # non-matching rules installed before the whitelist
+    cipher: str | None = None  # the tunnel's cipher suite (multi-host); None = the tunnel's default
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -56,6 +57,8 @@ class SetupSpec:
             raise ValueError("a single-host setup has hosts=1 and tunnel 'none'")
         if self.scenario == "multi" and (self.hosts < 2 or self.tunnel == "none"):
             raise ValueError("a multi-host setup needs hosts >= 2 and a tunnel")
+        if self.cipher and self.scenario != "multi":
+            raise ValueError("a cipher suite belongs to a tunnel: only multi-host setups have one")
 
     @property
     def id(self) -> str:
@@ -65,6 +68,8 @@ class SetupSpec:
             parts.append(f"h{self.hosts}")
         if self.extra_rules:
             parts.append(f"r{self.extra_rules}")
+        if self.cipher:
+            parts.append("x" + self.cipher.replace("-", "_"))  # suite names use '-', ids separate with it
         if self.backend != DEFAULT_BACKEND:
             parts.append(self.backend)
         return "-".join(parts)
@@ -84,6 +89,7 @@ class SetupSpec:
             "hosts": self.hosts,
             "backend": self.backend,
             "extra_rules": self.extra_rules,
+            "cipher": self.cipher,
         }
 
     @classmethod
@@ -105,6 +111,8 @@ class SetupSpec:
             fields.update(solution="bridge", tunnel=parts["middle"], hosts=int(parts["hosts"] or 2))
         if parts["rules"]:
             fields["extra_rules"] = int(parts["rules"])
+        if parts["cipher"]:
+            fields["cipher"] = parts["cipher"].replace("_", "-")
         if parts["backend"]:
             fields["backend"] = parts["backend"]
         spec = cls(**fields)
@@ -115,7 +123,7 @@ class SetupSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SetupSpec:
         fields = {k: data[k] for k in ("scenario", "solution", "filter", "containers") }
-        for k in ("tunnel", "hosts", "backend", "extra_rules"):
+        for k in ("tunnel", "hosts", "backend", "extra_rules", "cipher"):
             if k in data:
                 fields[k] = data[k]
         return cls(**fields)

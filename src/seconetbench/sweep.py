@@ -97,11 +97,13 @@ def candidate_setups(config: dict[str, Any]) -> list[SetupSpec]:
                                     extra_rules=extra))
     multi = config["sweep"].get("multi")
     if multi:
+        ciphers = multi.get("ciphers", {})
         for tunnel, filter_name, containers in itertools.product(
             multi["tunnels"], multi["filters"], multi["containers"]
         ):
-            setups.append(SetupSpec("multi", multi["solution"], filter_name, containers, tunnel=tunnel,
-                                    hosts=multi["hosts"], backend=backend))
+            for cipher in ciphers.get(tunnel) or [None]:  # None: the tunnel's default suite
+                setups.append(SetupSpec("multi", multi["solution"], filter_name, containers, tunnel=tunnel,
+                                        hosts=multi["hosts"], backend=backend, cipher=cipher))
     return setups
 
 

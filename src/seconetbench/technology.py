@@ -99,10 +99,11 @@ def register(cls: type[Technology]) -> type[Technology]:
     return cls
 
 
-def get(kind: str, name: str) -> Technology:
+def get(kind: str, name: str, **options) -> Technology:
+    """An instance of the technology; *options* go to its constructor (e.g. a tunnel's suite)."""
     _load_all()
     try:
-        return REGISTRY[(kind, name)]()
+        return REGISTRY[(kind, name)](**options)
     except KeyError:
         known = sorted(n for k, n in REGISTRY if k == kind)
         raise KeyError(f"no {kind} '{name}'; known: {known}") from None

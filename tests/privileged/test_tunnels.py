@@ -120,3 +120,18 @@ def test_three_hosts_spread_pairs_and_route_through_the_switch(prefix, tools_ava
         assert underlay_switch(prefix) in deployment.facts["tunnel"]["underlay_capture"]["where"]
     finally:
         backend.teardown()
+
+
+def test_a_cipher_suite_chosen_in_the_setup_is_the_one_that_runs(prefix):
+    from seconetbench.backends.netns import NetnsBackend
+    from seconetbench.spec import SetupSpec
+
+    backend = NetnsBackend(prefix)
+    setup = SetupSpec.parse("multi-ipsec-none-c4-xaes256_sha1")
+    try:
+        deployment = backend.deploy(setup)
+        assert deployment.facts["tunnel"]["suite"] == "aes256-sha1"
+        assert "CBC" in deployment.facts["tunnel"]["cipher"]
+        assert deployment.facts["verification"]["passed"]
+    finally:
+        backend.teardown()

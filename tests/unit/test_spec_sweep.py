@@ -104,3 +104,27 @@ def test_multi_host_plan_puts_every_pair_across_hosts():
     for sender, sink in deployment.pairs:
         assert deployment.container(sender).host != deployment.container(sink).host
     assert {c.ip.rsplit(".", 1)[0] for c in deployment.containers} == {"198.19.1", "198.19.2"}
+
+
+def test_cipher_suites_make_setups_of_their_own():
+    cfg = config.validate({
+        "sweep": {"multi": {"tunnels": ["ipsec", "wireguard"], "filters": ["none"], "containers": [4],
+                            "ciphers": {"ipsec": ["aes256gcm16", "aes256-sha1"]}},
+                  "workloads": ["latency"]},
+        "workloads": {"latency": {"kind": "latency"}},
+    })
+    ids = [s.id for s in expand(cfg).setups]
+    assert ids == ["multi-ipsec-none-c4-xaes256gcm16", "multi-ipsec-none-c4-xaes256_sha1", "multi-wireguard-none-c4"]
+    assert SetupSpec.parse("multi-ipsec-none-c4-xaes256_sha1").cipher == "aes256-sha1"
+    with pytest.raises(ValueError, match="only multi-host"):
+        SetupSpec("single", "bridge", "none", 2, cipher="aes256gcm16")
+
+
+def test_unknown_cipher_suites_name_the_ones_offered():
+    from seconetbench.errors import ConfigError
+
+    cfg = {"sweep": {"multi": {"tunnels": ["ipsec"], "filters": ["none"], "containers": [4],
+                               "ciphers": {"ipsec": ["rot13"]}}, "workloads": ["latency"]},
+           "workloads": {"latency": {"kind": "latency"}}}
+    with pytest.raises(ConfigError, match=r"'sweep.multi.ciphers.ipsec\[0\]'.*'aes256-sha1', 'aes256gcm16'"):
+        config.validate(cfg)

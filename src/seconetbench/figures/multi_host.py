@@ -29,10 +29,18 @@ def tunnel_facts(deployment_frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _labelled(frame: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
-    """*frame* with a column 'tunnel_label': 'wireguard (userspace (wireguard-go ...))'."""
-    implementation = facts.groupby("tunnel")["implementation"].agg(lambda s: " / ".join(sorted(set(s))))
+    """*frame* with a column 'tunnel_label': 'wireguard (userspace (wireguard-go ...))', and the
+    cipher suite in brackets where a sweep ran one tunnel with several suites."""
+    joined = lambda values: " / ".join(sorted({str(v) for v in values if pd.notna(v)}))  # noqa: E731
+    implementation = facts.groupby("tunnel")["implementation"].agg(joined)
+    cipher = facts.groupby("setup")["cipher"].agg(joined)
+    several = facts.groupby("tunnel")["cipher"].nunique()
+    def label(tunnel: str, setup: str) -> str:
+        suite = f" [{cipher.get(setup, '')}]" if several.get(tunnel, 0) > 1 else ""
+        return f"{tunnel}{suite} ({implementation.get(tunnel, 'implementation unknown')})"
+
     frame = frame.copy()
-    frame["tunnel_label"] = [f"{t} ({implementation.get(t, 'implementation unknown')})" for t in frame["tunnel"]]
+    frame["tunnel_label"] = [label(t, s) for t, s in zip(frame["tunnel"], frame["setup"])]
     return frame
 
 
