@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""How much the harness costs around the measurements (issue 9), each number beside its target:
+
+- planning: wall time of `snakemake -n` on config/full.yaml (target <= 10 s);
+- monitor: CPU the monitor thread itself uses at its default 1 s interval over a deployed
+  32-container setup, in percent of one core (target <= 1 %);
+- sweep efficiency: time the generators ran / wall time of the measuring phase, read from the
+  meta.json files of an existing results directory (target >= 0.9; run a `grouped` sweep with
+  short workloads first, e.g. `make run`, and pass its results directory).
+
+Needs root for the monitor part. Usage: bench/harness.py [--results results] [--monitor-s 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from seconetbench.backends.netns import NetnsBackend
+from seconetbench.monitor import Monitor
+from seconetbench.spec import SetupSpec
+from seconetbench.testbed import cleanup
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def planning_s() -> float:
+    with tempfile.TemporaryDirectory() as workdir:
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--snakefile", str(REPO / "Snakefile"),
+                        "--directory", workdir, "--configfile", str(REPO / "config/full.yaml")],
+                       check=True, capture_output=True)
+        return time.monotonic() - started
+
+
+def monitor_cpu_pct(seconds: float) -> float:
+    """CPU the monitor uses, percent of one core: this process's CPU time while the main thread
+    only sleeps, so all of it is the monitor's thread."""
+    prefix = "scnbm"
+    backend = NetnsBackend(prefix)
+    try:
+        deployment = backend.deploy(SetupSpec("single", "bridge", "iptables", 32), verify=False)
+        namespaces = [h.netns for h in deployment.hosts] + [c.netns for c in deployment.containers]
+        with tempfile.TemporaryDirectory() as out:
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            started = time.monotonic()
+            with Monitor(Path(out), namespaces, processes=backend.registry.recorded, interval_s=1.0):
+                time.sleep(seconds)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            elapsed = time.monotonic() - started
+        used = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        return 100 * used / elapsed
+    finally:
+        cleanup.remove(prefix)
+
+
+def sweep_efficiency(results: Path) -> tuple[float, int] | None:
+    metas = [json.loads(p.read_text()) for p in results.glob("raw/*/*/*/meta.json")]
+    if len(metas) < 2:
+        return None
+    generating = sum(m["duration_s"] for m in metas)
+    wall = max(m["finished_at"] for m in metas) - min(m["started_at"] for m in metas)
+    return generating / wall, len(metas)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", default=str(REPO / "results"))
+    parser.add_argument("--monitor-s", type=float, default=10)
+    args = parser.parse_args()
+    print(f"{'measure':<44}{'value':>10}  target")
+    print(f"{'snakemake -n on config/full.yaml (s)':<44}{planning_s():>10.2f}  <= 10")
+    print(f"{'monitor CPU, 1 s interval, 32 containers (%)':<44}{monitor_cpu_pct(args.monitor_s):>10.2f}  <= 1")
+    efficiency = sweep_efficiency(Path(args.results))
+    if efficiency is None:
+        print(f"{'sweep efficiency':<44}{'n/a':>10}  >= 0.9 (no results in {args.results}; run a sweep first)")
+    else:
+        print(f"{'sweep efficiency (' + str(efficiency[1]) + ' targets)':<44}{efficiency[0]:>10.3f}  >= 0.9")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
