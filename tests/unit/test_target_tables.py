@@ -23,10 +23,13 @@ META = {
 
 
 def raw_target(tmp_path, host_csv: str):
-    (tmp_path / "meta.json").write_text(json.dumps(META))
-    (tmp_path / "monitor_host.csv").write_text(host_csv)
-    (tmp_path / "monitor_processes.csv").write_text("timestamp_s,pid,name,cpu_pct\n10.0,42,ping,3.0\n")
-    return tmp_path
+    """A raw target directory under *tmp_path* with meta.json and the monitor's files."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "meta.json").write_text(json.dumps(META))
+    (raw / "monitor_host.csv").write_text(host_csv)
+    (raw / "monitor_processes.csv").write_text("timestamp_s,pid,name,cpu_pct\n10.0,42,ping,3.0\n")
+    return raw
 
 
 def outs(tmp_path):
@@ -34,9 +37,7 @@ def outs(tmp_path):
 
 
 def test_deployment_row_and_monitor_samples(tmp_path):
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    raw_target(raw, "timestamp_s,interval_s,cpu_user_pct,cpu_system_pct,cpu_softirq_pct,cpu_steal_pct,"
+    raw = raw_target(tmp_path, "timestamp_s,interval_s,cpu_user_pct,cpu_system_pct,cpu_softirq_pct,cpu_steal_pct,"
                     "cpu_iowait_pct,cpu_idle_pct,mem_used_bytes,mem_available_bytes\n"
                     "10.0,1.0,20,10,5,0,0,65,100,900\n10.5,0.5,20,10,5,0,0,65,100,900\n")
     pipeline.target_tables(raw, outs(tmp_path))
@@ -50,9 +51,7 @@ def test_deployment_row_and_monitor_samples(tmp_path):
 
 
 def test_monitor_files_of_older_versions_without_interval_still_parse(tmp_path):
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    raw_target(raw, "timestamp_s,cpu_user_pct,cpu_system_pct,cpu_softirq_pct,cpu_steal_pct,"
+    raw = raw_target(tmp_path, "timestamp_s,cpu_user_pct,cpu_system_pct,cpu_softirq_pct,cpu_steal_pct,"
                     "cpu_iowait_pct,cpu_idle_pct,mem_used_bytes,mem_available_bytes\n"
                     "10.0,20,10,5,0,0,65,100,900\n11.0,20,10,5,0,0,65,100,900\n")
     pipeline.target_tables(raw, outs(tmp_path))
