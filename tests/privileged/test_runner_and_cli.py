@@ -188,3 +188,18 @@ def test_a_second_invocation_never_measures_while_the_first_holds_the_host(prefi
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_deploy_prints_hosts_and_underlay_of_a_multi_host_setup(prefix):
+    described = json.loads(cli("deploy", "multi-vxlan-iptables-c4", "--prefix", prefix).stdout)
+    try:
+        assert [h["name"] for h in described["hosts"]] == ["h1", "h2"]
+        assert [h["underlay_ip"] for h in described["hosts"]] == ["198.18.0.1", "198.18.0.2"]
+        assert all(h["underlay_dev"].startswith(prefix) for h in described["hosts"])
+        hosts_of_pairs = {(c["name"], c["host"]) for c in described["containers"]}
+        for sender, sink in described["allowed_pairs"]:
+            assert dict(hosts_of_pairs)[sender] != dict(hosts_of_pairs)[sink]  # every pair crosses hosts
+        assert described["facts"]["tunnel"]["name"] == "vxlan"
+    finally:
+        cli("teardown", "--prefix", prefix)
+    assert not any(cleanup.leftovers(prefix).values())
