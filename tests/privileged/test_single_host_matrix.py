@@ -31,8 +31,9 @@ def latency_config(prefix: str, results, setup: SetupSpec) -> dict:
     return config.validate({
         "results_dir": str(results), "repetitions": 1, "testbed": {"prefix": prefix},
         "sweep": {"single": {"solutions": [setup.solution], "filters": [setup.filter],
-                             "containers": [setup.containers]}, "workloads": ["lat"]},
-        "workloads": {"lat": {"kind": "latency", "count": 3, "interval_s": 0.05}},
+                             "containers": [setup.containers]}, "workloads": ["lat", "tp"]},
+        "workloads": {"lat": {"kind": "latency", "count": 3, "interval_s": 0.05},
+                      "tp": {"kind": "throughput", "payload_bytes": 1370, "duration_s": 1, "generator": "iperf3"}},
     })
 
 
@@ -72,6 +73,12 @@ def test_combination_isolates_measures_and_updates(prefix, tmp_path, tools_avail
         assert meta["deployment"]["solution"]["name"] == solution
         parsed = pipeline.parse_target(out, tmp_path / "lat.parquet")
         assert len(parsed) == 3 * len(deployment.pairs) and parsed["received"].all()
+        # and a short throughput run: every pair moves data through this solution and filter
+        out = tmp_path / f"results/raw/{setup.id}/tp/rep1"
+        runner.measure(latency_config(prefix, tmp_path / "results", setup), setup.id, "tp", 1, out)
+        streams = pipeline.parse_target(out, tmp_path / "tp.parquet")
+        assert set(streams["pair"]) == {f"{a}-{b}" for a, b in deployment.pairs}
+        assert (streams.groupby("pair")["bytes"].sum() > 0).all()
 
         if enforced:
             filt = technology.get("filter", filter_name)
