@@ -195,6 +195,16 @@ def fill(prefix: str, pairs: Iterable[tuple[str, str]]) -> float:
     return time.monotonic() - started
 
 
+def drain(prefix: str, pairs: Iterable[tuple[str, str]]) -> float:
+    """Delete (saddr, daddr) *pairs* from the pair map with one bpftool process; return the
+    seconds it took."""
+    path = pinned_map(prefix)
+    lines = "".join(f"map delete pinned {path} key {pair_key(s, d)}\n" for s, d in pairs)
+    started = time.monotonic()
+    _run(["bpftool", "batch", "file", "-"], f"draining {path}", input=lines)
+    return time.monotonic() - started
+
+
 def entries(prefix: str) -> int:
     """How many keys the pair map holds now."""
     return len(json.loads(_run(["bpftool", "--json", "map", "dump", "pinned", str(pinned_map(prefix))],

@@ -69,6 +69,7 @@ def _deployment_row(meta: dict) -> dict[str, object]:
         "solution_apply_s": timings.get("solution_apply_s"),
         "tunnel_apply_s": timings.get("tunnel_apply_s"),
         "filter_apply_s": timings.get("filter_apply_s"),
+        "rule_update_s": timings.get("rule_update_s"),
         "verification_s": verification.get("duration_s"),
         "verification_passed": verification.get("passed"),
         "verification_probes": verification.get("probes"),

@@ -119,6 +119,7 @@ TARGET_MEASURES: dict[str, list[pa.Field]] = {
         pa.field("solution_apply_s", pa.float64()),
         pa.field("tunnel_apply_s", pa.float64()),
         pa.field("filter_apply_s", pa.float64()),  # installing the whitelist (and extra rules)
+        pa.field("rule_update_s", pa.float64()),  # whitelisting one more pair live
         pa.field("verification_s", pa.float64()),  # isolation check
         pa.field("verification_passed", pa.bool_()),
         pa.field("verification_probes", pa.int32()),

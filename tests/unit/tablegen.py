@@ -170,7 +170,7 @@ def deployment_table(setups: Sequence[str] = ("single-bridge-none-c2",), workloa
             rows.append({**_target_identity(setup, workload, rep), "hosts": 2 if multi else 1,
                          "extra_rules": extra_rules, "reused": position > 0, "deploy_s": 0.3 + 0.01 * position,
                          "solution_apply_s": 0.1, "tunnel_apply_s": 0.05 if multi else None,
-                         "filter_apply_s": 0.004, "verification_s": 1.1, "verification_passed": True,
+                         "filter_apply_s": 0.004, "rule_update_s": 0.002, "verification_s": 1.1, "verification_passed": True,
                          "verification_probes": 12, "min_mtu_bytes": 1440 if multi else 1500,
                          "tunnel_implementation": tunnel_implementation if multi else None,
                          "tunnel_cipher": "chacha20poly1305" if multi else None,

@@ -50,7 +50,7 @@ def test_deploy_time_counts_only_fresh_deploys():
                                            workloads=["latency", "throughput_653"], reps=2)
     chart = costs.deploy_time(deployment)
     assert "n = 2 fresh deploys" in subtitle(chart)
-    assert {v["step"] for v in values(chart)} == {"whole deploy", "filter rules"}
+    assert {v["step"] for v in values(chart)} == {"whole deploy", "filter rules", "one more pair (live)"}
     with pytest.raises(ValueError, match="no rows for figure deploy_time"):
         costs.deploy_time(tables.empty("deployment"))
 

@@ -44,14 +44,16 @@ def cpu_per_gbit_figure(throughput_frame: pd.DataFrame, host_usage_frame: pd.Dat
 
 
 def deploy_time(deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
-    """Deploy time and rule-install time of every fresh deploy, per setup."""
-    require(deployment_frame, ["reused", "deploy_s", "filter_apply_s", "setup", "filter"], "deploy_time")
+    """Deploy time, rule-install time and rule-update time of every fresh deploy, per setup."""
+    require(deployment_frame, ["reused", "deploy_s", "filter_apply_s", "rule_update_s", "setup", "filter"],
+            "deploy_time")
     fresh = deployment_frame[~deployment_frame["reused"]]
     if fresh.empty:
         raise no_rows("deploy_time", "any workload")
-    data = fresh.melt(id_vars=["setup", "filter", "extra_rules"], value_vars=["deploy_s", "filter_apply_s"],
+    steps = {"deploy_s": "whole deploy", "filter_apply_s": "filter rules", "rule_update_s": "one more pair (live)"}
+    data = fresh.melt(id_vars=["setup", "filter", "extra_rules"], value_vars=list(steps),
                       var_name="step", value_name="seconds").dropna()
-    data["step"] = data["step"].map({"deploy_s": "whole deploy", "filter_apply_s": "filter rules"})
+    data["step"] = data["step"].map(steps)
     return alt.Chart(inline(data)).mark_tick(thickness=2, size=14).encode(
         y=alt.Y("setup:N", title="setup"),
         x=alt.X("seconds:Q", title="seconds"),
@@ -91,8 +93,8 @@ register(FigureSpec(
     caption="Host CPU-seconds (all cores) spent per gigabit delivered, per throughput target and setup."))
 register(FigureSpec(
     name="deploy_time", table="deployment", builder=deploy_time,
-    caption="Time to deploy each setup (namespaces, links, technologies) and to install its filter rules, "
-            "per fresh deploy."))
+    caption="Time to deploy each setup (namespaces, links, technologies), to install its filter rules and "
+            "to whitelist one more pair live, per fresh deploy."))
 register(FigureSpec(
     name="rule_scaling", table="throughput", extra_tables=("deployment",), scenarios=("single",),
     builder=rule_scaling, requires=lambda sweep, config: any(s.filter != "none" for s in sweep.setups),

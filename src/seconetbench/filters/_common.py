@@ -101,6 +101,10 @@ class NetfilterWhitelist(Technology):
         """The input for *loader* that admits point.flows on top of the loaded rule set."""
         raise NotImplementedError
 
+    def removal(self, deployment: Deployment, point: EnforcementPoint) -> str:
+        """The input for *loader* that takes point.flows out again (undoes addition())."""
+        raise NotImplementedError
+
     def version(self) -> str:
         raise NotImplementedError
 
@@ -131,6 +135,14 @@ class NetfilterWhitelist(Technology):
         for point in enforcement_points(deployment, [(a, b)]):
             if point.flows:
                 proc.run_in(point.netns, self.loader, input=self.addition(deployment, point))
+        return time.monotonic() - started
+
+    def remove_pair(self, deployment: Deployment, a: str, b: str) -> float:
+        """Undo update_pair(a, b) at every enforcement point; return the seconds it took."""
+        started = time.monotonic()
+        for point in enforcement_points(deployment, [(a, b)]):
+            if point.flows:
+                proc.run_in(point.netns, self.loader, input=self.removal(deployment, point))
         return time.monotonic() - started
 
     def describe(self, deployment: Deployment) -> dict:

@@ -76,6 +76,10 @@ class EbpfFilter(Technology):
     def update_pair(self, deployment: Deployment, a: str, b: str) -> float:
         return update_pair(deployment, a, b)
 
+    def remove_pair(self, deployment: Deployment, a: str, b: str) -> float:
+        """Undo update_pair: both directions leave the map again."""
+        return bpf.drain(deployment.prefix, flows(deployment, [(a, b)]))
+
     def apply(self, deployment: Deployment) -> None:
         started = time.monotonic()
         bpf.attach(deployment, SECTIONS[deployment.setup.solution])

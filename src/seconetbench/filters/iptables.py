@@ -49,6 +49,11 @@ class Iptables(NetfilterWhitelist):
         lines += [f"-I {chain} {position} -s {s}/32 -d {d}/32 -j ACCEPT" for s, d in point.flows]
         return "\n".join([*lines, "COMMIT", ""])
 
+    def removal(self, deployment: Deployment, point: EnforcementPoint) -> str:
+        chain = self.chain(deployment)
+        lines = ["*filter"] + [f"-D {chain} -s {s}/32 -d {d}/32 -j ACCEPT" for s, d in point.flows]
+        return "\n".join([*lines, "COMMIT", ""])
+
     def version(self) -> str:
         return iptables_version()
 

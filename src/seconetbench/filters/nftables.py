@@ -69,6 +69,9 @@ class Nftables(NetfilterWhitelist):
     def addition(self, deployment: Deployment, point: EnforcementPoint) -> str:
         return f"add element inet {self.table(deployment)} {SET} {{ {elements(point.flows)} }}\n"
 
+    def removal(self, deployment: Deployment, point: EnforcementPoint) -> str:
+        return f"delete element inet {self.table(deployment)} {SET} {{ {elements(point.flows)} }}\n"
+
     def version(self) -> str:
         return nft_version()
 

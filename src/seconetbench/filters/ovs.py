@@ -83,6 +83,14 @@ class OvsFilter(Technology):
             change_flows(deployment, host, "add-flows", "-", input=flows)
         return time.monotonic() - started
 
+    def remove_pair(self, deployment: Deployment, a: str, b: str) -> float:
+        """Undo update_pair: delete exactly those two flows (strict match, actions left out)."""
+        matches = "\n".join(flow.rsplit(",actions=", 1)[0] for flow in pair_flows(deployment, a, b)) + "\n"
+        started = time.monotonic()
+        for host in deployment.hosts:
+            change_flows(deployment, host, "del-flows", "-", input=matches, strict=True)
+        return time.monotonic() - started
+
     def describe(self, deployment: Deployment):
         return {"flows": 2 * len(deployment.pairs) + 2 + deployment.setup.extra_rules,
                 "extra_rules": deployment.setup.extra_rules, "install_s": self.install_s,
@@ -90,12 +98,13 @@ class OvsFilter(Technology):
 
 
 def change_flows(deployment: Deployment, host: Host, command: str, source: str,
-                 input: str | None = None) -> None:
-    """One atomic flow change (*command*: replace-flows, add-flows) on *host*'s bridge, the flows
+                 input: str | None = None, strict: bool = False) -> None:
+    """One atomic flow change (*command*: replace-flows, add-flows, del-flows) on *host*'s bridge, the flows
     read from file *source* ('-': *input*). Returns once the datapath enforces it: flows cached
     from the old table (e.g. a drop for a pair just whitelisted) are revalidated asynchronously,
     so wait for a revalidation round."""
     switch = OvsHost.of(deployment, host)
     bridge = switch.switch(deployment.names.bridge(host.index))
-    switch.ofctl("-O", OPENFLOW_VERSION, "--bundle", command, bridge, source, input=input)
+    switch.ofctl("-O", OPENFLOW_VERSION, "--bundle", *(["--strict"] if strict else []), command, bridge, source,
+                 input=input)
     switch.appctl("revalidator/wait")
