@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -23,7 +24,7 @@ import filelock
 from seconetbench import config as configuration
 from seconetbench import meta as metadata
 from seconetbench.backends import get_backend
-from seconetbench.errors import SeconetError, WorkloadError
+from seconetbench.errors import DeployError, SeconetError, WorkloadError
 from seconetbench.fsutil import atomic_directory
 from seconetbench.monitor import Monitor, SetupProcesses
 from seconetbench.testbed import netlink
@@ -113,7 +114,13 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
     backend = get_backend(testbed["backend"], configuration.run_prefix(config))
 
     with HostLock(testbed["lock_timeout_s"]):
-        deployment, reused = backend.deploy_or_reuse(setup, verify=testbed["verify_isolation"])
+        try:
+            deployment, reused = backend.deploy_or_reuse(setup, verify=testbed["verify_isolation"])
+        except DeployError as error:
+            # not measured; the failure (e.g. which isolation probes failed) is kept with the results
+            with tempfile.TemporaryDirectory() as empty:
+                keep_failed(Path(empty), results_dir, label, error)
+            raise
         succeeded = False
         try:
             with atomic_directory(out_dir) as partial:

@@ -203,3 +203,21 @@ def test_deploy_prints_hosts_and_underlay_of_a_multi_host_setup(prefix):
     finally:
         cli("teardown", "--prefix", prefix)
     assert not any(cleanup.leftovers(prefix).values())
+
+
+def test_a_setup_that_cannot_deploy_is_not_measured_and_the_failure_is_kept(prefix, tmp_path, monkeypatch):
+    """A machine without iptables-restore (a PATH holding every other tool): the deploy refuses
+    with the reason, nothing is measured, and the failure is kept with the results."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("ip", "ping", "iperf3", "iptables", "tc", "nsenter"):
+        (tools / tool).symlink_to(shutil.which(tool))
+    monkeypatch.setenv("PATH", str(tools))
+    cfg = small_config(prefix, tmp_path / "results")
+    out = tmp_path / "results/raw/single-bridge-iptables-c2/tp/rep1"
+    with pytest.raises(WorkloadError, match=r"^single-bridge-iptables-c2/tp/rep1: .*iptables-restore"):
+        runner.measure(cfg, "single-bridge-iptables-c2", "tp", 1, out)
+    assert not out.exists()
+    kept = list((tmp_path / "results/failed").glob("single-bridge-iptables-c2--tp--rep1--*"))
+    assert len(kept) == 1 and "iptables-restore" in (kept[0] / "error.txt").read_text()
+    assert not any(cleanup.leftovers(prefix).values())
