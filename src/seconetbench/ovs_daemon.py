@@ -94,7 +94,7 @@ class OvsHost:
     @property
     def registry(self) -> proc.Registry:
         # The deployment's registry (the one NetnsBackend keeps), so cleanup.remove ends the daemons.
-        return proc.Registry(cleanup.state_dir(self.prefix) / "pids")
+        return cleanup.registry(self.prefix)
 
     @property
     def db_socket(self) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import subprocess
 
 import psutil
 import pytest
@@ -25,16 +24,11 @@ from seconetbench.spec import SetupSpec
 from seconetbench.sweep import expand
 from seconetbench.testbed import cleanup, netlink
 from seconetbench.workloads import get_workload
+from tests.privileged.test_netns_bridge import reachable
 
 pytestmark = pytest.mark.privileged
 
 NW_SRC = re.compile(r"nw_src=([\d.]+)")
-
-
-def reachable(deployment, source: str, destination: str) -> bool:
-    argv = ["ping", "-n", "-q", "-c", "1", "-W", "1", deployment.container(destination).ip]
-    return subprocess.run(proc.in_netns(deployment.container(source).netns, argv),
-                          capture_output=True).returncode == 0
 
 
 def daemons(deployment) -> list[psutil.Process]:

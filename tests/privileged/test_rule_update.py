@@ -3,20 +3,14 @@ taken out again (it is dropped again), and every deploy records how long the adm
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from seconetbench import proc, technology
+from seconetbench import technology
 from seconetbench.backends.netns import NetnsBackend
 from seconetbench.spec import SetupSpec
+from tests.privileged.test_netns_bridge import reachable
 
 pytestmark = pytest.mark.privileged
-
-
-def reachable(deployment, source: str, destination: str) -> bool:
-    argv = ["ping", "-n", "-q", "-c", "1", "-W", "1", deployment.container(destination).ip]
-    return subprocess.run(proc.in_netns(deployment.container(source).netns, argv), capture_output=True).returncode == 0
 
 
 @pytest.mark.parametrize(("solution", "filter_name"), [

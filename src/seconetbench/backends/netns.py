@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 
 import seconetbench
-from seconetbench import preflight, proc, security
+from seconetbench import preflight, security
 from seconetbench.backends.base import Container, Deployment, Host
 from seconetbench.errors import DeployError
 from seconetbench.fsutil import write_text_atomic
@@ -66,7 +66,7 @@ class NetnsBackend:
         self.prefix = prefix
         self.names = Names(prefix)
         self.state_dir = cleanup.state_dir(prefix)
-        self.registry = proc.Registry(self.state_dir / "pids")
+        self.registry = cleanup.registry(prefix)
 
     @property
     def state_file(self) -> Path:

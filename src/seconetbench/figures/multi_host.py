@@ -31,7 +31,9 @@ def tunnel_facts(deployment_frame: pd.DataFrame) -> pd.DataFrame:
 def _labelled(frame: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     """*frame* with a column 'tunnel_label': 'wireguard (userspace (wireguard-go ...))', and the
     cipher suite in brackets where a sweep ran one tunnel with several suites."""
-    joined = lambda values: " / ".join(sorted({str(v) for v in values if pd.notna(v)}))  # noqa: E731
+    def joined(values: pd.Series) -> str:
+        return " / ".join(sorted({str(v) for v in values if pd.notna(v)}))
+
     implementation = facts.groupby("tunnel")["implementation"].agg(joined)
     cipher = facts.groupby("setup")["cipher"].agg(joined)
     several = facts.groupby("tunnel")["cipher"].nunique()

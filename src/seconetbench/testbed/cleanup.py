@@ -33,6 +33,16 @@ def mounts_below(directory: Path) -> list[str]:
     return sorted(set(inside), key=len, reverse=True)
 
 
+def registry(prefix: str) -> proc.Registry:
+    """The run's registry of background processes: what cleanup ends by pid."""
+    return proc.Registry(state_dir(prefix) / "pids")
+
+
+def _prefixes(prefix: str | None) -> list[str]:
+    """*prefix*, or every run prefix that has a state directory."""
+    return [prefix] if prefix else [p.name for p in STATE_ROOT.glob(f"{PROJECT_PREFIX}*")]
+
+
 def _matcher(prefix: str | None):
     if prefix is None:
         return ANY_RUN.match
@@ -43,10 +53,8 @@ def leftovers(prefix: str | None = None) -> dict[str, list[str]]:
     """What is still there: namespaces, root links and live recorded processes of *prefix*
     (every run of the project when None)."""
     owned = _matcher(prefix)
-    prefixes = [prefix] if prefix else [p.name for p in STATE_ROOT.glob(f"{PROJECT_PREFIX}*")]
-    processes = []
-    for each in prefixes:
-        processes += [str(p.pid) for p in proc.Registry(state_dir(each) / "pids").recorded()]
+    prefixes = _prefixes(prefix)
+    processes = [str(p.pid) for each in prefixes for p in registry(each).recorded()]
     return {
         "netns": [n for n in netlink.list_netns() if owned(n)],
         "links": [name for name in netlink.link_names() if owned(name)],
@@ -58,10 +66,10 @@ def leftovers(prefix: str | None = None) -> dict[str, list[str]]:
 def remove(prefix: str | None = None) -> dict[str, list[str]]:
     """Remove everything of *prefix* (every run when None); return what was removed."""
     owned = _matcher(prefix)
-    prefixes = [prefix] if prefix else [p.name for p in STATE_ROOT.glob(f"{PROJECT_PREFIX}*")]
+    prefixes = _prefixes(prefix)
     ended: list[str] = []
     for each in prefixes:
-        recorded = proc.Registry(state_dir(each) / "pids").recorded()
+        recorded = registry(each).recorded()
         proc.terminate(recorded)
         ended += [str(p.pid) for p in recorded]
     namespaces = [n for n in netlink.list_netns() if owned(n)]

@@ -88,7 +88,7 @@ def write_private(path: Path, text: str) -> Path:
 
 def registry(deployment: Deployment) -> proc.Registry:
     """The run's registry of background processes (the one cleanup ends by pid)."""
-    return proc.Registry(cleanup.state_dir(deployment.prefix) / "pids")
+    return cleanup.registry(deployment.prefix)
 
 
 def spawn_daemon(deployment: Deployment, host: Host, name: str, argv: Sequence[str]):
