@@ -18,6 +18,12 @@ APT_PACKAGES=(
     wireguard-tools wireguard-go openvpn tinc openssl
     strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
     libstrongswan-standard-plugins
+    # docker backend: Debian's engine (started per run inside a namespace, never as a service)
+    # and debootstrap for the registry-free image (docs/docker.md)
+    docker.io containerd runc debootstrap
+    # kubernetes backend, local test cluster: Go and the tools to build kube-* v1.20 from Debian's
+    # source package (tools/build-k8s.sh), etcd, the CNI plugins, socat (docs/kubernetes.md)
+    golang-go rsync jq dpkg-dev etcd-server etcd-client containernetworking-plugins socat
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -52,15 +58,14 @@ fi
 
 stamp=.venv/.setup-stamp
 want=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
-if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    exit 0
+if ! { [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; }; then
+    if [ ! -x .venv/bin/python ]; then
+        log "creating .venv"
+        "$PYTHON" -m venv .venv
+    fi
+    log "installing pinned Python dependencies into .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+    echo "$want" > "$stamp"
+    log "ready: .venv/bin/seconetbench"
 fi
-if [ ! -x .venv/bin/python ]; then
-    log "creating .venv"
-    "$PYTHON" -m venv .venv
-fi
-log "installing pinned Python dependencies into .venv"
-.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
-.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
-echo "$want" > "$stamp"
-log "ready: .venv/bin/seconetbench"

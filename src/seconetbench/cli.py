@@ -29,10 +29,9 @@ def _load_config(path: str | None) -> dict[str, Any]:
 
 
 def _backend(cfg: dict[str, Any], prefix: str | None = None):
-    from seconetbench import config
-    from seconetbench.backends import get_backend
+    from seconetbench.backends import for_config
 
-    return get_backend(cfg["testbed"]["backend"], prefix or config.run_prefix(cfg))
+    return for_config(cfg, prefix)
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:

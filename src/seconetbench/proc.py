@@ -24,6 +24,14 @@ def in_netns(netns: str, argv: Sequence[str]) -> list[str]:
     return ["ip", "netns", "exec", netns, *argv]
 
 
+def in_container(container, argv: Sequence[str]) -> list[str]:
+    """The command line that runs *argv* inside *container* (a backends.base.Container): through
+    its backend's exec prefix, else in its network namespace."""
+    if container.exec_prefix:
+        return [*container.exec_prefix, *argv]
+    return in_netns(container.netns, argv)
+
+
 def run_in(netns: str, argv: Sequence[str], timeout: float = 30, input: str | None = None,
            check: bool = True) -> subprocess.CompletedProcess:
     """Run a short command in *netns* and wait for it; raise with its stderr when it fails."""
@@ -70,14 +78,21 @@ class Registry:
         return alive
 
 
+def spawn(command: Sequence[str], stdout: Path, stderr: Path, registry: Registry,
+          argv: Sequence[str] | None = None) -> subprocess.Popen:
+    """Start *command* in the background, its output going to files, registered by pid (with
+    *argv*, the command without its namespace or exec prefix, as the record)."""
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        process = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=err, start_new_session=True)
+    registry.add(process, argv if argv is not None else command)
+    return process
+
+
 def spawn_in(netns: str, argv: Sequence[str], stdout: Path, stderr: Path,
              registry: Registry) -> subprocess.Popen:
     """Start *argv* in *netns* in the background, its output going to files."""
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        process = subprocess.Popen(in_netns(netns, argv), stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=err, start_new_session=True)
-    registry.add(process, argv)
-    return process
+    return spawn(in_netns(netns, argv), stdout, stderr, registry, argv)
 
 
 def terminate(processes: Sequence[psutil.Process | subprocess.Popen], grace_s: float = 2.0) -> None:

@@ -21,9 +21,9 @@ from typing import Any
 
 import filelock
 
+from seconetbench import backends
 from seconetbench import config as configuration
 from seconetbench import meta as metadata
-from seconetbench.backends import get_backend
 from seconetbench.errors import DeployError, SeconetError, WorkloadError
 from seconetbench.fsutil import atomic_directory
 from seconetbench.monitor import Monitor, SetupProcesses
@@ -111,7 +111,7 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
         raise WorkloadError(f"{label}: {missing}; run `seconetbench preflight` and install them")
     testbed = config["testbed"]
     results_dir = Path(config["results_dir"])
-    backend = get_backend(testbed["backend"], configuration.run_prefix(config))
+    backend = backends.for_config(config)
 
     with HostLock(testbed["lock_timeout_s"]):
         try:
@@ -127,7 +127,7 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
                 started = time.time()
                 try:
                     with monitored(config["monitor"], deployment, backend.registry, partial):
-                        run_facts = workload.run(RunContext(deployment, backend.registry, partial, label))
+                        run_facts = workload.run(RunContext(deployment, backend.registry, partial, label, backend))
                 except BaseException as error:
                     try:
                         keep_failed(partial, results_dir, label, error)

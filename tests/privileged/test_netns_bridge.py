@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import subprocess
+import time
 
 import pytest
 
@@ -125,7 +126,15 @@ def test_reuse_needs_matching_fingerprint_and_health(prefix, tools_available):
 def test_cleanup_ends_processes_left_inside_namespaces(prefix, tools_available):
     backend = NetnsBackend(prefix)
     deployment = backend.deploy(SetupSpec("single", "bridge", "none", 2), verify=False)
-    sleeper = subprocess.Popen(proc.in_netns(deployment.containers[0].netns, ["sleep", "300"]))
+    netns = deployment.containers[0].netns
+    sleeper = subprocess.Popen(proc.in_netns(netns, ["sleep", "300"]))
+    # `ip netns exec` enters the namespace after Popen returns; tearing down before that races
+    # with it (it then fails with "setting the network namespace ... Invalid argument")
+    inode = netlink.netns_inode(netns)
+    deadline = time.monotonic() + 10
+    while sleeper.pid not in [p.pid for p in proc.processes_in_netns(inode)]:
+        assert time.monotonic() < deadline, "the sleeper never entered its namespace"
+        time.sleep(0.02)
     removed = backend.teardown()
     assert str(sleeper.pid) in removed["processes"]
     assert sleeper.wait(timeout=5) is not None

@@ -60,9 +60,9 @@ def raw_targets(wildcards):
 
 def teardown_testbed():
     # Reused deployments stay up between targets; the end of the invocation removes them.
-    from seconetbench.backends import get_backend
+    from seconetbench.backends import for_config
 
     try:
-        get_backend(CONFIG["testbed"]["backend"], PREFIX).teardown()
+        for_config(CONFIG, PREFIX).teardown()
     except Exception as error:  # the sweep's outcome must not hinge on cleanup; say so
         print(f"SeCoNetBench: teardown of {PREFIX} failed: {error}; run `seconetbench clean`", file=sys.stderr)

@@ -26,6 +26,10 @@ class Container:
     netns: str
     ifname: str
     ip: str
+    # How to run a generator inside the container, when that is more than entering its network
+    # namespace (docker: nsenter into the container's namespaces; kubernetes: exec in the pod).
+    # None = `ip netns exec <netns>` with this machine's binaries (the netns backend).
+    exec_prefix: list[str] | None = None
 
 
 @dataclass
@@ -74,7 +78,7 @@ class Deployment:
             "spec": self.setup.to_dict(),
             "prefix": self.prefix,
             "containers": [{"name": c.name, "netns": c.netns, "ip": c.ip, "host": c.host,
-                            "ifname": c.ifname} for c in self.containers],
+                            "ifname": c.ifname, "exec_prefix": c.exec_prefix} for c in self.containers],
             "allowed_pairs": [[a, b] for a, b in self.pairs],
             "hosts": [{"name": h.name, "netns": h.netns, "underlay_ip": h.underlay_ip,
                        "underlay_dev": h.underlay_dev} for h in self.hosts],

@@ -224,6 +224,14 @@ class NetnsBackend:
                 return current, True
         return self.deploy(setup, verify=verify), False
 
+    @staticmethod
+    def listening(container: Container, pid: int, port: int, udp: bool = False) -> bool:
+        """Whether the server *pid* started in *container* listens on *port* yet (its namespace's
+        socket table, read from /proc: the process is local)."""
+        from seconetbench.workloads.base import listening
+
+        return listening(pid, port, udp)
+
     # ------------------------------------------------------------------ teardown
     def teardown(self) -> dict[str, list[str]]:
         current = self.current()

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from seconetbench import proc
-from seconetbench.backends.base import Deployment
+from seconetbench.backends.base import Container, Deployment
 from seconetbench.errors import WorkloadError
 from seconetbench.spec import WorkloadSpec
 
@@ -24,6 +24,9 @@ class RunContext:
     registry: proc.Registry
     out_dir: Path  # the (temporary) raw target directory
     label: str  # "setup/workload/repN", used in error messages
+    # The backend that deployed it; asked whether a server listens (a pod is not a local process).
+    # None: the local /proc view, right for the netns and docker backends.
+    backend: Any = None
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Launched:
     process: subprocess.Popen
     stdout: Path
     stderr: Path
+    container: Container | None = None
     started: float = field(default_factory=time.time)
     returncode: int | None = None
 
@@ -65,11 +69,12 @@ class Workload:
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def launch(ctx: RunContext, pair: str, role: str, netns: str, argv: list[str]) -> Launched:
+    def launch(ctx: RunContext, pair: str, role: str, container: Container, argv: list[str]) -> Launched:
+        """Start *argv* inside *container* (through its backend's exec prefix)."""
         stdout = ctx.out_dir / f"{pair}.{role}.stdout"
         stderr = ctx.out_dir / f"{pair}.{role}.stderr"
-        process = proc.spawn_in(netns, argv, stdout, stderr, ctx.registry)
-        return Launched(pair, role, argv, process, stdout, stderr)
+        process = proc.spawn(proc.in_container(container, argv), stdout, stderr, ctx.registry, argv)
+        return Launched(pair, role, argv, process, stdout, stderr, container)
 
     @staticmethod
     def wait_all(ctx: RunContext, launched: Sequence[Launched], timeout_s: float, what: str) -> None:
@@ -127,8 +132,14 @@ def wait_listening(ctx: RunContext, servers: Sequence[Launched], port: int, udp:
                    timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     pending = list(servers)
+
+    def ready(server: Launched) -> bool:
+        if ctx.backend is not None:
+            return ctx.backend.listening(server.container, server.process.pid, port, udp)
+        return listening(server.process.pid, port, udp)
+
     while pending and time.monotonic() < deadline:
-        pending = [s for s in pending if not listening(s.process.pid, port, udp)]
+        pending = [s for s in pending if not ready(s)]
         for server in pending:
             if server.process.poll() is not None:
                 raise WorkloadError(f"{ctx.label}: server for {server.pair} exited "

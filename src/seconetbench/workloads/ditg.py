@@ -87,7 +87,7 @@ class DITG(Workload):
         try:
             for sender, sink in deployment.pairs:
                 pair = deployment.pair_name(sender, sink)
-                receivers.append(self.launch(ctx, pair, "receiver", deployment.container(sink).netns, ["ITGRecv"]))
+                receivers.append(self.launch(ctx, pair, "receiver", deployment.container(sink), ["ITGRecv"]))
             wait_listening(ctx, receivers, SIGNALING_PORT)
             timeout = 0.0
             for index, (sender, sink) in enumerate(deployment.pairs):
@@ -97,7 +97,7 @@ class DITG(Workload):
                 script.write_text(text)
                 remote = self.receiver_log_path(ctx, pair, deployment.container(sink))
                 argv = ["ITGSend", str(script), "-l", str(out / pair_file(pair, "send_log")), "-x", remote]
-                senders.append(self.launch(ctx, pair, "sender", deployment.container(sender).netns, argv))
+                senders.append(self.launch(ctx, pair, "sender", deployment.container(sender), argv))
                 pairs.append({"pair": pair, "sink": sink, "remote_log": remote, "flows": flows})
                 timeout = max(timeout, self.timeout_s(flows))
             self.wait_all(ctx, senders, timeout, "ITGSend")

@@ -34,7 +34,7 @@ class Latency(Workload):
         for sender, sink in deployment.pairs:
             pair = deployment.pair_name(sender, sink)
             argv = self.argv(deployment.container(sink).ip)
-            launched.append(self.launch(ctx, pair, "client", deployment.container(sender).netns, argv))
+            launched.append(self.launch(ctx, pair, "client", deployment.container(sender), argv))
         self.wait_all(ctx, launched, self.timeout_s(), "ping")
         failed = [i for i in launched if i.returncode == PING_ERROR]
         if failed:

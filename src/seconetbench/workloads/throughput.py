@@ -81,12 +81,12 @@ class Throughput(Workload):
                 pair = deployment.pair_name(sender, sink)
                 sink_c = deployment.container(sink)
                 argv = ["iperf3", "-s", "-1", "-p", str(IPERF3_PORT), "-B", sink_c.ip, "--json"]
-                servers.append(self.launch(ctx, pair, "server", sink_c.netns, argv))
+                servers.append(self.launch(ctx, pair, "server", sink_c, argv))
             wait_listening(ctx, servers, IPERF3_PORT)
             for sender, sink in deployment.pairs:
                 pair = deployment.pair_name(sender, sink)
                 argv = self.iperf3_client_argv(deployment.container(sink).ip)
-                clients.append(self.launch(ctx, pair, "client", deployment.container(sender).netns, argv))
+                clients.append(self.launch(ctx, pair, "client", deployment.container(sender), argv))
             self.wait_all(ctx, clients, self.timeout_s(), "iperf3 clients")
         finally:
             # Servers run with -1 and exit after their test; end the ones that did not.
@@ -108,7 +108,7 @@ class Throughput(Workload):
         try:
             for sender, sink in deployment.pairs:
                 pair = deployment.pair_name(sender, sink)
-                servers.append(self.launch(ctx, pair, "server", deployment.container(sink).netns, ["uperf", "-s"]))
+                servers.append(self.launch(ctx, pair, "server", deployment.container(sink), ["uperf", "-s"]))
             wait_listening(ctx, servers, UPERF_CONTROL_PORT)
             for sender, sink in deployment.pairs:
                 pair = deployment.pair_name(sender, sink)
@@ -116,7 +116,7 @@ class Throughput(Workload):
                 profile.write_text(uperf_profile(deployment.container(sink).ip, p["payload_bytes"],
                                                  p["duration_s"], p.get("protocol", "tcp")))
                 argv = ["uperf", "-m", str(profile), "-R", "-a", "-i", f"{p['interval_s']:g}s"]
-                clients.append(self.launch(ctx, pair, "client", deployment.container(sender).netns, argv))
+                clients.append(self.launch(ctx, pair, "client", deployment.container(sender), argv))
             self.wait_all(ctx, clients, self.timeout_s(), "uperf clients")
         finally:
             self.stop(ctx, servers)
