@@ -6,7 +6,9 @@
   32-container setup, in percent of one core (target <= 1 %);
 - sweep efficiency: time the generators ran / wall time of the measuring phase, read from the
   meta.json files of an existing results directory (target >= 0.9; run a `grouped` sweep with
-  short workloads first, e.g. `make run`, and pass its results directory).
+  short workloads first, e.g. `make run`, and pass its results directory);
+- parsing: packets per second of the ITGDec per-packet (-l) parser on a 1 M-packet dump made of
+  the recorded real Quake 3 dump repeated (target >= 1 M/s; best of 3 runs, the first warms up).
 
 Needs root for the monitor part. Usage: bench/harness.py [--results results] [--monitor-s 10]
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from seconetbench.backends.netns import NetnsBackend
 from seconetbench.monitor import Monitor
+from seconetbench.parsers import itgdec_packets
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed import cleanup
 
@@ -60,6 +63,17 @@ def monitor_cpu_pct(seconds: float) -> float:
         cleanup.remove(prefix)
 
 
+def packet_parse_rate(packets: int = 1_000_000) -> float:
+    sample = (REPO / "tests/fixtures/itgdec/w5_quake3_recv_packets_l_head200.txt").read_bytes()
+    data = sample * (packets // sample.count(b"\n") + 1)
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        parsed = itgdec_packets.parse_bytes(data)
+        best = min(best, time.perf_counter() - started)
+    return len(parsed.samples) / best
+
+
 def sweep_efficiency(results: Path) -> tuple[float, int] | None:
     metas = [json.loads(p.read_text()) for p in results.glob("raw/*/*/*/meta.json")]
     if len(metas) < 2:
@@ -76,6 +90,7 @@ def main() -> int:
     args = parser.parse_args()
     print(f"{'measure':<44}{'value':>10}  target")
     print(f"{'snakemake -n on config/full.yaml (s)':<44}{planning_s():>10.2f}  <= 10")
+    print(f"{'ITGDec -l parsing (M packets/s)':<44}{packet_parse_rate() / 1e6:>10.2f}  >= 1")
     print(f"{'monitor CPU, 1 s interval, 32 containers (%)':<44}{monitor_cpu_pct(args.monitor_s):>10.2f}  <= 1")
     efficiency = sweep_efficiency(Path(args.results))
     if efficiency is None:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from seconetbench.parsers import dstat, iperf3, itgdec, ping, uperf
+from seconetbench.parsers import dstat, iperf3, itgdec, itgdec_packets, ping, uperf
 from seconetbench.parsers._common import Parsed
 
 __all__ = ["PARSERS", "Parsed", "parse_file", "parse_text"]
@@ -24,6 +24,11 @@ PARSERS: dict[str, Callable[[str, str | None], Parsed]] = {
     "uperf": uperf.parse,
     "itgdec": itgdec.parse,
     "dstat": dstat.parse,
+    "itgdec_packets": itgdec_packets.parse,
+}
+# Parsers of big outputs that take the bytes as they are (no decode into a str first).
+BYTE_PARSERS: dict[str, Callable[[bytes, str | None], Parsed]] = {
+    "itgdec_packets": itgdec_packets.parse_bytes,
 }
 
 
@@ -38,5 +43,7 @@ def parse_text(tool: str, text: str, source: str | None = None) -> Parsed:
 
 def parse_file(tool: str, path: str | os.PathLike[str]) -> Parsed:
     """Read *path* and parse it; undecodable bytes become U+FFFD rather than aborting the read."""
+    if tool in BYTE_PARSERS:
+        return BYTE_PARSERS[tool](Path(path).read_bytes(), str(path))
     text = Path(path).read_bytes().decode("utf-8", errors="replace")
     return parse_text(tool, text, source=str(path))

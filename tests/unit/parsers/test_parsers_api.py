@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from seconetbench.errors import ParseError
-from seconetbench.parsers import PARSERS, Parsed, dstat, iperf3, itgdec, parse_file, parse_text, ping, uperf
+from seconetbench.parsers import PARSERS, Parsed, dstat, iperf3, itgdec, itgdec_packets, parse_file, parse_text, ping, uperf
 from tests.conftest import SHARED_FIXTURES
 
 pytestmark = pytest.mark.unit
@@ -18,7 +18,7 @@ TOOLS = ["ping", "iperf3", "uperf", "itgdec", "dstat"]
 
 def test_registry_maps_every_tool_to_its_module():
     assert PARSERS == {"ping": ping.parse, "iperf3": iperf3.parse, "uperf": uperf.parse,
-                       "itgdec": itgdec.parse, "dstat": dstat.parse}
+                       "itgdec": itgdec.parse, "dstat": dstat.parse, "itgdec_packets": itgdec_packets.parse}
 
 
 @pytest.mark.parametrize(("tool", "name"), [
