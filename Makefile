@@ -6,9 +6,15 @@ CORES ?= 2
 CONFIG ?= config/config.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-privileged test-workflow clean figures report bench
+.PHONY: setup setup-k8s run test test-unit test-privileged test-workflow test-docker test-kubernetes clean figures report bench
 setup:
 	@bash tools/setup.sh
+
+# The local Kubernetes cluster's binaries, built once from Debian's source package (~5-10 min on a
+# fresh machine, cached under /var/cache/seconetbench/k8s; a no-op afterwards). Only the tests and
+# config/kubernetes.yaml on this machine need them.
+setup-k8s: setup
+	@bash tools/build-k8s.sh >/dev/null
 
 run: setup
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
@@ -19,7 +25,7 @@ figures: setup
 report: setup
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG) --report results/report.html
 
-test: setup
+test: setup setup-k8s
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Quicker subsets for daily work.
@@ -29,6 +35,10 @@ test-privileged: setup
 	$(VENV)/bin/python -m pytest -m privileged $(PYTEST_ARGS)
 test-workflow: setup
 	$(VENV)/bin/python -m pytest -m workflow $(PYTEST_ARGS)
+test-docker: setup
+	$(VENV)/bin/python -m pytest -m docker $(PYTEST_ARGS)
+test-kubernetes: setup-k8s
+	$(VENV)/bin/python -m pytest -m kubernetes $(PYTEST_ARGS)
 
 bench: setup
 	$(VENV)/bin/python bench/framework_overhead.py

@@ -99,6 +99,13 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from seconetbench.runner import HostLock
     from seconetbench.testbed import cleanup
 
+    if args.backend == "kubernetes":
+        # the cluster's namespaces of the run (label selector), in the config's context(s)
+        from seconetbench.backends import kubernetes
+
+        cfg = _load_config(args.config)
+        print(json.dumps(kubernetes.clean(cfg["testbed"], args.prefix)))
+        return 0
     if args.force:
         removed = cleanup.remove(args.prefix)
     else:
@@ -110,6 +117,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
         print(f"still present: {left}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_local_k8s(args: argparse.Namespace) -> int:
+    from seconetbench.engines import localk8s
+
+    return localk8s.main(args.args)
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -163,10 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("clean", help="remove every namespace, link and process the project left")
     p.add_argument("--prefix", help="only this run prefix (default: every scn* object)")
     p.add_argument("--force", action="store_true", help="even while a measurement holds the host lock")
+    p.add_argument("--backend", choices=["netns", "docker", "kubernetes"], default="netns",
+                   help="kubernetes: delete the run's namespaces in the cluster (context from --config); "
+                        "netns and docker: this machine's objects (docker containers and engine included)")
+    p.add_argument("--config", help=f"config file for the kubernetes context (default: {DEFAULT_CONFIG})")
     p.set_defaults(func=cmd_clean)
 
+    p = sub.add_parser("local-k8s", help="the local single-node Kubernetes cluster for tests: up|down|status",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_local_k8s)
+
     p = sub.add_parser("parse", help="run one parser on one raw file")
-    p.add_argument("tool", choices=["ping", "iperf3", "uperf", "itgdec", "dstat"])
+    p.add_argument("tool", choices=["ping", "iperf3", "uperf", "itgdec", "itgdec_packets", "dstat"])
     p.add_argument("file")
     p.add_argument("-o", "--output", required=True, help="output .parquet")
     p.set_defaults(func=cmd_parse)
@@ -175,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    needs_root = args.command in ("deploy", "teardown", "clean")
+    needs_root = args.command in ("deploy", "teardown", "clean", "local-k8s")
     if needs_root and os.geteuid() != 0:
         print(f"seconetbench {args.command}: needs root (network namespaces); run it with sudo", file=sys.stderr)
         return 2

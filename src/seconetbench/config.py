@@ -136,7 +136,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     if isinstance(reps, dict) and reps["max"] < reps["min"]:
         raise ConfigError("repetitions.max", f"value {reps['max']} is below repetitions.min ({reps['min']}); "
                           "use max >= min")
-    _check_technology_names(result["sweep"])
+    _check_technology_names(result["sweep"], result["testbed"]["backend"])
     _check_payloads(result["workloads"])
     return result
 
@@ -158,17 +158,22 @@ def _check_payloads(workloads: dict[str, Any]) -> None:
                     f"{CONTAINER_MTU}-byte MTU ({limit}); use at most {limit}, or protocol tcp")
 
 
-def _check_technology_names(sweep: dict[str, Any]) -> None:
+def _check_technology_names(sweep: dict[str, Any], backend: str) -> None:
     from seconetbench import technology
 
     lists = [("single", "solutions", "solution"), ("single", "filters", "filter"),
              ("multi", "tunnels", "tunnel"), ("multi", "filters", "filter")]
     for scenario, key, kind in lists:
         known = technology.names(kind)
+        on_backend = technology.names(kind, backend=backend)
         for index, name in enumerate(sweep.get(scenario, {}).get(key, [])):
             if name not in known:
                 raise ConfigError(f"sweep.{scenario}.{key}[{index}]",
-                                  f"value {name!r} is not an implemented {kind}; use one of {known}")
+                                  f"value {name!r} is not an implemented {kind}; use one of {on_backend}")
+            if name not in on_backend:
+                raise ConfigError(f"sweep.{scenario}.{key}[{index}]",
+                                  f"{kind} {name!r} does not run on the {backend} backend (testbed.backend); "
+                                  f"use one of {on_backend}, or another backend")
     if "multi" in sweep:
         for tunnel, suites in sweep["multi"].get("ciphers", {}).items():
             if tunnel not in sweep["multi"]["tunnels"]:

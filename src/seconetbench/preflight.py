@@ -38,6 +38,9 @@ def incompatibility(setup: SetupSpec) -> str | None:
     except KeyError as exc:
         return str(exc.args[0])
     for tech in techs:
+        if setup.backend not in tech.backends:
+            return (f"{tech.kind} '{tech.name}' runs on the {' and '.join(tech.backends)} backend"
+                    f"{'s' if len(tech.backends) > 1 else ''}, not on '{setup.backend}' (testbed.backend)")
         reason = tech.incompatibility(setup)
         if reason:
             return reason
@@ -57,8 +60,8 @@ def unsupported_reason(setup: SetupSpec) -> str | None:
 
 def report() -> dict[str, Any]:
     """Everything preflight knows, as JSON-ready data."""
-    solutions = technology.names("solution")
-    filters = technology.names("filter")
+    solutions = technology.names("solution", backend="netns")
+    filters = technology.names("filter", backend="netns")
     combos = []
     for solution, filter_name in itertools.product(solutions, filters):
         setup = SetupSpec("single", solution, filter_name, 2)
@@ -66,7 +69,7 @@ def report() -> dict[str, Any]:
         combos.append({"scenario": "single", "solution": solution, "filter": filter_name,
                        "supported": reason is None, "reason": reason})
     tunnels = []
-    for tunnel in technology.names("tunnel"):
+    for tunnel in technology.names("tunnel", backend="netns"):
         setup = SetupSpec("multi", "bridge", "none", 2, tunnel=tunnel, hosts=2)
         reason = incompatibility(setup) or unsupported_reason(setup)
         tunnels.append({"scenario": "multi", "tunnel": tunnel, "supported": reason is None, "reason": reason})

@@ -67,6 +67,9 @@ class Technology:
     kind: ClassVar[str]
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    # Backends it can be built on: the framework wires netns and docker containers alike; on
+    # kubernetes the cluster's CNI does it (solutions/cni.py and its kin).
+    backends: ClassVar[tuple[str, ...]] = ("netns", "docker")
 
     def requires(self, setup: SetupSpec) -> list[Requirement]:
         return []
@@ -109,9 +112,10 @@ def get(kind: str, name: str, **options) -> Technology:
         raise KeyError(f"no {kind} '{name}'; known: {known}") from None
 
 
-def names(kind: str) -> list[str]:
+def names(kind: str, backend: str | None = None) -> list[str]:
+    """Names of the technologies of *kind* (that run on *backend*, when given)."""
     _load_all()
-    return sorted(n for k, n in REGISTRY if k == kind)
+    return sorted(n for (k, n), cls in REGISTRY.items() if k == kind and (backend is None or backend in cls.backends))
 
 
 def _load_all() -> None:

@@ -57,7 +57,7 @@ def iperf3_bytes(deployment, sender: str, sink: str) -> int:
         server.wait()
 
 
-@pytest.mark.parametrize("tunnel", technology.names("tunnel"))
+@pytest.mark.parametrize("tunnel", technology.names("tunnel", backend="netns"))
 def test_tunnel_deploys_carries_traffic_and_leaves_nothing(tunnel, prefix, tools_available, monkeypatch):
     supported_suite(monkeypatch, tunnel)
     setup = SetupSpec("multi", "bridge", "iptables", 4, tunnel=tunnel, hosts=2)

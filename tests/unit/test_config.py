@@ -108,7 +108,7 @@ def test_run_prefix_depends_on_results_dir():
 def test_unimplemented_technologies_are_named_with_the_known_ones():
     cfg = minimal()
     cfg["sweep"]["single"]["solutions"] = ["bridge", "warpdrive"]
-    with pytest.raises(ConfigError, match=r"'sweep.single.solutions\[1\]'.*'warpdrive'.*\['bridge'"):
+    with pytest.raises(ConfigError, match=r"'sweep.single.solutions\[1\]'.*'warpdrive'.*\[.*'bridge'"):
         config.validate(cfg)
     cfg = minimal()
     cfg["sweep"]["multi"] = {"tunnels": ["carrier_pigeon"], "filters": ["none"], "containers": [2]}

@@ -90,7 +90,7 @@ def test_routing_expects_plain_packets():
     assert verdict(classify([], routing, []), routing, True) == ["no packet with container addresses crossed the underlay"]
 
 
-@pytest.mark.parametrize("name", technology.names("tunnel"))
+@pytest.mark.parametrize("name", technology.names("tunnel", backend="netns"))
 def test_every_tunnel_carries_1370_byte_payloads_and_describes_itself(name):
     tunnel = technology.get("tunnel", name)
     assert tunnel.mtu() >= _common.MIN_PATH_MTU == 1398

@@ -224,6 +224,24 @@ class NetnsBackend:
                 return current, True
         return self.deploy(setup, verify=verify), False
 
+    # Files a generator reads or writes inside a container. Here (and in the docker backend,
+    # which mounts the results directory at the same path) a container sees this machine's
+    # files, so nothing is copied; a pod has a file system of its own (backends/kubernetes.py).
+    @staticmethod
+    def remote_path(container: Container, local: Path) -> str:
+        """Where *container* sees (or should write) the file *local* of this machine."""
+        return str(local)
+
+    @staticmethod
+    def push(container: Container, local: Path) -> str:
+        """Make *local* readable inside *container*; returns the path to use there."""
+        return str(local)
+
+    @staticmethod
+    def pull(container: Container, remote: str, local: Path) -> Path:
+        """Bring the file *remote* that a generator wrote in *container* to *local*."""
+        return local
+
     @staticmethod
     def listening(container: Container, pid: int, port: int, udp: bool = False) -> bool:
         """Whether the server *pid* started in *container* listens on *port* yet (its namespace's

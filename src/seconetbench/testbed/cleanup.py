@@ -7,9 +7,13 @@ namespaces (which deletes their links and filter rules), then links left in the 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import importlib
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from seconetbench import proc
@@ -18,6 +22,28 @@ from seconetbench.testbed.naming import PROJECT_PREFIX
 
 STATE_ROOT = Path("/run/seconetbench")
 ANY_RUN = re.compile(rf"^{PROJECT_PREFIX}[a-z0-9]{{0,5}}-")
+# Modules owning objects of a prefix that the generic steps below cannot see, or must not end
+# blindly: a container engine (its containers go through its API, and its daemon stops
+# gracefully before the processes in our namespaces are killed). Each provides
+# leftovers(prefix), remove(prefix) (-> {kind: [names]}) and namespaces(prefix) (the
+# namespaces it handles itself). remove() calls them first.
+HOOKS = {"docker-engine": "seconetbench.engines.dockerd"}
+_kept: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("kept", default=frozenset())
+
+
+@contextlib.contextmanager
+def keeping(*hooks: str) -> Iterator[None]:
+    """Within the block, remove() leaves the objects of these HOOKS alone, namespaces included:
+    a deploy clears the previous setup but keeps the run's container engine running."""
+    token = _kept.set(_kept.get() | frozenset(hooks))
+    try:
+        yield
+    finally:
+        _kept.reset(token)
+
+
+def _hooks() -> dict[str, object]:
+    return {name: importlib.import_module(module) for name, module in HOOKS.items()}
 
 
 def state_dir(prefix: str) -> Path:
@@ -38,7 +64,7 @@ def registry(prefix: str) -> proc.Registry:
     return proc.Registry(state_dir(prefix) / "pids")
 
 
-def _prefixes(prefix: str | None) -> list[str]:
+def prefixes(prefix: str | None) -> list[str]:
     """*prefix*, or every run prefix that has a state directory."""
     return [prefix] if prefix else [p.name for p in STATE_ROOT.glob(f"{PROJECT_PREFIX}*")]
 
@@ -53,26 +79,36 @@ def leftovers(prefix: str | None = None) -> dict[str, list[str]]:
     """What is still there: namespaces, root links and live recorded processes of *prefix*
     (every run of the project when None)."""
     owned = _matcher(prefix)
-    prefixes = _prefixes(prefix)
-    processes = [str(p.pid) for each in prefixes for p in registry(each).recorded()]
-    return {
+    runs = prefixes(prefix)
+    processes = [str(p.pid) for each in runs for p in registry(each).recorded()]
+    found = {
         "netns": [n for n in netlink.list_netns() if owned(n)],
         "links": [name for name in netlink.link_names() if owned(name)],
         "processes": processes,
-        "mounts": [m for each in prefixes for m in mounts_below(state_dir(each))],
+        "mounts": [m for each in runs for m in mounts_below(state_dir(each))],
     }
+    for hook in _hooks().values():
+        found.update(hook.leftovers(prefix))
+    return found
 
 
 def remove(prefix: str | None = None) -> dict[str, list[str]]:
     """Remove everything of *prefix* (every run when None); return what was removed."""
     owned = _matcher(prefix)
-    prefixes = _prefixes(prefix)
+    runs = prefixes(prefix)
+    by_hooks: dict[str, list[str]] = {}
+    spared: set[str] = set()
+    for name, hook in _hooks().items():
+        if name in _kept.get():
+            spared.update(hook.namespaces(prefix))
+        else:
+            by_hooks.update(hook.remove(prefix))
     ended: list[str] = []
-    for each in prefixes:
+    for each in runs:
         recorded = registry(each).recorded()
         proc.terminate(recorded)
         ended += [str(p.pid) for p in recorded]
-    namespaces = [n for n in netlink.list_netns() if owned(n)]
+    namespaces = [n for n in netlink.list_netns() if owned(n) and n not in spared]
     for name in namespaces:
         inode = netlink.netns_inode(name)
         if inode is not None:
@@ -85,9 +121,9 @@ def remove(prefix: str | None = None) -> dict[str, list[str]]:
         for name in [n for n in netlink.link_names() if owned(n)]:
             netlink.delete_link(sock, name)
             links.append(name)
-    mounts = [m for each in prefixes for m in mounts_below(state_dir(each))]
+    mounts = [m for each in runs for m in mounts_below(state_dir(each))]
     for point in mounts:  # before the state directory goes: rmtree cannot remove a mount point
         subprocess.run(["umount", point], capture_output=True)
-    for each in prefixes:
+    for each in runs:
         shutil.rmtree(state_dir(each), ignore_errors=True)
-    return {"netns": namespaces, "links": links, "processes": ended, "mounts": mounts}
+    return {"netns": namespaces, "links": links, "processes": ended, "mounts": mounts, **by_hooks}

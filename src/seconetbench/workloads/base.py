@@ -128,15 +128,23 @@ def listening(pid: int, port: int, udp: bool = False) -> bool:
     return False
 
 
+def backend_of(ctx: RunContext):
+    """The backend that answers for the containers of *ctx* (listening, files); without one, the
+    local semantics of the netns backend."""
+    if ctx.backend is not None:
+        return ctx.backend
+    from seconetbench.backends.netns import NetnsBackend
+
+    return NetnsBackend
+
+
 def wait_listening(ctx: RunContext, servers: Sequence[Launched], port: int, udp: bool = False,
                    timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     pending = list(servers)
 
     def ready(server: Launched) -> bool:
-        if ctx.backend is not None:
-            return ctx.backend.listening(server.container, server.process.pid, port, udp)
-        return listening(server.process.pid, port, udp)
+        return backend_of(ctx).listening(server.container, server.process.pid, port, udp)
 
     while pending and time.monotonic() < deadline:
         pending = [s for s in pending if not ready(s)]

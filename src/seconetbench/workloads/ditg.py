@@ -3,7 +3,7 @@
 Per pair, ITGRecv runs in the sink (started first, stopped last) and one ITGSend in the sender
 reads a multi-flow script (one flow per line, written into the raw target as ``<pair>.itg``).
 ITGSend writes the sender log (``-l``); ITGRecv writes the receiver log (``-x``) on the sink's
-filesystem, from where :meth:`DITG.collect_receiver_log` fetches it. After the traffic, ITGDec
+filesystem, from where the backend fetches it (`pull`). After the traffic, ITGDec (on this machine)
 decodes both logs into text (summaries and per-interval files) that stay in the raw target;
 the binary logs are deleted unless ``keep_logs`` is set. docs/workloads.md explains how each
 kind maps to the paper.
@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import math
 import random
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from seconetbench import parsers, proc
-from seconetbench.backends.base import Container
+from seconetbench import parsers
 from seconetbench.errors import ParseError, WorkloadError
 from seconetbench.parsers import itgdec
-from seconetbench.workloads.base import RunContext, Workload, wait_listening
+from seconetbench.workloads.base import RunContext, Workload, backend_of, wait_listening
 
 SIGNALING_PORT = 9000  # ITGRecv's TCP signaling port, one receiver per sink namespace
 TEARDOWN_S_PER_FLOW = 1.5  # ITGSend ends its flows one by one, about 1 s each (NOTES), plus slack
@@ -70,18 +70,13 @@ class DITG(Workload):
         return longest + len(flows) * TEARDOWN_S_PER_FLOW + TIMEOUT_MARGIN_S
 
     # ------------------------------------------------------------------ run
-    def receiver_log_path(self, ctx: RunContext, pair: str, sink: Container) -> str:
-        """Where ITGRecv writes its log, on the sink's filesystem (ITGSend -x). The netns backend
-        shares one filesystem, so that is the raw target directly."""
-        return str(ctx.out_dir.resolve() / pair_file(pair, "recv_log"))
-
-    def collect_receiver_log(self, ctx: RunContext, pair: str, sink: Container, remote: str) -> Path:
-        """Fetch the receiver log from the sink into the raw target (nothing to copy for netns;
-        a container backend copies *remote* out of the sink here)."""
-        return Path(remote)
-
     def run(self, ctx: RunContext) -> dict[str, Any]:
+        """ITGRecv in every sink, then ITGSend in every sender with its flow script. The script,
+        the sender log (-l) and the receiver log (-x, written by ITGRecv on the sink's file system)
+        go through the backend's file hooks: the same paths on this machine (netns, docker), or
+        copied in and out of a pod (kubernetes)."""
         deployment = ctx.deployment
+        files = backend_of(ctx)
         out = ctx.out_dir.resolve()
         receivers, senders, pairs = [], [], []
         try:
@@ -92,13 +87,16 @@ class DITG(Workload):
             timeout = 0.0
             for index, (sender, sink) in enumerate(deployment.pairs):
                 pair = deployment.pair_name(sender, sink)
-                text, flows = self.script(deployment.container(sink).ip, index)
+                sender_c, sink_c = deployment.container(sender), deployment.container(sink)
+                text, flows = self.script(sink_c.ip, index)
                 script = out / pair_file(pair, "script")
                 script.write_text(text)
-                remote = self.receiver_log_path(ctx, pair, deployment.container(sink))
-                argv = ["ITGSend", str(script), "-l", str(out / pair_file(pair, "send_log")), "-x", remote]
-                senders.append(self.launch(ctx, pair, "sender", deployment.container(sender), argv))
-                pairs.append({"pair": pair, "sink": sink, "remote_log": remote, "flows": flows})
+                send_log = files.remote_path(sender_c, out / pair_file(pair, "send_log"))
+                recv_log = files.remote_path(sink_c, out / pair_file(pair, "recv_log"))
+                argv = ["ITGSend", files.push(sender_c, script), "-l", send_log, "-x", recv_log]
+                senders.append(self.launch(ctx, pair, "sender", sender_c, argv))
+                pairs.append({"pair": pair, "sender": sender, "sink": sink, "remote_send_log": send_log,
+                              "remote_recv_log": recv_log, "flows": flows})
                 timeout = max(timeout, self.timeout_s(flows))
             self.wait_all(ctx, senders, timeout, "ITGSend")
         finally:
@@ -109,27 +107,36 @@ class DITG(Workload):
             raise WorkloadError(f"{ctx.label}: ITGSend {failed[0].pair} exited {failed[0].returncode}: "
                                 f"{failed[0].stderr.read_text().strip()[-300:]}")
         for record in pairs:
-            sink = deployment.container(record.pop("sink"))
-            log = self.collect_receiver_log(ctx, record["pair"], sink, record.pop("remote_log"))
-            self.decode(ctx, record["pair"], sink.netns, log)
+            pair = record["pair"]
+            files.pull(deployment.container(record.pop("sender")), record.pop("remote_send_log"),
+                       out / pair_file(pair, "send_log"))
+            files.pull(deployment.container(record.pop("sink")), record.pop("remote_recv_log"),
+                       out / pair_file(pair, "recv_log"))
+            self.decode(ctx, pair)
         return {"generator": "D-ITG", "kind": self.kind, "protocol": self.protocol,
                 "interval_ms": self.params["interval_ms"], "pairs": pairs,
                 "processes": self.record(receivers + senders)}
 
-    def decode(self, ctx: RunContext, pair: str, netns: str, recv_log: Path) -> None:
+    def decode(self, ctx: RunContext, pair: str) -> None:
         """ITGDec both logs into text files of the raw target: the two summaries (stdout alone:
         its spinner goes to stderr) and the receiver's per-interval files. ``-c`` is not used: it
-        holds only aggregates, and it would silence -b/-d/-j/-p in the same call."""
+        holds only aggregates, and it would silence -b/-d/-j/-p in the same call. ITGDec runs on
+        this machine: decoding a log needs no namespace."""
         out = ctx.out_dir.resolve()
         interval = str(self.params["interval_ms"])
-        send_log = out / pair_file(pair, "send_log")
+        recv_log, send_log = out / pair_file(pair, "recv_log"), out / pair_file(pair, "send_log")
         calls = [([str(recv_log)], pair_file(pair, "recv_summary")), ([str(send_log)], pair_file(pair, "send_summary"))]
         options = [str(recv_log)]
         for metric, option in INTERVAL_OPTIONS.items():
             options += [option, interval, str(out / pair_file(pair, metric))]
         calls.append((options, None))
         for argv, summary in calls:
-            result = proc.run_in(netns, ["ITGDec", *argv], timeout=DECODE_TIMEOUT_S, check=False)
+            try:
+                result = subprocess.run(["ITGDec", *argv], capture_output=True, text=True, errors="replace",
+                                        timeout=DECODE_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise WorkloadError(f"{ctx.label}: ITGDec {' '.join(argv)} did not finish within "
+                                    f"{DECODE_TIMEOUT_S} s") from None
             if result.returncode != 0:
                 raise WorkloadError(f"{ctx.label}: ITGDec {' '.join(argv)} exited {result.returncode}: "
                                     f"{result.stdout.strip()[-300:]}")

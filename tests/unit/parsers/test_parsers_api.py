@@ -91,3 +91,13 @@ def test_every_fixture_is_used_by_a_test():
     unused = [f"{tool}/{path.name}" for tool in TOOLS for path in sorted((SHARED_FIXTURES / tool).iterdir())
               if path.name not in sources]
     assert unused == []
+
+
+def test_cli_parse_offers_exactly_the_registered_parsers():
+    import argparse
+
+    from seconetbench.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    tool = next(a for a in commands.choices["parse"]._actions if a.dest == "tool")
+    assert sorted(tool.choices) == sorted(PARSERS)
