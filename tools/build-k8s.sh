@@ -15,6 +15,7 @@
 # Usage (root): tools/build-k8s.sh [--keep-build] [--print-bindir]
 #   --print-bindir   print the cache bin dir and exit 0 if it is complete, 1 otherwise (no build)
 set -euo pipefail
+. "$(dirname "$0")/debian.sh"
 
 VERSION=v1.20.2
 # The Debian source version that holds $VERSION (bookworm: 1.20.5+really1.20.2). A different
@@ -40,13 +41,6 @@ done
 log() { printf '[build-k8s] %s\n' "$*" >&2; }
 complete() { [ -f "$BIN/.complete" ] && for b in "${BINARIES[@]}"; do [ -x "$BIN/$b" ] || return 1; done; }
 
-missing_packages() {
-    local pkg
-    for pkg in "${APT_PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || echo "$pkg"
-    done
-}
-
 if [ -n "$print_only" ]; then
     complete && { echo "$BIN"; exit 0; }
     exit 1
@@ -59,20 +53,8 @@ mkdir -p "$ROOT"
 exec 9>"$ROOT/.lock"
 flock 9   # a second invocation waits for the first and then finds the cache complete
 
-mapfile -t missing < <(missing_packages)
-if ((${#missing[@]})); then
-    log "installing Debian packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    # etcd-server ships a service: it must not start on the machine, the local cluster starts its own.
-    created_policy=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-        created_policy=1
-    fi
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-    if [ -n "$created_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
-fi
+# etcd-server ships a service: it must not start on the machine, the local cluster starts its own.
+install_debian_packages build-k8s "${APT_PACKAGES[@]}"
 
 if complete; then
     log "cached: $BIN ($("$BIN/kube-apiserver" --version))"

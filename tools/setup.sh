@@ -28,33 +28,13 @@ APT_PACKAGES=(
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
+. tools/debian.sh
 PYTHON=${PYTHON:-python3}
+extra=()
 if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    missing+=(python3-venv)
+    extra+=(python3-venv)
 fi
-if ((${#missing[@]})); then
-    if [ "$(id -u)" -ne 0 ]; then
-        log "missing Debian packages: ${missing[*]}; run this as root (or install them) and retry"
-        exit 1
-    fi
-    log "installing Debian packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    # Packages with daemons (openvswitch, strongswan, ...) must not start them in the machine's
-    # namespace on install: the benchmark starts its own per deployment. policy-rc.d says so to
-    # invoke-rc.d; ours is removed again only if we created it.
-    created_policy=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-        created_policy=1
-    fi
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-    if [ -n "$created_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
-fi
+install_debian_packages setup "${APT_PACKAGES[@]}" "${extra[@]}"
 
 stamp=.venv/.setup-stamp
 want=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)

@@ -36,6 +36,13 @@ def identity(meta: dict) -> dict[str, object]:
 
 def parse_target(raw_dir: str | Path, out: str | Path) -> pd.DataFrame:
     """Parse one raw target directory into its table (written to *out* as Parquet)."""
+    rows, kind, meta = target_rows(raw_dir)
+    tables.write(rows, kind, out, meta=meta)
+    return rows
+
+
+def target_rows(raw_dir: str | Path) -> tuple[pd.DataFrame, str, dict]:
+    """The rows of one raw target's workload table, that table's kind, and the target's meta."""
     raw_dir = Path(raw_dir)
     try:
         meta = read_meta(raw_dir)
@@ -51,8 +58,29 @@ def parse_target(raw_dir: str | Path, out: str | Path) -> pd.DataFrame:
     for position, (column, value) in enumerate(identity(meta).items()):
         if column not in rows:
             rows.insert(position, column, value)
-    tables.write(rows, workload.table, out, meta=meta)
-    return rows
+    return rows, workload.table, meta
+
+
+def parse_cell(raw_dirs: Iterable[str | Path], out: str | Path, outs_by_kind: dict[str, str | Path]) -> None:
+    """Parse the repetitions of one setup x workload cell at once: the workload's table to *out*
+    and the tables of the targets as a whole to *outs_by_kind*, each file holding every
+    repetition (column rep) and, in its metadata, every target's meta.json by rep.
+
+    One job per cell rather than per target: a Snakemake job costs about a second of start-up,
+    and the planning of a big sweep grows with the number of jobs (docs/decisions.md)."""
+    raw_dirs = [Path(d) for d in raw_dirs]
+    parsed = [target_rows(raw_dir) for raw_dir in raw_dirs]
+    kinds = {kind for _, kind, _ in parsed}
+    if len(kinds) != 1:
+        raise ParseError(f"the targets of one cell have different table kinds: {sorted(kinds)}",
+                         source=str(raw_dirs[0].parent))
+    metas = {str(meta["target"]["rep"]): meta for _, _, meta in parsed}
+    tables.write(pd.concat([rows for rows, _, _ in parsed], ignore_index=True), kinds.pop(), out,
+                 meta={"reps": metas})
+    for kind, kind_out in outs_by_kind.items():
+        frames = [target_table(raw_dir, kind) for raw_dir in raw_dirs]
+        tables.write(pd.concat(frames, ignore_index=True), kind, kind_out,
+                     meta={"reps": metas} if kind == "deployment" else None)
 
 
 def _deployment_row(meta: dict) -> dict[str, object]:
@@ -102,14 +130,19 @@ def _monitor_rows(raw_dir: Path, kind: str, meta: dict) -> pd.DataFrame:
 
 def target_tables(raw_dir: str | Path, outs: dict[str, str | Path]) -> None:
     """The tables of a target as a whole (deployment facts, monitor samples), one file per kind."""
+    meta = read_meta(raw_dir)
+    for kind, out in outs.items():
+        tables.write(target_table(raw_dir, kind), kind, out, meta=meta if kind == "deployment" else None)
+
+
+def target_table(raw_dir: str | Path, kind: str) -> pd.DataFrame:
+    """One table of a target as a whole (*kind*: deployment facts or monitor samples)."""
     raw_dir = Path(raw_dir)
     meta = read_meta(raw_dir)
-    ident = identity(meta)
-    for kind, out in outs.items():
-        rows = pd.DataFrame([_deployment_row(meta)]) if kind == "deployment" else _monitor_rows(raw_dir, kind, meta)
-        for position, (column, value) in enumerate(ident.items()):
-            rows.insert(position, column, value)
-        tables.write(rows, kind, out, meta=meta if kind == "deployment" else None)
+    rows = pd.DataFrame([_deployment_row(meta)]) if kind == "deployment" else _monitor_rows(raw_dir, kind, meta)
+    for position, (column, value) in enumerate(identity(meta).items()):
+        rows.insert(position, column, value)
+    return rows
 
 
 def aggregate(kind: str, parsed_files: Iterable[str | Path], out: str | Path) -> pd.DataFrame:
@@ -150,16 +183,25 @@ def summarize_tables(table_files: Iterable[str | Path], out: str | Path,
 
     The ``convergence`` column says whether the repetitions were a fixed count, or, with adaptive
     repetitions, whether the cell converged (the final round's decision file)."""
-    from seconetbench import stats
-
     status = {}
     for path in convergence_files:
         status = {cell: d["status"] for cell, d in json.loads(Path(path).read_text())["cells"].items()}
+    frames = {}
+    for path in table_files:
+        frames[tables.kind_of(path)] = tables.read(path)
+    result = summary_of(frames, status)
+    tables.write(result, "summary", out)
+    return result
+
+
+def summary_of(frames_by_kind: dict[str, pd.DataFrame], status: dict[str, str]) -> pd.DataFrame:
+    """The summary table (no I/O) of the tables *frames_by_kind*; *status* maps a cell
+    ('setup/workload') to its convergence status, and cells without one are 'fixed'."""
+    from seconetbench import stats
+
     group = [f.name for f in tables.SETUP_IDENTITY]
     frames = []
-    for path in table_files:
-        kind = tables.kind_of(path)
-        frame = tables.read(path)
+    for kind, frame in frames_by_kind.items():
         if frame.empty or kind not in SUMMARY_VALUES:
             continue
         values, metric = SUMMARY_VALUES[kind](frame)
@@ -169,8 +211,7 @@ def summarize_tables(table_files: Iterable[str | Path], out: str | Path,
     result = pd.concat(frames, ignore_index=True) if frames else tables.empty("summary")
     cells = result["setup"].astype(str) + "/" + result["workload"].astype(str)
     result["convergence"] = cells.map(status).fillna("fixed") if status else "fixed"
-    tables.write(result[tables.schema("summary").names], "summary", out)
-    return result
+    return result[tables.schema("summary").names]
 
 
 def convergence_round(parsed_files: Iterable[str | Path], measured: dict[str, int], rules: dict,

@@ -1,10 +1,10 @@
 """Schemas of every Parquet table, and the one way to write and read them.
 
-Each parsed target (``results/parsed/{setup}/{workload}/rep{rep}.parquet``) and each aggregated
-table (``results/tables/{kind}.parquet``) holds one *kind* of rows. A kind's schema is the
-identity columns followed by its measure columns, whose names carry their unit. The target's
-``meta.json`` (versions, kernel, MTU, ...) travels in the Parquet key-value metadata under
-``seconetbench.meta`` so that a table alone is enough to reproduce it. docs/tables.md documents
+Each parsed cell (``results/parsed/{setup}/{workload}/reps{n}.parquet``, repetitions 1..n) and
+each aggregated table (``results/tables/{kind}.parquet``) holds one *kind* of rows. A kind's
+schema is the identity columns followed by its measure columns, whose names carry their unit.
+The targets' ``meta.json`` (versions, kernel, MTU, ...) travel in the Parquet key-value metadata
+under ``seconetbench.meta`` (by rep) so that a table alone is enough to reproduce it. docs/tables.md documents
 every column; a test keeps the two in sync.
 """
 
@@ -106,7 +106,7 @@ SUMMARY = pa.schema(
        pa.field("convergence", pa.string(), nullable=False)]  # fixed | converged | not_converged
 )
 
-# Tables of a target as a whole, whatever its workload (parsed/{setup}/{workload}/rep{n}.{kind}.parquet):
+# Tables of a target as a whole, whatever its workload (parsed/{setup}/{workload}/reps{n}.{kind}.parquet):
 # identity without pair and flow.
 TARGET_IDENTITY = SETUP_IDENTITY + [pa.field("rep", pa.int32(), nullable=False)]
 TARGET_MEASURES: dict[str, list[pa.Field]] = {

@@ -194,3 +194,17 @@ def host_usage_table(setups: Sequence[str] = ("single-bridge-none-c2",), workloa
                                  "cpu_idle_pct": 100.0 - busy_pct, "mem_used_bytes": 10**9,
                                  "mem_available_bytes": 10**10})
     return _conformed(rows, "host_usage")
+
+
+def summary_table(*frames: pd.DataFrame, not_converged: Sequence[str] = ()) -> pd.DataFrame:
+    """The summary table of latency, throughput and ditg fixture tables (as the workflow computes
+    it); the cells 'setup/workload' in *not_converged* are marked so, every other cell converged."""
+    from seconetbench import pipeline
+
+    frames_by_kind = {}
+    for frame in frames:
+        kind = "ditg" if "traffic" in frame else "throughput" if "payload_bytes" in frame else "latency"
+        frames_by_kind[kind] = frame
+    cells = {f"{s}/{w}" for frame in frames for s, w in frame[["setup", "workload"]].drop_duplicates().itertuples(index=False)}
+    status = {cell: "not_converged" if cell in not_converged else "converged" for cell in cells}
+    return tables.conform(pipeline.summary_of(frames_by_kind, status), "summary").to_pandas()

@@ -16,6 +16,7 @@ from seconetbench.spec import SetupSpec, WorkloadSpec
 from seconetbench.workloads import get_workload
 from seconetbench.workloads.ditg import INTERVAL_OPTIONS, Video, pair_file, pps
 from tests.conftest import SHARED_FIXTURES
+from tests.unit import tablegen
 
 pytestmark = pytest.mark.unit
 
@@ -194,7 +195,8 @@ def test_per_flow_delay_is_robust_to_the_burst_artifact(tmp_path):
 @pytest.mark.parametrize("name", ["ditg_bitrate", "ditg_delay"])
 def test_ditg_figures_state_n_and_save(tmp_path, name):
     spec = figures.FIGURES[name]
-    chart = spec.builder(ditg_table(tmp_path))
+    ditg = ditg_table(tmp_path)
+    chart = spec.builder(ditg, tablegen.summary_table(ditg))
     as_dict = chart.to_dict()
     assert "n = 10 flows" in "\n".join(as_dict["title"]["subtitle"])
     assert as_dict["facet"]["column"]["field"] == "workload"
@@ -204,4 +206,4 @@ def test_ditg_figures_state_n_and_save(tmp_path, name):
 
 def test_ditg_figure_on_an_empty_table_names_the_workloads():
     with pytest.raises(ValueError, match="bursty"):
-        ditg_figures.ditg_delay(tables.empty("ditg"))
+        ditg_figures.ditg_delay(tables.empty("ditg"), tables.empty("summary"))

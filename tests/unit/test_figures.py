@@ -16,15 +16,21 @@ from tests.unit import tablegen
 pytestmark = pytest.mark.unit
 
 FOUR = [s for s in tablegen.SETUPS if s.startswith("single")]
-# The generic tests below build a figure from one single-host table; figures that join several
-# tables or draw multi-host setups have their own tests (test_figures_costs.py, test_tunnels_unit.py).
-ONE_TABLE = sorted(n for n, s in figures.FIGURES.items() if not s.extra_tables and "single" in s.scenarios
+# The generic tests below build a figure from one single-host table and its summary; figures that
+# join further tables or draw multi-host setups have their own tests (test_figures_costs.py), and
+# test_figures_convergence.py checks every figure's marking of unconverged cells.
+ONE_TABLE = sorted(n for n, s in figures.FIGURES.items() if s.extra_tables == ("summary",) and "single" in s.scenarios
                    and s.table in ("latency", "throughput", "ditg") and s.builder.__module__.endswith(("basic", "ditg")))
 
 
 def _fixture(kind: str, **kwargs) -> pd.DataFrame:
     builders = {"latency": tablegen.latency_table, "throughput": tablegen.throughput_table, "ditg": tablegen.ditg_table}
     return builders[kind](**kwargs)
+
+
+def _build(name: str, frame: pd.DataFrame):
+    """Figure *name* from its table *frame* and the summary of that table."""
+    return figures.FIGURES[name].builder(frame, tablegen.summary_table(frame))
 
 
 def _layers(spec: dict) -> list[dict]:
@@ -77,7 +83,7 @@ def test_registry_lists_every_figure_with_its_table():
 # ------------------------------------------------------------------------------------- latency
 def test_latency_boxplot_encodings_titles_and_n():
     latency = tablegen.latency_table(setups=["single-bridge-none-c2", "single-bridge-iptables-c2"], reps=2, loss_every=10)
-    spec = basic.latency_boxplot(latency).to_dict()
+    spec = _build("latency_boxplot", latency).to_dict()
     assert "facet" not in spec  # one container count → no facet
     box, median = _layers(spec)
     assert _mark(box) == "boxplot" and _mark(median) == "tick"
@@ -85,20 +91,20 @@ def test_latency_boxplot_encodings_titles_and_n():
     assert box["encoding"]["x"]["title"] == "round-trip time (ms)"
     assert box["encoding"]["y"]["title"] == "setup"
     assert box["encoding"]["color"]["field"] == "filter"
-    assert {"n", "lost", "median_rtt_ms", "setup"} <= _tooltip_fields(median)
+    assert {"n", "lost", "median", "median_ci_low", "median_ci_high", "setup"} <= _tooltip_fields(median)
     title, subtitle = _title(spec)
     received = int(latency["received"].sum())
     assert title == "Round-trip time per setup"
     assert f"n = {received:,} received probes of {len(latency):,} sent" in subtitle
     assert "2 setups, 2 repetitions" in subtitle
     # the axis label carries each setup's n, computed in the spec
-    calculate = [t for t in spec["transform"] if "calculate" in t]
-    assert calculate and "n=" in calculate[0]["calculate"]
+    (label,) = [t["calculate"] for t in spec["transform"] if t.get("as") == "label"]
+    assert "n=" in label
 
 
 def test_latency_boxplot_embeds_only_received_probes_and_needed_columns():
     latency = tablegen.latency_table(setups=FOUR, loss_every=4)
-    spec = basic.latency_boxplot(latency).to_dict()
+    spec = _build("latency_boxplot", latency).to_dict()
     values = _values(spec)
     assert len(values) == int(latency["received"].sum())
     assert all(v["rtt_ms"] is not None for v in values)
@@ -106,7 +112,7 @@ def test_latency_boxplot_embeds_only_received_probes_and_needed_columns():
 
 
 def test_latency_boxplot_facets_by_container_count():
-    spec = basic.latency_boxplot(tablegen.latency_table(setups=FOUR)).to_dict()
+    spec = _build("latency_boxplot", tablegen.latency_table(setups=FOUR)).to_dict()
     assert spec["facet"]["row"]["field"] == "containers"
     assert spec["resolve"]["scale"]["y"] == "independent"
     assert _title(spec)[0] == "Round-trip time per setup"
@@ -115,14 +121,14 @@ def test_latency_boxplot_facets_by_container_count():
 def test_latency_boxplot_when_every_probe_is_lost():
     latency = tablegen.latency_table(loss_every=1)
     with pytest.raises(ValueError, match="all 20 probes were lost"):
-        basic.latency_boxplot(latency)
+        basic.latency_boxplot(latency, tables.empty("summary"))
 
 
 # ---------------------------------------------------------------------------------- throughput
 def test_throughput_by_payload_encodings_titles_and_n():
     frame = tablegen.throughput_table(setups=FOUR, reps=3, flows=2)
-    spec = basic.throughput_by_payload(frame).to_dict()
-    box, points = _layers(spec)
+    spec = _build("throughput_by_payload", frame).to_dict()
+    box, points, median, _ = _layers(spec)
     assert _mark(box) == "boxplot" and _mark(points) == "circle"
     for layer in (box, points):
         enc = layer["encoding"]
@@ -130,7 +136,8 @@ def test_throughput_by_payload_encodings_titles_and_n():
         assert enc["xOffset"]["field"] == "setup"
         assert enc["color"]["field"] == "setup"
         assert (enc["y"]["field"], enc["y"]["title"]) == ("throughput_mbps", "throughput (Mbit/s)")
-    assert {"n", "median_mbps", "throughput_mbps", "rep", "pair"} <= _tooltip_fields(points)
+    assert {"n", "median", "median_ci_low", "throughput_mbps", "rep", "pair"} <= _tooltip_fields(points)
+    assert _mark(median) == "tick" and {"n", "median", "median_ci_high"} <= _tooltip_fields(median)
     expected = len(stats.per_pair_throughput(frame))  # 4 setups × 3 payloads × 3 reps × 1 pair
     assert expected == 36
     assert len(_values(spec)) == expected
@@ -143,16 +150,15 @@ def test_throughput_by_payload_facets_by_protocol():
     frame = pd.concat(
         [tablegen.throughput_table(protocol="tcp"), tablegen.throughput_table(protocol="udp")], ignore_index=True
     )
-    spec = basic.throughput_by_payload(frame).to_dict()
+    spec = _build("throughput_by_payload", frame).to_dict()
     assert spec["facet"]["column"]["field"] == "protocol"
 
 
 # -------------------------------------------------------------------------- sizes and failures
 @pytest.mark.parametrize("name", ONE_TABLE)
 def test_one_setup_one_rep_builds(name, tmp_path):
-    spec = figures.FIGURES[name]
-    frame = _fixture(spec.table, setups=["single-bridge-none-c2"], reps=1)
-    chart = spec.builder(frame)
+    frame = _fixture(figures.FIGURES[name].table, setups=["single-bridge-none-c2"], reps=1)
+    chart = _build(name, frame)
     as_dict = chart.to_dict()
     assert "1 setup, 1 repetition" in _title(as_dict)[1]
     written = figures.save_chart(chart, tmp_path / name)
@@ -163,7 +169,7 @@ def test_one_setup_one_rep_builds(name, tmp_path):
 def test_many_setups_build(name):
     spec = figures.FIGURES[name]
     setups = tablegen.many_setups(24)
-    chart = spec.builder(_fixture(spec.table, setups=setups, reps=2))
+    chart = _build(name, _fixture(spec.table, setups=setups, reps=2))
     values = _values(chart.to_dict())
     assert {v["setup"] for v in values} == set(setups)
 
@@ -172,13 +178,13 @@ def test_many_setups_build(name):
 def test_empty_table_raises_a_helpful_error(name):
     spec = figures.FIGURES[name]
     with pytest.raises(ValueError, match=rf"^no rows for figure {name}; did the sweep measure workload"):
-        spec.builder(tables.empty(spec.table))
+        spec.builder(tables.empty(spec.table), tables.empty("summary"))
 
 
 def test_missing_columns_are_named():
     latency = tablegen.latency_table().drop(columns=["rtt_ms"])
     with pytest.raises(ValueError, match=r"lacks columns \['rtt_ms'\]"):
-        basic.latency_boxplot(latency)
+        basic.latency_boxplot(latency, tables.empty("summary"))
 
 
 def test_large_table_needs_no_global_max_rows_setting():
@@ -186,14 +192,14 @@ def test_large_table_needs_no_global_max_rows_setting():
     latency = tablegen.latency_table(setups=tablegen.many_setups(6, containers=32), reps=3, probes=20)
     assert len(latency) > 5000
     before = (alt.data_transformers.active, dict(alt.data_transformers.options))
-    spec = basic.latency_boxplot(latency).to_dict()
+    spec = _build("latency_boxplot", latency).to_dict()
     assert len(_values(spec)) == len(latency)
     assert (alt.data_transformers.active, dict(alt.data_transformers.options)) == before
 
 
 # ------------------------------------------------------------------------------------- saving
 def test_save_chart_writes_offline_html_and_svg(tmp_path):
-    chart = basic.latency_boxplot(tablegen.latency_table(setups=FOUR, reps=2))
+    chart = _build("latency_boxplot", tablegen.latency_table(setups=FOUR, reps=2))
     out = tmp_path / "figs" / "latency_boxplot"
     written = figures.save_chart(chart, out)
     html, svg = out.with_suffix(".html"), out.with_suffix(".svg")
@@ -217,7 +223,7 @@ def test_save_chart_accepts_a_chart_with_dataframe_data_over_max_rows(tmp_path):
 
 
 def test_saved_spec_matches_the_chart(tmp_path):
-    chart = basic.throughput_by_payload(tablegen.throughput_table())
+    chart = _build("throughput_by_payload", tablegen.throughput_table())
     html, _ = figures.save_chart(chart, tmp_path / "t")
     spec = chart.to_dict()
     assert json.dumps(spec["title"]["text"]) in html.read_text()

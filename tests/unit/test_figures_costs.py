@@ -38,11 +38,12 @@ def test_cpu_per_gbit_figure_builds_saves_and_refuses_empty_input(tmp_path):
     throughput = tablegen.throughput_table(setups=[SETUP, "single-bridge-none-c2"], payloads=[64, 1370], reps=2)
     usage = tablegen.host_usage_table(setups=[SETUP, "single-bridge-none-c2"],
                                       workloads=["throughput_64", "throughput_1370"], reps=2)
-    chart = costs.cpu_per_gbit_figure(throughput, usage)
+    summary = tablegen.summary_table(throughput)
+    chart = costs.cpu_per_gbit_figure(throughput, usage, summary)
     assert "n = 8 throughput targets" in subtitle(chart)
     assert [p.suffix for p in figures.save_chart(chart, tmp_path / "cpu")] == [".html", ".svg"]
     with pytest.raises(ValueError, match="no rows for figure cpu_per_gbit"):
-        costs.cpu_per_gbit_figure(throughput, tables.empty("host_usage"))
+        costs.cpu_per_gbit_figure(throughput, tables.empty("host_usage"), summary)
 
 
 def test_deploy_time_counts_only_fresh_deploys():
@@ -64,8 +65,9 @@ def test_rule_scaling_draws_one_point_per_rule_count_and_leaves_out_no_filter():
     scaled["setup"] = "single-bridge-iptables-c2-r1000"
     import pandas as pd
 
-    chart = costs.rule_scaling(pd.concat([small, big]), pd.concat([deployment, scaled]))
-    points = {(v["filter"], v["extra_rules"]): v["throughput_mbps"] for v in values(chart)}
+    throughput = pd.concat([small, big])
+    chart = costs.rule_scaling(throughput, pd.concat([deployment, scaled]), tablegen.summary_table(throughput))
+    points = {(v["filter"], v["extra_rules"]): v["median"] for v in values(chart)}
     assert set(points) == {("iptables", 0), ("iptables", 1000)}
     assert points[("iptables", 1000)] < points[("iptables", 0)]
 
@@ -80,10 +82,11 @@ def test_multi_host_figures_label_each_tunnel_with_its_implementation():
     assert {v["tunnel_label"] for v in values(setup_time)} == {
         "wireguard (userspace (wireguard-go))", "vxlan (userspace (wireguard-go))"}
     throughput = tablegen.throughput_table(setups=setups, payloads=[64, 1370], max_pairs=2)
-    labels = {v["tunnel_label"] for v in values(multi_host.multi_host_throughput(throughput, deployment))}
-    assert labels == {"wireguard (userspace (wireguard-go))", "vxlan (userspace (wireguard-go))"}
     latency = tablegen.latency_table(setups=setups)
-    assert values(multi_host.multi_host_latency(latency, deployment))
+    summary = tablegen.summary_table(throughput, latency)
+    labels = {v["tunnel_label"] for v in values(multi_host.multi_host_throughput(throughput, deployment, summary))}
+    assert labels == {"wireguard (userspace (wireguard-go))", "vxlan (userspace (wireguard-go))"}
+    assert values(multi_host.multi_host_latency(latency, deployment, summary))
     with pytest.raises(ValueError, match="no rows"):
         multi_host.multi_host_setup_time(tables.empty("deployment"))
 
@@ -125,7 +128,7 @@ def test_first_packet_separates_the_first_probe_from_the_steady_state():
     latency.loc[latency["seq"] == 1, "rtt_ms"] = 5.0  # a slow first packet
     data = comparison.first_packet(latency)
     assert len(data) == 2 and (data["first_ms"] == 5.0).all() and (data["steady_ms"] < 5.0).all()
-    assert "n = 2 flows" in subtitle(comparison.first_packet_figure(latency))
+    assert "n = 2 flows" in subtitle(comparison.first_packet_figure(latency, tablegen.summary_table(latency)))
 
 
 def test_baseline_ratio_compares_each_filter_with_no_filter_and_marks_unconverged_cells():

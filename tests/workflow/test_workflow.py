@@ -62,9 +62,10 @@ def planned(workdir: Path, *args: str) -> dict[str, list[str]]:
 
 
 def complete_targets(workdir: Path) -> dict[str, float]:
-    """Raw targets that are complete (have meta.json) -> their start time."""
+    """Raw targets that are complete (have meta.json) -> their start time. Only rep<n>
+    directories: pathlib's '*' also matches a '.rep<n>.*.partial' being written (and renamed)."""
     return {str(p.parent.relative_to(workdir / "results" / "raw")): json.loads(p.read_text())["started_at"]
-            for p in (workdir / "results" / "raw").glob("*/*/*/meta.json")}
+            for p in (workdir / "results" / "raw").glob("*/*/rep*/meta.json")}
 
 
 def assert_no_leftovers(workdir: Path) -> None:
@@ -149,9 +150,11 @@ def test_sweep_produces_tables_figures_and_meta(swept):
     # the shuffled order was followed: start times increase with the recorded position
     by_start = [m["run_order"]["position"] for m in sorted(metas, key=lambda m: m["started_at"])]
     assert by_start == positions
-    # parsed tables carry the target's metadata
-    parsed = next((swept / "results/parsed").glob("*/*/rep1.parquet"))
-    assert tables.read_meta(parsed)["machine"]["kernel"] == os.uname().release
+    # a parsed cell holds every repetition, and each target's metadata by rep
+    parsed = next((swept / "results/parsed").glob("*/*/reps2.parquet"))
+    assert sorted(tables.read(parsed)["rep"].unique()) == [1, 2]
+    metas = tables.read_meta(parsed)["reps"]
+    assert sorted(metas) == ["1", "2"] and metas["1"]["machine"]["kernel"] == os.uname().release
 
 
 def test_second_run_plans_nothing(swept):
@@ -162,7 +165,7 @@ def test_figures_rebuild_without_measuring(swept):
     for path in list((swept / "results/figures").iterdir()) + list((swept / "results/tables").iterdir()):
         path.unlink()
     jobs = planned(swept, "figures", "--configfile", tiny(swept))
-    assert "run_target" not in jobs and "parse_target" not in jobs
+    assert "run_target" not in jobs and "parse_cell" not in jobs
     assert "plot_figure" in jobs
     before = complete_targets(swept)
     snakemake(swept, "figures", "--configfile", tiny(swept))

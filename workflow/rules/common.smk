@@ -27,6 +27,7 @@ wildcard_constraints:
     setup=r"[a-z0-9][a-z0-9_-]*",
     workload=r"[a-z0-9][a-z0-9_-]*",
     rep=r"[0-9]+",
+    reps=r"[0-9]+",
     kind=r"[a-z0-9_]+",
     figure=r"[a-z0-9_]+",
 

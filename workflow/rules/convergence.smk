@@ -12,15 +12,13 @@ CELLS = [f"{s.id}/{w.name}" for s in SWEEP.setups for w in SWEEP.workloads]
 
 
 def parsed_files(reps_by_cell, kind=None):
-    """Parsed targets: the workloads' own tables (of *kind*), or every target's *kind* table
-    when it is a kind of the target as a whole."""
+    """Parsed cells (all their repetitions): the workloads' own tables (of *kind*), or the
+    cells' *kind* tables when it is a kind of the target as a whole."""
     if kind in TARGET_KINDS:
-        return [f"{RESULTS}/parsed/{cell}/rep{rep}.{kind}.parquet"
-                for cell, count in reps_by_cell.items() for rep in range(1, count + 1)]
+        return [f"{RESULTS}/parsed/{cell}/reps{count}.{kind}.parquet" for cell, count in reps_by_cell.items()]
     return [
-        f"{RESULTS}/parsed/{cell}/rep{rep}.parquet"
+        f"{RESULTS}/parsed/{cell}/reps{count}.parquet"
         for cell, count in reps_by_cell.items()
-        for rep in range(1, count + 1)
         if kind is None or TABLE_OF_WORKLOAD[cell.split("/")[1]] == kind
     ]
 

@@ -1,14 +1,18 @@
-# One job per target: the workload's own table, and the tables of the target as a whole
-# (deployment facts, monitor samples; tables.TARGET_MEASURES).
-rule parse_target:
+# One job per setup x workload cell and repetition count: the workload's own table and the tables
+# of the targets as a whole (deployment facts, monitor samples; tables.TARGET_MEASURES), every
+# repetition in one file. Per cell rather than per target: each job costs about a second of
+# start-up and the planning time grows with the number of jobs (docs/decisions.md). A cell that
+# gets more repetitions (convergence rounds) is parsed again as reps{n} with the larger n.
+rule parse_cell:
     input:
-        f"{RESULTS}/raw/{{setup}}/{{workload}}/rep{{rep}}",
+        lambda wildcards: [f"{RESULTS}/raw/{wildcards.setup}/{wildcards.workload}/rep{rep}"
+                           for rep in range(1, int(wildcards.reps) + 1)],
     output:
-        main=f"{RESULTS}/parsed/{{setup}}/{{workload}}/rep{{rep}}.parquet",
-        **{kind: f"{RESULTS}/parsed/{{setup}}/{{workload}}/rep{{rep}}.{kind}.parquet" for kind in TARGET_KINDS},
+        main=f"{RESULTS}/parsed/{{setup}}/{{workload}}/reps{{reps}}.parquet",
+        **{kind: f"{RESULTS}/parsed/{{setup}}/{{workload}}/reps{{reps}}.{kind}.parquet" for kind in TARGET_KINDS},
     params:
         kinds=TARGET_KINDS,
     log:
-        f"{RESULTS}/logs/parse_target/{{setup}}/{{workload}}/rep{{rep}}.log",
+        f"{RESULTS}/logs/parse_cell/{{setup}}/{{workload}}/reps{{reps}}.log",
     script:
-        "../scripts/parse_target.py"
+        "../scripts/parse_cell.py"

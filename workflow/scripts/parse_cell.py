@@ -1,7 +1,6 @@
-# Adapter: rule parse_target -> seconetbench.pipeline.parse_target and target_tables
-from seconetbench.pipeline import parse_target, target_tables
+# Adapter: rule parse_cell -> seconetbench.pipeline.parse_cell
+from seconetbench.pipeline import parse_cell
 from seconetbench.scripting import logged
 
 with logged(snakemake.log[0]):
-    parse_target(snakemake.input[0], snakemake.output.main)
-    target_tables(snakemake.input[0], {kind: snakemake.output[kind] for kind in snakemake.params.kinds})
+    parse_cell(snakemake.input, snakemake.output.main, {kind: snakemake.output[kind] for kind in snakemake.params.kinds})

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+from seconetbench.fsutil import write_text_atomic
 
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed.naming import Names
@@ -94,6 +98,11 @@ class Deployment:
             "pairs": [list(p) for p in self.pairs],
             "facts": self.facts,
         }
+
+    def save(self, path: Path) -> None:
+        """Write the state file from which the next target's process reuses this deployment."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(self.to_state(), indent=1))
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Deployment:

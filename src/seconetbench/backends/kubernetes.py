@@ -39,7 +39,6 @@ from seconetbench.backends import k8s_exec
 from seconetbench.backends import k8s_manifests as manifests
 from seconetbench.backends.base import Container, Deployment, Host
 from seconetbench.errors import DeployError, WorkloadError
-from seconetbench.fsutil import write_text_atomic
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed import cleanup
 from seconetbench.testbed.naming import container_name
@@ -283,8 +282,7 @@ class KubernetesBackend:
                     raise DeployError(f"setup {setup.id}: isolation check failed: {check['failures']}")
             deployment.facts["deployed_at"] = time.time()
             deployment.facts["fingerprint"] = fingerprint(setup, verify, context)
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.state_file, json.dumps(deployment.to_state(), indent=1))
+            deployment.save(self.state_file)
         except BaseException:
             self.teardown()
             raise

@@ -18,7 +18,6 @@ import seconetbench
 from seconetbench import preflight, security
 from seconetbench.backends.base import Container, Deployment, Host
 from seconetbench.errors import DeployError
-from seconetbench.fsutil import write_text_atomic
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed import cleanup, netlink
 from seconetbench.testbed.naming import Names, container_name
@@ -117,8 +116,7 @@ class NetnsBackend:
                 {"pid": p.pid, "name": p.name(), "create_time": p.create_time()} for p in self.registry.recorded()]
             deployment.facts["deployed_at"] = time.time()
             deployment.facts["fingerprint"] = fingerprint(setup, verify)
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.state_file, json.dumps(deployment.to_state(), indent=1))
+            deployment.save(self.state_file)
         except BaseException:
             self.teardown()
             raise

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import altair as alt
 import pandas as pd
+
+from seconetbench import stats
 
 
 def inline(frame: pd.DataFrame) -> dict:
@@ -35,3 +39,127 @@ def reps_text(frame: pd.DataFrame) -> str:
 
 def plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+# --------------------------------------------------------------------------------------------
+# per-cell statistics and convergence (a cell = one setup x workload, what repetitions repeat)
+CELL = ["setup", "workload"]
+# the summary table's columns a figure shows per cell (docs/tables.md, "summary")
+CELL_STATISTICS = ["n", "median", "median_ci_low", "median_ci_high"]
+CELL_CONVERGENCE = ["repetitions", "convergence"]
+NOT_CONVERGED = "not_converged"
+# Vega expression: the datum's cell stopped at repetitions.max before its CI reached the target
+UNCONVERGED_TEST = f"datum.convergence === '{NOT_CONVERGED}'"
+UNCONVERGED_COLOUR = "#d62728"
+# after the setup in an axis label, or above a mark; the subtitle says what it means. Only the
+# glyph: Vega places a faceted axis's title over labels longer than about 200 px
+UNCONVERGED_GLYPH = "⚠"
+
+
+def summary_cells(summary_frame: pd.DataFrame, metric: str, figure: str) -> pd.DataFrame:
+    """The *metric* rows of the summary table, for a figure that draws that very metric: per
+    setup x workload its n, median, 95 % CI of the median, repetitions and convergence."""
+    require(summary_frame, [*CELL, "metric", *CELL_STATISTICS, *CELL_CONVERGENCE], figure)
+    rows = summary_frame.loc[summary_frame["metric"] == metric, [*CELL, *CELL_STATISTICS, *CELL_CONVERGENCE]]
+    return rows.reset_index(drop=True)
+
+
+def drawn_cells(values: pd.DataFrame, value_column: str, by: list[str], summary_frame: pd.DataFrame,
+                figure: str) -> pd.DataFrame:
+    """Per group *by* (a setup x workload cell, or finer): n, median and 95 % CI of the drawn
+    *value_column* (:func:`stats.summary_table`, as the summary table computes them), with the
+    cell's repetitions and convergence from the summary. For figures that draw another quantity
+    than the summary's metric (per-flow D-ITG values, CPU per gigabit, first probes): the CI
+    belongs to what is drawn, while convergence was decided per cell on the summary's metric."""
+    require(summary_frame, [*CELL, *CELL_CONVERGENCE], figure)
+    statistics = stats.summary_table(values, value_column, by)[[*by, *CELL_STATISTICS]]
+    convergence = summary_frame[[*CELL, *CELL_CONVERGENCE]].drop_duplicates(CELL)
+    return statistics.merge(convergence, on=CELL, how="left")
+
+
+def cell_key_expression(columns: list[str]) -> str:
+    """Vega expression joining *columns* of a datum like :func:`cell_keys` joins them in pandas."""
+    return " + '|' + ".join(f"datum[{column!r}]" for column in columns)
+
+
+def cell_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    keys = frame[columns[0]].astype(str)
+    for column in columns[1:]:
+        keys = keys + "|" + frame[column].astype(str)
+    return keys
+
+
+def look_up_cells(chart: alt.TopLevelMixin, cells: pd.DataFrame, by: list[str]) -> alt.TopLevelMixin:
+    """*chart* (a layer of raw rows) with each row's cell statistics and convergence looked up
+    from *cells* (one row per group *by*). A lookup rather than a column per raw row keeps the
+    embedded data small; it sits on the layer, not inside it, because Vega-Lite fails on a lookup
+    inside a faceted layer ("Undefined data set name ... lookup")."""
+    fields = [c for c in cells.columns if c not in by]
+    keyed = cells[fields].assign(cell_key=cell_keys(cells, by))
+    return chart.transform_calculate(cell_key=cell_key_expression(by)).transform_lookup(
+        lookup="cell_key", from_=alt.LookupData(data=inline(keyed), key="cell_key", fields=fields))
+
+
+def cell_tooltips(value_title: str, n_title: str, number_format: str = ",.3f") -> list[alt.Tooltip]:
+    """Tooltips of a per-cell mark: n, median, its 95 % CI, repetitions and convergence."""
+    return [
+        alt.Tooltip("n:Q", title=n_title, format=","),
+        alt.Tooltip("median:Q", title=f"median {value_title}", format=number_format),
+        alt.Tooltip("median_ci_low:Q", title="95 % CI of the median, low", format=number_format),
+        alt.Tooltip("median_ci_high:Q", title="95 % CI of the median, high", format=number_format),
+        alt.Tooltip("repetitions:Q", title="repetitions"),
+        alt.Tooltip("convergence:N", title="convergence"),
+    ]
+
+
+def unconverged_note(marking: str = f"red median tick and a red {UNCONVERGED_GLYPH} after the setup") -> str:
+    """The subtitle line that explains a figure's *marking* of unconverged cells."""
+    return (f"{marking}: the cell's repetitions reached repetitions.max before the 95 % CI of its "
+            "median was narrow enough (not converged)")
+
+
+def median_tick(per_cell: alt.Chart, size: int, **encoding: Any) -> alt.Chart:
+    """The tick on a box's median (*per_cell* has one row per box), black, or red where the
+    box's cell did not converge; *encoding* places it and gives its tooltip."""
+    return per_cell.mark_tick(thickness=2, size=size).encode(color=unconverged_colour(), **encoding)
+
+
+def unconverged_colour(default: str = "black") -> dict:
+    """Colour of a per-cell mark: red when its cell did not converge, *default* otherwise."""
+    return alt.condition(UNCONVERGED_TEST, alt.value(UNCONVERGED_COLOUR), alt.value(default))
+
+
+def flagged_label(text_expression: str) -> str:
+    """Vega expression: *text_expression* followed by " ⚠" when the datum's cell did not converge.
+    For axis labels: unlike a text mark beside the box, a label never runs into the legend or off
+    the plot."""
+    return f"{text_expression} + ({UNCONVERGED_TEST} ? ' {UNCONVERGED_GLYPH}' : '')"
+
+
+def flagged_axis(**axis: Any) -> alt.Axis:
+    """An axis that draws the labels :func:`flagged_label` flagged in red. (Not bold: Vega sizes
+    the axis by the labels' normal width, and a bold label would run into the axis title.)"""
+    flagged = f"indexof(datum.label, '{UNCONVERGED_GLYPH}') >= 0"
+    return alt.Axis(labelColor=alt.condition(flagged, alt.value(UNCONVERGED_COLOUR), alt.value("black")), **axis)
+
+
+def unconverged_glyph(chart: alt.Chart) -> alt.Chart:
+    """A red "⚠" just above every per-cell mark of *chart* whose cell did not converge (the
+    caller encodes y at the top of the mark)."""
+    # colour as an encoding: it must override a colour encoding the glyph inherits from *chart*
+    glyph = chart.transform_filter(UNCONVERGED_TEST).mark_text(
+        text=UNCONVERGED_GLYPH, fontWeight="bold", baseline="bottom", dy=-4)
+    return glyph.encode(color=alt.value(UNCONVERGED_COLOUR))
+
+
+def cell_point_layers(base: alt.Chart, y: alt.Y, tooltip: list) -> list[alt.Chart]:
+    """Layers that draw one point per cell at its median on *base* (which encodes x and colour):
+    the 95 % CI as an error bar, a filled point where the cell converged, a hollow one and a
+    "⚠" where it did not."""
+    interval = base.mark_rule().encode(y=alt.Y("median_ci_low:Q"), y2="median_ci_high:Q")
+    # two point layers rather than a conditional fill, which would draw a second colour legend
+    converged = base.transform_filter(f"!({UNCONVERGED_TEST})").mark_point(size=60, filled=True, opacity=1)
+    unconverged = base.transform_filter(UNCONVERGED_TEST).mark_point(size=60, filled=False, strokeWidth=2)
+    points = [layer.encode(y=y, tooltip=tooltip) for layer in (converged, unconverged)]
+    warning = unconverged_glyph(base).encode(y=alt.Y("median_ci_high:Q"))
+    return [interval, *points, warning]

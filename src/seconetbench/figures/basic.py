@@ -7,7 +7,10 @@ import pandas as pd
 
 from seconetbench import stats
 from seconetbench.figures import FigureSpec, register
-from seconetbench.figures._common import inline, no_rows, plural, reps_text, require
+from seconetbench.figures._common import (
+    CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_tooltips, flagged_axis, flagged_label, inline, look_up_cells,
+    median_tick, no_rows, plural, reps_text, require, summary_cells, unconverged_glyph, unconverged_note,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -15,13 +18,15 @@ from seconetbench.figures._common import inline, no_rows, plural, reps_text, req
 LATENCY_COLUMNS = ["setup", "filter", "containers", "workload", "rep", "pair", "rtt_ms"]
 
 
-def latency_boxplot(latency_frame: pd.DataFrame) -> alt.TopLevelMixin:
+def latency_boxplot(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
     """Box plot of the round-trip time of received probes, one box per setup, coloured by filter.
 
     y: setup, labelled "setup (n=…)"; x: ``rtt_ms``. Boxes follow Vega-Lite's default (whiskers at
-    1.5 IQR, points beyond them drawn as outliers). A black tick on each median carries a tooltip
-    with n, lost probes and percentiles. With several container counts, one row per count; with
-    several latency workloads, one column per workload.
+    1.5 IQR, points beyond them drawn as outliers). A tick on each median carries a tooltip with
+    the summary table's n, median and 95 % CI of the cell, lost probes and percentiles; it is red,
+    and the setup's label ends in a red "⚠", where the cell's repetitions did not converge. With
+    several container counts, one row per count; with several latency workloads, one column per
+    workload.
     """
     figure = "latency_boxplot"
     require(latency_frame, [*LATENCY_COLUMNS, "received"], figure)
@@ -36,6 +41,7 @@ def latency_boxplot(latency_frame: pd.DataFrame) -> alt.TopLevelMixin:
         )
     sent = frame.groupby(["setup", "workload"], observed=True).size().rename("sent")
     data = data.join(sent, on=["setup", "workload"])
+    cells = summary_cells(summary_frame, "rtt_ms", figure)
 
     n_setups = data["setup"].nunique()
     several_containers = frame["containers"].nunique() > 1
@@ -44,49 +50,51 @@ def latency_boxplot(latency_frame: pd.DataFrame) -> alt.TopLevelMixin:
     subtitle = [
         f"n = {len(data):,} received probes of {len(frame):,} sent ({lost:,} lost); "
         f"{plural(n_setups, 'setup')}, {reps_text(data)}",
-        "box: quartiles and median; whiskers: 1.5 IQR; n per setup in the axis label",
+        "box: quartiles and median; whiskers: 1.5 IQR; n per setup in the axis label, n, median and "
+        "its 95 % CI in the median's tooltip",
+        unconverged_note(),
     ]
 
     group = ["setup", "filter", "containers", "workload"]
-    y = alt.Y("label:N", title="setup", sort="ascending", axis=alt.Axis(labelLimit=400))
+    y = alt.Y("label:N", title="setup", sort="ascending", axis=flagged_axis(labelLimit=400))
     x = alt.X("rtt_ms:Q", title="round-trip time (ms)", scale=alt.Scale(zero=False))
     color = alt.Color("filter:N", title="packet filter")
     box = alt.Chart().mark_boxplot(size=14).encode(x=x, y=y, color=color)
-    median = (
+    # one row per cell: the box's own percentiles; n, median and CI come from the summary lookup
+    per_cell = (
         alt.Chart()
         .transform_aggregate(
-            n="count()",
             median_rtt_ms="median(rtt_ms)",
             q1_rtt_ms="q1(rtt_ms)",
             q3_rtt_ms="q3(rtt_ms)",
             min_rtt_ms="min(rtt_ms)",
             max_rtt_ms="max(rtt_ms)",
             sent="max(sent)",
-            groupby=[*group, "label"],
+            groupby=[*group, "label", *CELL_STATISTICS, *CELL_CONVERGENCE],
         )
         .transform_calculate(lost="datum.sent - datum.n")
-        .mark_tick(color="black", thickness=2, size=14)
-        .encode(
-            x=alt.X("median_rtt_ms:Q"),
-            y=y,
-            tooltip=[
-                alt.Tooltip("setup:N", title="setup"),
-                alt.Tooltip("filter:N", title="packet filter"),
-                alt.Tooltip("containers:Q", title="containers"),
-                alt.Tooltip("n:Q", title="n (received probes)", format=","),
-                alt.Tooltip("lost:Q", title="lost probes", format=","),
-                alt.Tooltip("median_rtt_ms:Q", title="median RTT (ms)", format=".3f"),
-                alt.Tooltip("q1_rtt_ms:Q", title="25th percentile RTT (ms)", format=".3f"),
-                alt.Tooltip("q3_rtt_ms:Q", title="75th percentile RTT (ms)", format=".3f"),
-                alt.Tooltip("min_rtt_ms:Q", title="min RTT (ms)", format=".3f"),
-                alt.Tooltip("max_rtt_ms:Q", title="max RTT (ms)", format=".3f"),
-            ],
-        )
+    )
+    median = median_tick(
+        per_cell,
+        14,
+        x=alt.X("median_rtt_ms:Q"),
+        y=y,
+        tooltip=[
+            alt.Tooltip("setup:N", title="setup"),
+            alt.Tooltip("filter:N", title="packet filter"),
+            alt.Tooltip("containers:Q", title="containers"),
+            *cell_tooltips("RTT (ms)", "n (received probes)"),
+            alt.Tooltip("lost:Q", title="lost probes", format=","),
+            alt.Tooltip("q1_rtt_ms:Q", title="25th percentile RTT (ms)", format=".3f"),
+            alt.Tooltip("q3_rtt_ms:Q", title="75th percentile RTT (ms)", format=".3f"),
+            alt.Tooltip("min_rtt_ms:Q", title="min RTT (ms)", format=".3f"),
+            alt.Tooltip("max_rtt_ms:Q", title="max RTT (ms)", format=".3f"),
+        ],
     )
     chart = (
-        alt.layer(box, median, data=inline(data))
+        look_up_cells(alt.layer(box, median, data=inline(data)), cells, CELL)
         .transform_joinaggregate(n_setup="count()", groupby=["setup", "workload"])
-        .transform_calculate(label="datum.setup + ' (n=' + format(datum.n_setup, ',') + ')'")
+        .transform_calculate(label=flagged_label("datum.setup + ' (n=' + format(datum.n_setup, ',') + ')'"))
     )
     title = alt.TitleParams("Round-trip time per setup", subtitle=subtitle, anchor="start")
     if several_containers or several_workloads:
@@ -107,13 +115,14 @@ THROUGHPUT_COLUMNS = [
 ]  # fmt: skip
 
 
-def throughput_by_payload(throughput_frame: pd.DataFrame) -> alt.TopLevelMixin:
+def throughput_by_payload(throughput_frame: pd.DataFrame, summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
     """Per-pair throughput over the payload size, one box (and its points) per setup and payload.
 
     Each point is one pair in one repetition (:func:`stats.per_pair_throughput`: bytes of all the
     pair's flows over the seconds they cover). x: ``payload_bytes`` (ordinal), offset and colour:
-    setup, y: ``throughput_mbps``. Tooltips on the points give the pair's value and n and median of
-    its box. With several protocols, one column per protocol.
+    setup, y: ``throughput_mbps``. A tick on each box's median and the points carry the summary
+    table's n, median and 95 % CI of the box's cell; the tick is red and a "⚠" sits above the box
+    where the cell's repetitions did not converge. With several protocols, one column per protocol.
     """
     figure = "throughput_by_payload"
     if throughput_frame.empty:
@@ -122,14 +131,17 @@ def throughput_by_payload(throughput_frame: pd.DataFrame) -> alt.TopLevelMixin:
     data = pairs.loc[pairs["throughput_mbps"].notna(), THROUGHPUT_COLUMNS]
     if data.empty:
         raise ValueError(f"no rows for figure {figure}: no pair covered a positive duration")
-    box_keys = ["setup", "workload", "protocol", "payload_bytes"]
+    cells = summary_cells(summary_frame, "throughput_mbps", figure)
+    box_keys = ["setup", "workload", "protocol", "payload_bytes"]  # one box = one setup x workload cell
 
     n_setups = data["setup"].nunique()
     n_payloads = data["payload_bytes"].nunique()
     subtitle = [
         f"n = {len(data):,} per-pair values (one per pair and repetition); "
         f"{plural(n_setups, 'setup')}, {reps_text(data)}",
-        "pair throughput = bytes of all its flows × 8 / seconds covered; n per box in the tooltip",
+        "pair throughput = bytes of all its flows × 8 / seconds covered; n, median and its 95 % CI per box "
+        "in the tooltips",
+        unconverged_note("red median tick / ⚠ above the box"),
     ]
     x = alt.X("payload_bytes:O", title="payload (bytes per write)", sort="ascending", axis=alt.Axis(labelAngle=0))
     offset = alt.XOffset("setup:N", sort="ascending")
@@ -138,33 +150,36 @@ def throughput_by_payload(throughput_frame: pd.DataFrame) -> alt.TopLevelMixin:
     scale = alt.Scale(scheme="tableau20") if n_setups > 10 else alt.Undefined
     color = alt.Color("setup:N", title="setup", sort="ascending", scale=scale, legend=alt.Legend(labelLimit=400))
     box = alt.Chart().mark_boxplot(size=12, opacity=0.6).encode(x=x, xOffset=offset, y=y, color=color)
-    points = (
-        alt.Chart()
-        .transform_joinaggregate(n="count()", median_mbps="median(throughput_mbps)", groupby=box_keys)
-        .mark_circle(size=28, opacity=0.9)
-        .encode(
-            x=x,
-            xOffset=offset,
-            y=y,
-            color=color,
-            tooltip=[
-                alt.Tooltip("setup:N", title="setup"),
-                alt.Tooltip("workload:N", title="workload"),
-                alt.Tooltip("protocol:N", title="protocol"),
-                alt.Tooltip("generator:N", title="generator"),
-                alt.Tooltip("payload_bytes:Q", title="payload (bytes)"),
-                alt.Tooltip("rep:Q", title="repetition"),
-                alt.Tooltip("pair:N", title="pair"),
-                alt.Tooltip("flows:Q", title="flows"),
-                alt.Tooltip("duration_s:Q", title="covered (s)", format=".2f"),
-                alt.Tooltip("throughput_mbps:Q", title="throughput (Mbit/s)", format=",.1f"),
-                alt.Tooltip("n:Q", title="n in this box"),
-                alt.Tooltip("median_mbps:Q", title="median of this box (Mbit/s)", format=",.1f"),
-            ],
-        )
+    box_tooltips = cell_tooltips("throughput of this box (Mbit/s)", "n in this box (pair values)", ",.1f")
+    points = alt.Chart().mark_circle(size=28, opacity=0.9).encode(
+        x=x,
+        xOffset=offset,
+        y=y,
+        color=color,
+        tooltip=[
+            alt.Tooltip("setup:N", title="setup"),
+            alt.Tooltip("workload:N", title="workload"),
+            alt.Tooltip("protocol:N", title="protocol"),
+            alt.Tooltip("generator:N", title="generator"),
+            alt.Tooltip("payload_bytes:Q", title="payload (bytes)"),
+            alt.Tooltip("rep:Q", title="repetition"),
+            alt.Tooltip("pair:N", title="pair"),
+            alt.Tooltip("flows:Q", title="flows"),
+            alt.Tooltip("duration_s:Q", title="covered (s)", format=".2f"),
+            alt.Tooltip("throughput_mbps:Q", title="throughput (Mbit/s)", format=",.1f"),
+            *box_tooltips,
+        ],
     )
+    per_box = alt.Chart().transform_aggregate(
+        max_mbps="max(throughput_mbps)", groupby=[*box_keys, *CELL_STATISTICS, *CELL_CONVERGENCE])
+    median = median_tick(
+        per_box, 12, x=x, xOffset=offset, y=alt.Y("median:Q"),
+        tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"), *box_tooltips])
+    warning = unconverged_glyph(per_box).encode(
+        x=x, xOffset=offset, y=alt.Y("max_mbps:Q"))
     width = max(320, n_payloads * (n_setups * 16 + 24))
-    chart = alt.layer(box, points, data=inline(data)).properties(width=width, height=300)
+    layers = alt.layer(box, points, median, warning, data=inline(data))
+    chart = look_up_cells(layers, cells, CELL).properties(width=width, height=300)
     title = alt.TitleParams("Throughput per pair by payload size", subtitle=subtitle, anchor="start")
     if data["protocol"].nunique() > 1:
         return chart.facet(column=alt.Column("protocol:N", title="protocol")).properties(title=title)
@@ -174,10 +189,13 @@ def throughput_by_payload(throughput_frame: pd.DataFrame) -> alt.TopLevelMixin:
 register(
     FigureSpec(name="latency_boxplot",
         table="latency",
+        extra_tables=("summary",),
         builder=latency_boxplot,
         caption=(
             "Round-trip time of the received ping probes per setup (box: quartiles and median, "
-            "whiskers: 1.5 IQR), coloured by packet filter; n per setup in the axis label."
+            "whiskers: 1.5 IQR), coloured by packet filter; n per setup in the axis label, n, median and "
+            "its 95 % CI in the tooltip of the median tick, which is red, with a red ⚠ after the "
+            "setup, where the setup's repetitions did not converge."
         ),
     )
 )
@@ -186,10 +204,12 @@ register(
 register(
     FigureSpec(name="throughput_by_payload",
         table="throughput",
+        extra_tables=("summary",),
         builder=throughput_by_payload,
         caption=(
             "Throughput of each container pair in each repetition (all its flows' bytes over the "
-            "seconds covered) by payload size and setup; n per box in the tooltips."
+            "seconds covered) by payload size and setup; n, median and its 95 % CI per box in the "
+            "tooltips, and a red median tick with a '⚠' above the box where the repetitions did not converge."
         ),
     )
 )

@@ -7,7 +7,10 @@ import pandas as pd
 
 from seconetbench import stats
 from seconetbench.figures import FigureSpec, register
-from seconetbench.figures._common import inline, no_rows, require
+from seconetbench.figures._common import (
+    CELL, CELL_CONVERGENCE, CELL_STATISTICS, NOT_CONVERGED, cell_tooltips, drawn_cells, flagged_axis,
+    flagged_label, inline, look_up_cells, median_tick, no_rows, require, unconverged_note,
+)
 
 BASELINE_KEYS = ["scenario", "solution", "tunnel", "containers", "workload", "metric"]
 
@@ -18,7 +21,7 @@ def baseline_ratio(summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
     Setups with extra rules are left out (rule_scaling shows them); cells whose repetitions did
     not converge are drawn hollow."""
     figure = "baseline_ratio"
-    require(summary_frame, [*BASELINE_KEYS, "setup", "filter", "median", "n", "convergence"], figure)
+    require(summary_frame, [*BASELINE_KEYS, "setup", "filter", *CELL_STATISTICS, *CELL_CONVERGENCE], figure)
     plain = summary_frame[~summary_frame["setup"].str.contains(r"-r\d+", regex=True)]
     if plain.empty:
         raise no_rows(figure, "any workload")
@@ -27,9 +30,10 @@ def baseline_ratio(summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
     data = data[data["filter"] != "none"]
     if data.empty:
         raise no_rows(figure, "any workload on a setup with a filter and its no-filter baseline")
-    data = data.assign(converged=data["convergence"] != "not_converged")
-    return alt.Chart(inline(data[["setup", "filter", "metric", "workload", "median", "n", "baseline_setup",
-                                  "ratio_to_baseline", "convergence", "converged"]])).mark_point(size=60).encode(
+    data = data.assign(converged=data["convergence"] != NOT_CONVERGED)
+    columns = ["setup", "filter", "metric", "workload", *CELL_STATISTICS, *CELL_CONVERGENCE, "baseline_setup",
+               "ratio_to_baseline", "converged"]
+    return alt.Chart(inline(data[columns])).mark_point(size=60).encode(
         y=alt.Y("setup:N", title="setup"),
         x=alt.X("ratio_to_baseline:Q", title="median relative to the same setup without a filter",
                 scale=alt.Scale(zero=False)),
@@ -37,39 +41,62 @@ def baseline_ratio(summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
         shape=alt.Shape("filter:N", title="packet filter"),
         fill=alt.condition("datum.converged", alt.Color("workload:N"), alt.value("transparent")),
         column=alt.Column("metric:N", title="metric"),
-        tooltip=["setup:N", "workload:N", "median:Q", "n:Q", "baseline_setup:N", "ratio_to_baseline:Q",
-                 "convergence:N"],
+        tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
+                 alt.Tooltip("metric:N", title="metric (unit of the median)"),
+                 *cell_tooltips("of the setup", "n"),
+                 alt.Tooltip("baseline_setup:N", title="baseline (no filter)"),
+                 alt.Tooltip("ratio_to_baseline:Q", title="ratio to the baseline's median", format=".3f")],
     ).properties(title=alt.TitleParams(
         "Cost of each filter against its no-filter baseline", anchor="start",
-        subtitle=f"n = {int(data['n'].sum()):,} samples in {len(data):,} cells; hollow = repetitions did not converge"))
+        subtitle=[f"n = {int(data['n'].sum()):,} samples in {len(data):,} cells; n, median and its 95 % CI "
+                  "of each setup in the tooltip", unconverged_note("hollow")]))
+
+
+FLOW = ["setup", "filter", "workload", "rep", "pair"]
 
 
 def first_packet(latency_frame: pd.DataFrame) -> pd.DataFrame:
     """Per flow (setup, workload, rep, pair): the first probe's RTT and the median of the rest."""
-    require(latency_frame, ["setup", "filter", "workload", "rep", "pair", "seq", "rtt_ms", "received"], "first_packet")
-    flows = ["setup", "filter", "workload", "rep", "pair"]
+    require(latency_frame, [*FLOW, "seq", "rtt_ms", "received"], "first_packet")
     received = latency_frame[latency_frame["received"]]
-    first = received[received["seq"] == 1].set_index(flows)["rtt_ms"].rename("first_ms")
-    steady = received[received["seq"] > 1].groupby(flows, observed=True)["rtt_ms"].median().rename("steady_ms")
+    first = received[received["seq"] == 1].set_index(FLOW)["rtt_ms"].rename("first_ms")
+    steady = received[received["seq"] > 1].groupby(FLOW, observed=True)["rtt_ms"].median().rename("steady_ms")
     return pd.concat([first, steady], axis=1, join="inner").reset_index()
 
 
-def first_packet_figure(latency_frame: pd.DataFrame) -> alt.TopLevelMixin:
+def first_packet_figure(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
+    """A box of the first probes' RTT and one of the flows' steady-state RTT per setup (one column
+    per latency workload), each with a median tick carrying its n, median and 95 % CI; red where
+    the cell's repetitions (decided on its round-trip times) did not converge."""
+    figure = "first_packet"
     data = first_packet(latency_frame)
     if data.empty:
-        raise no_rows("first_packet", "'latency' with at least two probes per pair")
-    long = data.melt(id_vars=["setup", "filter", "workload", "rep", "pair"], value_vars=["first_ms", "steady_ms"],
-                     var_name="probe", value_name="rtt_ms")
+        raise no_rows(figure, "'latency' with at least two probes per pair")
+    long = data.melt(id_vars=FLOW, value_vars=["first_ms", "steady_ms"], var_name="probe", value_name="rtt_ms")
     long["probe"] = long["probe"].map({"first_ms": "first probe", "steady_ms": "steady state (median)"})
-    return alt.Chart(inline(long)).mark_boxplot().encode(
-        y=alt.Y("setup:N", title="setup"),
-        x=alt.X("rtt_ms:Q", title="round-trip time (ms)"),
-        color=alt.Color("probe:N", title="probe"),
-        yOffset="probe:N",
-    ).properties(title=alt.TitleParams(
+    box_of = [*CELL, "probe"]
+    cells = drawn_cells(long, "rtt_ms", box_of, summary_frame, figure)
+    y = alt.Y("label:N", title="setup", axis=flagged_axis(labelLimit=400))
+    offset = alt.YOffset("probe:N")
+    box = alt.Chart().mark_boxplot(size=10).encode(
+        y=y, yOffset=offset, x=alt.X("rtt_ms:Q", title="round-trip time (ms)"),
+        color=alt.Color("probe:N", title="probe"))
+    per_box = alt.Chart().transform_aggregate(  # one row per box, with its looked-up statistics
+        count="count()", groupby=[*box_of, "label", *CELL_STATISTICS, *CELL_CONVERGENCE])
+    median = median_tick(
+        per_box, 10, y=y, yOffset=offset, x=alt.X("median:Q"),
+        tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
+                 alt.Tooltip("probe:N", title="probe"), *cell_tooltips("RTT (ms)", "n (flows)")])
+    chart = look_up_cells(alt.layer(box, median, data=inline(long)), cells, box_of).transform_calculate(
+        label=flagged_label("datum.setup")).properties(width=420)
+    if long["workload"].nunique() > 1:
+        # independent y: a setup's label carries the convergence of its cell, which differs by workload
+        chart = chart.facet(column=alt.Column("workload:N", title="workload")).resolve_scale(y="independent")
+    return chart.properties(title=alt.TitleParams(
         "First packet of a flow against the steady state", anchor="start",
-        subtitle=f"n = {len(data):,} flows (pair and repetition); the first probe pays for ARP and "
-                 "flow set-up (e.g. OVS's userspace classification)"))
+        subtitle=[f"n = {len(data):,} flows (pair and repetition); the first probe pays for ARP and "
+                  "flow set-up (e.g. OVS's userspace classification); n, median and its 95 % CI per box in "
+                  "the median's tooltip", unconverged_note()]))
 
 
 def has_baselines(sweep, config) -> bool:
@@ -82,10 +109,12 @@ def has_baselines(sweep, config) -> bool:
 register(FigureSpec(
     name="baseline_ratio", table="summary", builder=baseline_ratio, requires=has_baselines,
     caption="Median latency, throughput and delay of each filtered setup relative to the same setup "
-            "without a filter; hollow marks are cells whose repetitions did not converge."))
+            "without a filter, with n, median and its 95 % CI in the tooltip; hollow marks are cells whose "
+            "repetitions did not converge."))
 register(FigureSpec(
-    name="first_packet", table="latency", builder=first_packet_figure,
+    name="first_packet", table="latency", extra_tables=("summary",), builder=first_packet_figure,
     requires=lambda sweep, config: any(w.kind == "latency" and w.params.get("count", 20) >= 2
                                        for w in sweep.workloads),
     caption="Round-trip time of the first ping probe of every pair and repetition against the median of "
-            "its later probes, per setup."))
+            "its later probes, per setup, with n, median and its 95 % CI per box in the tooltip, and a red median "
+            "and a red ⚠ after the setup where the repetitions did not converge."))

@@ -8,7 +8,10 @@ import pandas as pd
 
 from seconetbench import stats
 from seconetbench.figures import FigureSpec, register
-from seconetbench.figures._common import inline, no_rows, require
+from seconetbench.figures._common import (
+    CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_point_layers, cell_tooltips, drawn_cells, flagged_axis,
+    flagged_label, inline, look_up_cells, median_tick, no_rows, require, summary_cells, unconverged_note,
+)
 
 TARGET = ["setup", "filter", "solution", "containers", "workload", "rep"]
 
@@ -28,19 +31,42 @@ def cpu_per_gigabit(throughput_frame: pd.DataFrame, host_usage_frame: pd.DataFra
     return joined
 
 
-def cpu_per_gbit_figure(throughput_frame: pd.DataFrame, host_usage_frame: pd.DataFrame) -> alt.TopLevelMixin:
+def cpu_per_gbit_figure(throughput_frame: pd.DataFrame, host_usage_frame: pd.DataFrame,
+                        summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
+    """CPU-seconds per gigabit of each throughput target: a box per setup (one row per payload),
+    its points, and a median tick with the box's n, median and 95 % CI, red where the cell's
+    repetitions (decided on its throughput) did not converge."""
+    figure = "cpu_per_gbit"
     data = cpu_per_gigabit(throughput_frame, host_usage_frame)
     if data.empty:
-        raise no_rows("cpu_per_gbit", "a throughput workload with the monitor enabled")
-    return alt.Chart(inline(data)).mark_boxplot().encode(
-        y=alt.Y("setup:N", title="setup"),
-        x=alt.X("cpu_s_per_gbit:Q", title="host CPU-seconds per gigabit delivered"),
-        color=alt.Color("filter:N", title="packet filter"),
-        row=alt.Row("payload_bytes:O", title="payload (bytes)"),
-        tooltip=["setup:N", "workload:N", "rep:Q", "cpu_s:Q", "gigabits:Q", "cpu_s_per_gbit:Q"],
-    ).properties(title=alt.TitleParams(
-        "CPU cost per gigabit", anchor="start",
-        subtitle=f"n = {len(data):,} throughput targets; host CPU (all cores) while the workload ran"))
+        raise no_rows(figure, "a throughput workload with the monitor enabled")
+    data = data[[*TARGET, "payload_bytes", "cpu_s", "gigabits", "cpu_s_per_gbit"]]
+    cells = drawn_cells(data, "cpu_s_per_gbit", CELL, summary_frame, figure)
+    y = alt.Y("label:N", title="setup", axis=flagged_axis(labelLimit=400))
+    x = alt.X("cpu_s_per_gbit:Q", title="host CPU-seconds per gigabit delivered")
+    color = alt.Color("filter:N", title="packet filter")
+    box = alt.Chart().mark_boxplot(size=14, opacity=0.6).encode(x=x, y=y, color=color)
+    targets = alt.Chart().mark_circle(size=30).encode(x=x, y=y, color=color, tooltip=[
+        alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
+        alt.Tooltip("rep:Q", title="repetition"), alt.Tooltip("cpu_s:Q", title="CPU-seconds", format=",.2f"),
+        alt.Tooltip("gigabits:Q", title="gigabits delivered", format=",.3f"),
+        alt.Tooltip("cpu_s_per_gbit:Q", title="CPU-seconds per gigabit", format=",.3f")])
+    per_cell = alt.Chart().transform_aggregate(  # one row per box, with its looked-up statistics
+        count="count()", groupby=["setup", "label", "workload", *CELL_STATISTICS, *CELL_CONVERGENCE])
+    median = median_tick(
+        per_cell, 14, x=alt.X("median:Q"), y=y,
+        tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
+                 *cell_tooltips("CPU-seconds per gigabit", "n (throughput targets)")])
+    layers = look_up_cells(alt.layer(box, targets, median, data=inline(data)), cells, CELL).transform_calculate(
+        label=flagged_label("datum.setup"))
+    # independent y: a setup's label carries the convergence of its cell, which differs by payload
+    return layers.properties(width=420).facet(row=alt.Row("payload_bytes:O", title="payload (bytes)")).resolve_scale(
+        y="independent").properties(
+        title=alt.TitleParams("CPU cost per gigabit", anchor="start", subtitle=[
+            f"n = {len(data):,} throughput targets; host CPU (all cores) while the workload ran; n, median and "
+            "its 95 % CI per box in the median's tooltip",
+            unconverged_note("red median tick and a red ⚠ after the setup (convergence decided on the "
+                             "cell's throughput)")]))
 
 
 def deploy_time(deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
@@ -64,39 +90,55 @@ def deploy_time(deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
         subtitle=f"n = {len(fresh):,} fresh deploys (reused deployments are not counted)"))
 
 
-def rule_scaling(throughput_frame: pd.DataFrame, deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
-    """Median per-pair throughput over the number of extra rules, one line per filter and solution."""
-    require(deployment_frame, ["setup", "extra_rules"], "rule_scaling")
+def rule_scaling(throughput_frame: pd.DataFrame, deployment_frame: pd.DataFrame,
+                 summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
+    """Median per-pair throughput of each filtered setup over its number of extra rules, one line
+    per filter and solution, with the 95 % CI of the median as an error bar."""
+    figure = "rule_scaling"
+    require(deployment_frame, ["setup", "extra_rules"], figure)
     pairs = stats.per_pair_throughput(throughput_frame)
     rules = deployment_frame.groupby("setup", observed=True)["extra_rules"].first().reset_index()
-    data = pairs.merge(rules, on="setup")
-    data = data[data["filter"] != "none"]
-    if data.empty:
-        raise no_rows("rule_scaling", "a throughput workload on setups with a filter")
-    median = data.groupby(["solution", "filter", "extra_rules", "payload_bytes"], observed=True).agg(
-        throughput_mbps=("throughput_mbps", "median"), n=("throughput_mbps", "size")).reset_index()
-    return alt.Chart(inline(median)).mark_line(point=True).encode(
-        x=alt.X("extra_rules:O", title="extra rules before the whitelist"),
-        y=alt.Y("throughput_mbps:Q", title="median throughput per pair (Mbit/s)"),
-        color=alt.Color("filter:N", title="packet filter"),
-        strokeDash=alt.StrokeDash("solution:N", title="solution"),
-        column=alt.Column("payload_bytes:O", title="payload (bytes)"),
-        tooltip=["solution:N", "filter:N", "extra_rules:O", "throughput_mbps:Q", "n:Q"],
-    ).properties(title=alt.TitleParams(
-        "Throughput by rule-set size", anchor="start",
-        subtitle=f"n = {len(data):,} per-pair values; config/scaling.yaml sweeps the rule-set size"))
+    identity = ["setup", "workload", "solution", "filter", "containers", "payload_bytes"]
+    cells = pairs[identity].drop_duplicates().merge(rules, on="setup")
+    cells = cells[cells["filter"] != "none"]
+    if cells.empty:
+        raise no_rows(figure, "a throughput workload on setups with a filter")
+    # a point per setup x workload cell: its convergence is the cell's (setups with different rule
+    # counts are different setups)
+    cells = cells.merge(summary_cells(summary_frame, "throughput_mbps", figure), on=CELL)
+    line_of = ["solution", "filter", "containers"]  # what a line connects over the rule counts
+    base = alt.Chart().encode(x=alt.X("extra_rules:O", title="extra rules before the whitelist"),
+                              color=alt.Color("filter:N", title="packet filter"), detail="containers:N")
+    y = alt.Y("median:Q", title="median throughput per pair (Mbit/s)")
+    line = base.mark_line().encode(y=y, strokeDash=alt.StrokeDash("solution:N", title="solution"))
+    tooltip = [*(alt.Tooltip(f"{c}:N", title=c) for c in ["setup", *line_of]),
+               alt.Tooltip("extra_rules:Q", title="extra rules"),
+               *cell_tooltips("throughput per pair (Mbit/s)", "n (pair values)", ",.1f")]
+    facet = {"column": alt.Column("payload_bytes:O", title="payload (bytes)")}
+    if cells["containers"].nunique() > 1:
+        facet["row"] = alt.Row("containers:O", title="containers")
+    width = max(160, 50 * cells["extra_rules"].nunique())  # room for the x title under every column
+    layers = alt.layer(line, *cell_point_layers(base, y, tooltip), data=inline(cells)).properties(width=width)
+    return layers.facet(**facet).properties(
+        title=alt.TitleParams("Throughput by rule-set size", anchor="start", subtitle=[
+            f"n = {int(cells['n'].sum()):,} per-pair values in {len(cells):,} setup x workload cells; "
+            "config/scaling.yaml sweeps the rule-set size; error bar: 95 % CI of the median",
+            unconverged_note("hollow point / ⚠")]))
 
 
 register(FigureSpec(
-    name="cpu_per_gbit", table="throughput", extra_tables=("host_usage",), builder=cpu_per_gbit_figure,
+    name="cpu_per_gbit", table="throughput", extra_tables=("host_usage", "summary"), builder=cpu_per_gbit_figure,
     requires=lambda sweep, config: config["monitor"]["enabled"],
-    caption="Host CPU-seconds (all cores) spent per gigabit delivered, per throughput target and setup."))
+    caption="Host CPU-seconds (all cores) spent per gigabit delivered, per throughput target and setup, with n, "
+            "median and its 95 % CI per box in the tooltip, and a red median and a red ⚠ after the setup where "
+            "the repetitions did not converge."))
 register(FigureSpec(
     name="deploy_time", table="deployment", builder=deploy_time,
     caption="Time to deploy each setup (namespaces, links, technologies), to install its filter rules and "
             "to whitelist one more pair live, per fresh deploy."))
 register(FigureSpec(
-    name="rule_scaling", table="throughput", extra_tables=("deployment",), scenarios=("single",),
+    name="rule_scaling", table="throughput", extra_tables=("deployment", "summary"), scenarios=("single",),
     builder=rule_scaling, requires=lambda sweep, config: any(s.filter != "none" for s in sweep.setups),
     caption="Median throughput per pair over the number of non-matching rules installed before the "
-            "whitelist, per filter and solution."))
+            "whitelist, per filter and solution, with the 95 % CI of the median; hollow points marked '⚠' "
+            "did not converge."))

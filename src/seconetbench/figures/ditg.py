@@ -8,7 +8,10 @@ import altair as alt
 import pandas as pd
 
 from seconetbench.figures import FigureSpec, register
-from seconetbench.figures._common import inline, no_rows, plural, reps_text, require
+from seconetbench.figures._common import (
+    CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_tooltips, drawn_cells, flagged_axis, flagged_label, inline,
+    look_up_cells, median_tick, no_rows, plural, reps_text, require, unconverged_note,
+)
 
 FLOW_KEYS = ["setup", "filter", "containers", "workload", "traffic", "rep", "pair", "flow"]
 
@@ -23,8 +26,8 @@ def per_flow(ditg_frame: pd.DataFrame) -> pd.DataFrame:
     return whole.join(delay).reset_index()
 
 
-def _boxes(ditg_frame: pd.DataFrame, figure: str, value: str, axis_title: str, title: str,
-           note: str) -> alt.TopLevelMixin:
+def _boxes(ditg_frame: pd.DataFrame, summary_frame: pd.DataFrame, figure: str, value: str, axis_title: str,
+           title: str, note: str) -> alt.TopLevelMixin:
     require(ditg_frame, [*FLOW_KEYS, "interval", "bitrate_kbps", "packets", "delay_ms"], figure)
     if ditg_frame.empty:
         raise no_rows(figure, "'bursty', 'tcp100', 'quake3' or 'video'")
@@ -32,31 +35,32 @@ def _boxes(ditg_frame: pd.DataFrame, figure: str, value: str, axis_title: str, t
     data = flows.loc[flows[value].notna(), [*FLOW_KEYS, value]]
     if data.empty:
         raise ValueError(f"no rows for figure {figure}: no flow received a packet")
+    # the boxes draw one value per flow, not the summary's per-interval delay: their own n, median
+    # and CI, with the convergence the workflow decided for the cell
+    cells = drawn_cells(data, value, CELL, summary_frame, figure)
     subtitle = [f"n = {len(data):,} flows (one value per flow and repetition); "
-                f"{plural(data['setup'].nunique(), 'setup')}, {reps_text(data)}", note]
-    y = alt.Y("setup:N", title="setup", axis=alt.Axis(labelLimit=400))
+                f"{plural(data['setup'].nunique(), 'setup')}, {reps_text(data)}", note,
+                "n, median and its 95 % CI of each box in the median's tooltip", unconverged_note()]
+    y = alt.Y("label:N", title="setup", axis=flagged_axis(labelLimit=400))
     x = alt.X(f"{value}:Q", title=axis_title, scale=alt.Scale(zero=False))
     color = alt.Color("filter:N", title="packet filter")
     box = alt.Chart().mark_boxplot(size=14).encode(x=x, y=y, color=color)
-    median = (
-        alt.Chart()
-        .transform_aggregate(n="count()", median=f"median({value})", q1=f"q1({value})", q3=f"q3({value})",
-                             groupby=["setup", "filter", "containers", "workload"])
-        .mark_tick(color="black", thickness=2, size=14)
-        .encode(x=alt.X("median:Q"), y=y, tooltip=[
+    per_cell = alt.Chart().transform_aggregate(
+        q1=f"q1({value})", q3=f"q3({value})",
+        groupby=["setup", "label", "filter", "containers", "workload", *CELL_STATISTICS, *CELL_CONVERGENCE])
+    median = median_tick(per_cell, 14, x=alt.X("median:Q"), y=y, tooltip=[
             alt.Tooltip("setup:N", title="setup"),
             alt.Tooltip("workload:N", title="workload"),
-            alt.Tooltip("n:Q", title="n (flows)", format=","),
-            alt.Tooltip("median:Q", title=f"median {axis_title}", format=",.3f"),
+            *cell_tooltips(axis_title, "n (flows)"),
             alt.Tooltip("q1:Q", title="25th percentile", format=",.3f"),
             alt.Tooltip("q3:Q", title="75th percentile", format=",.3f"),
         ])
-    )
     facet = {"column": alt.Column("workload:N", title="workload")}
     if data["containers"].nunique() > 1:
         facet["row"] = alt.Row("containers:O", title="containers")
     return (
-        alt.layer(box, median, data=inline(data))
+        look_up_cells(alt.layer(box, median, data=inline(data)), cells, CELL)
+        .transform_calculate(label=flagged_label("datum.setup"))
         .properties(width=260)
         .facet(**facet)
         .resolve_scale(x="independent", y="independent")
@@ -64,28 +68,30 @@ def _boxes(ditg_frame: pd.DataFrame, figure: str, value: str, axis_title: str, t
     )
 
 
-def ditg_bitrate(ditg_frame: pd.DataFrame) -> alt.TopLevelMixin:
+def ditg_bitrate(ditg_frame: pd.DataFrame, summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
     """Average received payload bitrate of each D-ITG flow, one box per setup, one column per workload."""
-    return _boxes(ditg_frame, "ditg_bitrate", "bitrate_kbps", "bitrate per flow (kbit/s)",
+    return _boxes(ditg_frame, summary_frame, "ditg_bitrate", "bitrate_kbps", "bitrate per flow (kbit/s)",
                   "D-ITG workloads: bitrate per flow",
                   "payload bytes received × 8 / (last − first arrival) (ITGDec); box: quartiles, whiskers: 1.5 IQR")
 
 
-def ditg_delay(ditg_frame: pd.DataFrame) -> alt.TopLevelMixin:
+def ditg_delay(ditg_frame: pd.DataFrame, summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
     """One-way delay of each D-ITG flow (median of its interval means), one box per setup and workload."""
-    return _boxes(ditg_frame, "ditg_delay", "delay_ms", "one-way delay per flow (ms)",
+    return _boxes(ditg_frame, summary_frame, "ditg_delay", "delay_ms", "one-way delay per flow (ms)",
                   "D-ITG workloads: one-way delay per flow",
                   "per flow: median of the mean delays of its intervals (robust to bursty mode's ~1 s stamp "
                   "per burst); box: quartiles, whiskers: 1.5 IQR")
 
 
 register(FigureSpec(
-    name="ditg_bitrate", table="ditg", builder=ditg_bitrate,
+    name="ditg_bitrate", table="ditg", extra_tables=("summary",), builder=ditg_bitrate,
     caption="Average received bitrate of each D-ITG flow per setup (box: quartiles and median, whiskers: "
-            "1.5 IQR), one column per D-ITG workload; n in the subtitle and per box in the tooltip.",
+            "1.5 IQR), one column per D-ITG workload; n in the subtitle, n, median and its 95 % CI per box in "
+            "the tooltip, and a red median and a red ⚠ after the setup where the repetitions did not converge.",
 ))
 register(FigureSpec(
-    name="ditg_delay", table="ditg", builder=ditg_delay,
+    name="ditg_delay", table="ditg", extra_tables=("summary",), builder=ditg_delay,
     caption="One-way delay of each D-ITG flow (median of its per-interval mean delays) per setup, one "
-            "column per D-ITG workload; n in the subtitle and per box in the tooltip.",
+            "column per D-ITG workload; n in the subtitle, n, median and its 95 % CI per box in the tooltip, "
+            "and a red median and a red ⚠ after the setup where the repetitions did not converge.",
 ))

@@ -11,9 +11,11 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from seconetbench import stats
 from seconetbench.figures import FigureSpec, register
-from seconetbench.figures._common import inline, no_rows, require
+from seconetbench.figures._common import (
+    CELL, UNCONVERGED_TEST, cell_point_layers, cell_tooltips, inline, no_rows, plural, require, summary_cells,
+    unconverged_colour, unconverged_glyph, unconverged_note,
+)
 
 FACT_COLUMNS = ["setup", "tunnel", "implementation", "cipher", "path_mtu", "overhead_bytes", "setup_s"]
 DEPLOYMENT_COLUMNS = {"tunnel_implementation": "implementation", "tunnel_cipher": "cipher",
@@ -46,39 +48,80 @@ def _labelled(frame: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def multi_host_throughput(throughput_frame: pd.DataFrame, deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
-    """Median per-pair throughput per tunnel over the payload size (one line per tunnel)."""
+def _tunnel_cells(frame: pd.DataFrame, facts: pd.DataFrame, metric: str, summary_frame: pd.DataFrame,
+                  figure: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per multi-host setup x workload of *frame*: its tunnel label, filter, containers
+    (and the *extra* columns) with the summary's n, median, 95 % CI and convergence of *metric*.
+    One mark per cell, rather than per tunnel, keeps setups that share a tunnel but differ in
+    filter or container count apart, and gives every mark its convergence."""
+    identity = ["setup", "workload", "tunnel", "filter", "containers", *extra]
+    cells = frame[identity].drop_duplicates()
+    return _labelled(cells, facts).merge(summary_cells(summary_frame, metric, figure), on=CELL)
+
+
+def _faceted(layers: alt.LayerChart, cells: pd.DataFrame, title: str, samples: str, marking: str,
+             column: alt.Column | None = None) -> alt.TopLevelMixin:
+    """*layers* with a row per container count when the sweep has several (and *column*), titled
+    with n and the *marking* of unconverged cells."""
+    facet = {"column": column} if column is not None else {}
+    if cells["containers"].nunique() > 1:
+        facet["row"] = alt.Row("containers:O", title="containers")
+    subtitle = [f"n = {int(cells['n'].sum()):,} {samples} in {plural(len(cells), 'setup x workload cell')}; "
+                "error bar: 95 % CI of the median; n, median and CI per mark in the tooltip",
+                unconverged_note(marking)]
+    chart = layers.facet(**facet) if facet else layers
+    return chart.properties(title=alt.TitleParams(title, anchor="start", subtitle=subtitle))
+
+
+def multi_host_throughput(throughput_frame: pd.DataFrame, deployment_frame: pd.DataFrame,
+                          summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
+    """Median per-pair throughput of each multi-host setup over the payload size (one line per
+    tunnel and filter), with the 95 % CI of the median as an error bar."""
     figure = "multi_host_throughput"
     facts = tunnel_facts(deployment_frame)
     require(throughput_frame, ["scenario", "tunnel", "payload_bytes", "throughput_mbps"], figure)
     multi = throughput_frame[throughput_frame["scenario"] == "multi"]
     if multi.empty:
         raise no_rows(figure, "'throughput_<payload>' on multi-host setups")
-    pairs = _labelled(stats.per_pair_throughput(multi), facts)
-    data = pairs.groupby(["tunnel_label", "payload_bytes"], as_index=False)["throughput_mbps"].median()
-    return alt.Chart(inline(data)).mark_line(point=True).encode(
-        x=alt.X("payload_bytes:O", title="payload (bytes per write)"),
-        y=alt.Y("throughput_mbps:Q", title="median throughput per pair (Mbit/s)"),
-        color=alt.Color("tunnel_label:N", title="tunnel (implementation)", legend=alt.Legend(labelLimit=400)),
-    ).properties(title=alt.TitleParams("Throughput per tunnel by payload size", anchor="start",
-                                       subtitle=f"n = {len(pairs):,} per-pair values"))
+    cells = _tunnel_cells(multi, facts, "throughput_mbps", summary_frame, figure, extra=("payload_bytes",))
+    color = alt.Color("tunnel_label:N", title="tunnel (implementation)", legend=alt.Legend(labelLimit=400))
+    base = alt.Chart().encode(x=alt.X("payload_bytes:O", title="payload (bytes per write)",
+                                      axis=alt.Axis(labelAngle=0)), color=color, detail="setup:N")
+    y = alt.Y("median:Q", title="median throughput per pair (Mbit/s)")
+    line = base.mark_line().encode(y=y, strokeDash=alt.StrokeDash("filter:N", title="packet filter"))
+    tooltip = [alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
+               alt.Tooltip("filter:N", title="packet filter"),
+               *cell_tooltips("throughput per pair (Mbit/s)", "n (pair values)", ",.1f")]
+    width = max(240, 90 * cells["payload_bytes"].nunique())
+    layers = alt.layer(line, *cell_point_layers(base, y, tooltip), data=inline(cells)).properties(width=width)
+    return _faceted(layers, cells, "Throughput per tunnel by payload size", "per-pair values", "hollow point / ⚠")
 
 
-def multi_host_latency(latency_frame: pd.DataFrame, deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
-    """Median RTT per tunnel and latency workload (the workload names the payload size)."""
+def multi_host_latency(latency_frame: pd.DataFrame, deployment_frame: pd.DataFrame,
+                       summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
+    """Median RTT of each multi-host setup per latency workload (the workload names the payload
+    size): a bar per tunnel and filter, with the 95 % CI of the median as an error bar."""
     figure = "multi_host_latency"
     facts = tunnel_facts(deployment_frame)
     require(latency_frame, ["scenario", "tunnel", "workload", "rtt_ms"], figure)
     multi = latency_frame[(latency_frame["scenario"] == "multi") & latency_frame["rtt_ms"].notna()]
     if multi.empty:
         raise no_rows(figure, "'latency' on multi-host setups")
-    data = _labelled(multi, facts).groupby(["tunnel_label", "workload"], as_index=False)["rtt_ms"].median()
-    return alt.Chart(inline(data)).mark_bar().encode(
-        x=alt.X("tunnel_label:N", title="tunnel (implementation)", axis=alt.Axis(labelLimit=400)),
-        y=alt.Y("rtt_ms:Q", title="median round-trip time (ms)"),
-        column=alt.Column("workload:N", title="workload (payload)"),
-    ).properties(title=alt.TitleParams("Latency per tunnel", anchor="start",
-                                       subtitle=f"n = {len(multi):,} echo replies"))
+    cells = _tunnel_cells(multi, facts, "rtt_ms", summary_frame, figure)
+    base = alt.Chart().encode(x=alt.X("tunnel_label:N", title="tunnel (implementation)",
+                                      axis=alt.Axis(labelLimit=400)), xOffset=alt.XOffset("filter:N"))
+    bars = base.mark_bar(strokeWidth=2).encode(
+        y=alt.Y("median:Q", title="median round-trip time (ms)"),
+        color=alt.Color("filter:N", title="packet filter"),
+        fillOpacity=alt.condition(UNCONVERGED_TEST, alt.value(0.25), alt.value(1.0)),
+        stroke=unconverged_colour(default="transparent"),
+        tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
+                 alt.Tooltip("filter:N", title="packet filter"), *cell_tooltips("RTT (ms)", "n (echo replies)")])
+    interval = base.mark_rule(color="black").encode(y="median_ci_low:Q", y2="median_ci_high:Q")
+    warning = unconverged_glyph(base).encode(y="median_ci_high:Q")
+    layers = alt.layer(bars, interval, warning, data=inline(cells))
+    return _faceted(layers, cells, "Latency per tunnel", "echo replies", "pale bar outlined in red / ⚠",
+                    column=alt.Column("workload:N", title="workload (payload)"))
 
 
 def multi_host_setup_time(deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
@@ -97,14 +140,16 @@ def multi_host_setup_time(deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
 
 
 register(FigureSpec(
-    name="multi_host_throughput", table="throughput", extra_tables=("deployment",), scenarios=("multi",),
+    name="multi_host_throughput", table="throughput", extra_tables=("deployment", "summary"), scenarios=("multi",),
     builder=multi_host_throughput,
-    caption="Median throughput per container pair for each tunnel or VPN between hosts, by payload size; "
-            "the legend names the implementation that ran (kernel or userspace)."))
+    caption="Median throughput per container pair of each multi-host setup by payload size, with the 95 % CI "
+            "of the median; the legend names the tunnel's implementation that ran (kernel or userspace), and "
+            "hollow points marked '⚠' did not converge."))
 register(FigureSpec(
-    name="multi_host_latency", table="latency", extra_tables=("deployment",), scenarios=("multi",),
+    name="multi_host_latency", table="latency", extra_tables=("deployment", "summary"), scenarios=("multi",),
     builder=multi_host_latency,
-    caption="Median round-trip time between containers on different hosts for each tunnel or VPN."))
+    caption="Median round-trip time between containers on different hosts for each tunnel or VPN and filter, "
+            "with the 95 % CI of the median; pale bars outlined in red and marked '⚠' did not converge."))
 register(FigureSpec(
     name="multi_host_setup_time", table="deployment", scenarios=("multi",),
     builder=multi_host_setup_time,
