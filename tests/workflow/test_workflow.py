@@ -190,28 +190,36 @@ def test_resume_after_kill_9_reruns_only_missing_targets(tmp_path):
     argv = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
             "--configfile", tiny(workdir)]
     sweep = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while len(complete_targets(workdir)) < 3 and time.monotonic() < deadline and sweep.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the next target's deploy or workload
-    os.killpg(sweep.pid, signal.SIGKILL)
-    sweep.wait()
-    done = complete_targets(workdir)
-    assert 3 <= len(done) < 8, f"kill came too late or too early: {sorted(done)}"
-    # no complete-looking but incomplete target: every raw directory has its meta.json
-    raw_dirs = {str(p.relative_to(workdir / "results/raw")) for p in (workdir / "results/raw").glob("*/*/rep*")}
-    assert raw_dirs == set(done)
+    try:
+        deadline = time.monotonic() + 180
+        while len(complete_targets(workdir)) < 3 and time.monotonic() < deadline and sweep.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.3)  # into the next target's deploy or workload
+        os.killpg(sweep.pid, signal.SIGKILL)
+        sweep.wait()
+        done = complete_targets(workdir)
+        assert 3 <= len(done) < 8, f"kill came too late or too early: {sorted(done)}"
+        # no complete-looking but incomplete target: every raw directory has its meta.json
+        raw_dirs = {str(p.relative_to(workdir / "results/raw")) for p in (workdir / "results/raw").glob("*/*/rep*")}
+        assert raw_dirs == set(done)
 
-    snakemake(workdir, "--unlock", "--configfile", tiny(workdir))  # Snakemake's own lock survives kill -9
-    jobs = planned(workdir, "--configfile", tiny(workdir))
-    rerun = {o.removeprefix("results/raw/") for o in jobs["run_target"]}
-    assert rerun and not rerun & set(done)
-    assert len(rerun) + len(done) == 8
-    snakemake(workdir, "--configfile", tiny(workdir))
-    after = complete_targets(workdir)
-    assert len(after) == 8
-    assert all(after[target] == started for target, started in done.items()), "a finished target was re-measured"
-    assert_no_leftovers(workdir)
+        snakemake(workdir, "--unlock", "--configfile", tiny(workdir))  # Snakemake's own lock survives kill -9
+        jobs = planned(workdir, "--configfile", tiny(workdir))
+        rerun = {o.removeprefix("results/raw/") for o in jobs["run_target"]}
+        assert rerun and not rerun & set(done)
+        assert len(rerun) + len(done) == 8
+        snakemake(workdir, "--configfile", tiny(workdir))
+        after = complete_targets(workdir)
+        assert len(after) == 8
+        assert all(after[target] == started for target, started in done.items()), "a finished target was re-measured"
+    finally:  # a failing assertion must not leave the sweep or its testbed behind
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+            sweep.wait()
+        prefix = configuration.run_prefix({"results_dir": str(workdir / "results")})
+        left = cleanup.leftovers(prefix)
+        cleanup.remove(prefix)
+    assert not any(left.values()), f"sweep left testbed objects: {left}"
 
 
 ADAPTIVE = """
