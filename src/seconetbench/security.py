@@ -269,7 +269,7 @@ def send_frames(netns: str, ifname: str, frames: Sequence[bytes]) -> None:
             sock.send(frame)
 
 
-def check_whitelist(backend: Any, deployment: Deployment) -> dict[str, Any]:
+def check_whitelist(deployment: Deployment) -> dict[str, Any]:
     """Probe the plan over ICMP, TCP and UDP; return the result for meta.json."""
     plan = probe_plan(deployment)
     started = time.monotonic()

@@ -92,7 +92,7 @@ def test_bridge_iptables_with_real_containers(prefix, tmp_path, engine, containe
         # The whitelist is the framework's filter, not Docker's: a flushed chain is noticed.
         if containers > 2:
             proc.run_in(deployment.hosts[0].netns, ["iptables", "-F", f"{prefix.upper()}-ALLOW"])
-            assert not security.check_whitelist(backend, deployment)["passed"]
+            assert not security.check_whitelist(deployment)["passed"]
     finally:
         backend.teardown()
     assert labelled(client, prefix) == []

@@ -85,7 +85,7 @@ def test_isolation_check_fails_when_the_filter_is_gone(prefix, tools_available):
     try:
         chain = f"{prefix.upper()}-ALLOW"
         proc.run_in(deployment.hosts[0].netns, ["iptables", "-F", chain])
-        result = security.check_whitelist(backend, deployment)
+        result = security.check_whitelist(deployment)
         assert not result["passed"]
         # every protocol's probe notices the missing filter (so each can fail)
         for protocol in ("icmp", "tcp", "udp"):
@@ -145,7 +145,7 @@ def test_isolation_check_tells_protocols_apart(prefix, tools_available):
     deployment = backend.deploy(SetupSpec("single", "bridge", "iptables", 4))
     try:
         proc.run_in(deployment.hosts[0].netns, ["iptables", "-I", "FORWARD", "1", "-p", "udp", "-j", "DROP"])
-        result = security.check_whitelist(backend, deployment)
+        result = security.check_whitelist(deployment)
         assert not result["passed"]
         assert result["failures"], result
         assert all(f.endswith("udp: whitelisted but unreachable") for f in result["failures"])

@@ -106,7 +106,7 @@ class NetnsBackend:
             if rule_update is not None:
                 deployment.facts["timings"]["rule_update_s"] = rule_update
             if verify:
-                check = security.check_whitelist(self, deployment)
+                check = security.check_whitelist(deployment)
                 deployment.facts["verification"] = check
                 if not check["passed"]:
                     raise DeployError(f"setup {setup.id}: isolation check failed: {check['failures']}")
