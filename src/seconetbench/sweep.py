@@ -68,7 +68,19 @@ class Sweep:
             order = self.targets()
             random.Random(seed).shuffle(order)
             return order
-        raise ValueError(f"run_order.mode '{mode}' is not one of ['shuffled', 'grouped']")
+        if mode == "blocked":
+            # A randomized block design with the repetition rounds as blocks: round r measures
+            # repetition r of every cell, the setups in a new random order each round and the
+            # workloads of a setup back to back (in random order), so each setup is deployed once
+            # per round. Drift over the sweep falls on every cell alike (each round holds all of
+            # them), and drift within a round is randomized over the setups.
+            rng = random.Random(seed)
+            order = []
+            for rep in range(1, self.repetitions + 1):
+                for setup in rng.sample(self.setups, len(self.setups)):
+                    order += [TargetId(setup.id, w.name, rep) for w in rng.sample(self.workloads, len(self.workloads))]
+            return order
+        raise ValueError(f"run_order.mode '{mode}' is not one of ['shuffled', 'blocked', 'grouped']")
 
     def priorities(self, mode: str = "shuffled", seed: int = 1) -> dict[str, int]:
         """Snakemake priority per target path: the first target to run gets the highest."""

@@ -72,6 +72,25 @@ def test_shuffled_order_is_a_seeded_permutation():
     assert sum(1 for a, b in zip(setups, setups[1:]) if a != b) > len(set(setups))
 
 
+def test_blocked_order_is_rounds_of_every_cell_with_one_deploy_per_setup_and_round():
+    sweep = sweep_of(reps=3, containers=(2, 4, 8))
+    order = sweep.run_order("blocked", 5)
+    assert order == sweep.run_order("blocked", 5) and order != sweep.run_order("blocked", 6)
+    assert sorted(order, key=lambda t: t.path) == sorted(sweep.targets(), key=lambda t: t.path)
+    cells = {(t.setup, t.workload) for t in sweep.targets()}
+    per_round = len(cells)
+    rounds = [order[i:i + per_round] for i in range(0, len(order), per_round)]
+    for rep, block in enumerate(rounds, start=1):
+        # round r holds repetition r of every cell, and nothing else
+        assert {t.rep for t in block} == {rep} and {(t.setup, t.workload) for t in block} == cells
+    setups = [t.setup for t in order]
+    deploys = 1 + sum(1 for a, b in zip(setups, setups[1:]) if a != b)
+    assert deploys <= len(sweep.setups) * 3
+    # the setups come in a new order each round (seeded), not the same sequence thrice
+    sequences = {tuple(dict.fromkeys(t.setup for t in block)) for block in rounds}
+    assert len(sequences) > 1
+
+
 def test_priorities_follow_the_order():
     sweep = sweep_of()
     order = sweep.run_order("shuffled", 7)
