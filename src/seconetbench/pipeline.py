@@ -78,7 +78,7 @@ def parse_cell(raw_dirs: Iterable[str | Path], out: str | Path, outs_by_kind: di
     tables.write(pd.concat([rows for rows, _, _ in parsed], ignore_index=True), kinds.pop(), out,
                  meta={"reps": metas})
     for kind, kind_out in outs_by_kind.items():
-        frames = [target_table(raw_dir, kind) for raw_dir in raw_dirs]
+        frames = [target_table(raw_dir, kind, meta) for raw_dir, (_, _, meta) in zip(raw_dirs, parsed)]
         tables.write(pd.concat(frames, ignore_index=True), kind, kind_out,
                      meta={"reps": metas} if kind == "deployment" else None)
 
@@ -128,17 +128,10 @@ def _monitor_rows(raw_dir: Path, kind: str, meta: dict) -> pd.DataFrame:
     return frame
 
 
-def target_tables(raw_dir: str | Path, outs: dict[str, str | Path]) -> None:
-    """The tables of a target as a whole (deployment facts, monitor samples), one file per kind."""
-    meta = read_meta(raw_dir)
-    for kind, out in outs.items():
-        tables.write(target_table(raw_dir, kind), kind, out, meta=meta if kind == "deployment" else None)
-
-
-def target_table(raw_dir: str | Path, kind: str) -> pd.DataFrame:
-    """One table of a target as a whole (*kind*: deployment facts or monitor samples)."""
+def target_table(raw_dir: str | Path, kind: str, meta: dict) -> pd.DataFrame:
+    """One table of a target as a whole (*kind*: deployment facts or monitor samples); *meta*
+    is the target's meta.json, read once by the caller for all its tables."""
     raw_dir = Path(raw_dir)
-    meta = read_meta(raw_dir)
     rows = pd.DataFrame([_deployment_row(meta)]) if kind == "deployment" else _monitor_rows(raw_dir, kind, meta)
     for position, (column, value) in enumerate(identity(meta).items()):
         rows.insert(position, column, value)

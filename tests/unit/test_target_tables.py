@@ -36,11 +36,17 @@ def outs(tmp_path):
     return {kind: tmp_path / f"out.{kind}.parquet" for kind in tables.TARGET_MEASURES}
 
 
+def write_target_tables(raw, outs_by_kind):
+    """Each table of the target as a whole, written through the schema as parse_cell does."""
+    for kind, out in outs_by_kind.items():
+        tables.write(pipeline.target_table(raw, kind, META), kind, out)
+
+
 def test_deployment_row_and_monitor_samples(tmp_path):
     raw = raw_target(tmp_path, "timestamp_s,interval_s,cpu_user_pct,cpu_system_pct,cpu_softirq_pct,cpu_steal_pct,"
                     "cpu_iowait_pct,cpu_idle_pct,mem_used_bytes,mem_available_bytes\n"
                     "10.0,1.0,20,10,5,0,0,65,100,900\n10.5,0.5,20,10,5,0,0,65,100,900\n")
-    pipeline.target_tables(raw, outs(tmp_path))
+    write_target_tables(raw, outs(tmp_path))
     deployment = tables.read(tmp_path / "out.deployment.parquet")
     assert deployment.loc[0, "min_mtu_bytes"] == 1450 and deployment.loc[0, "verification_passed"]
     assert deployment.loc[0, "setup"] == "single-bridge-iptables-c2" and deployment.loc[0, "rep"] == 1
@@ -54,5 +60,5 @@ def test_monitor_files_of_older_versions_without_interval_still_parse(tmp_path):
     raw = raw_target(tmp_path, "timestamp_s,cpu_user_pct,cpu_system_pct,cpu_softirq_pct,cpu_steal_pct,"
                     "cpu_iowait_pct,cpu_idle_pct,mem_used_bytes,mem_available_bytes\n"
                     "10.0,20,10,5,0,0,65,100,900\n11.0,20,10,5,0,0,65,100,900\n")
-    pipeline.target_tables(raw, outs(tmp_path))
+    write_target_tables(raw, outs(tmp_path))
     assert list(tables.read(tmp_path / "out.host_usage.parquet")["interval_s"]) == [1.0, 1.0]
