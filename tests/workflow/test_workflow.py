@@ -236,7 +236,16 @@ workloads:
 def test_adaptive_repetitions_add_targets_only_until_converged(tmp_path, target, reps, status):
     workdir = make_workdir(tmp_path, ADAPTIVE.format(target=target))
     snakemake(workdir, "--configfile", tiny(workdir))
-    assert sorted(complete_targets(workdir)) == [f"single-bridge-none-c2/latency/rep{r}" for r in range(1, reps + 1)]
+    cell = "single-bridge-none-c2/latency"
+    first = json.loads((workdir / "results/convergence/round0.json").read_text())["cells"][cell]
+    if first["ci_halfwidth_pct"] == 0:
+        # Two repetitions with the same median RTT (ping prints microseconds, so this happens):
+        # a CI of width 0 meets any target, and the cell rightly stops at the minimum.
+        medians = tables.read(workdir / "results/tables/latency.parquet").query("received") \
+            .groupby("rep")["rtt_ms"].median()
+        assert medians.nunique() == 1, medians
+        reps, status = 2, "converged"
+    assert sorted(complete_targets(workdir)) == [f"{cell}/rep{r}" for r in range(1, reps + 1)]
     summary = tables.read(workdir / "results/tables/summary.parquet")
     assert list(summary["convergence"]) == [status]
     assert list(summary["repetitions"]) == [reps]
