@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -45,6 +46,28 @@ def read_net_dev(netns: str) -> list[tuple[str, int, int, int, int]]:
         values = counters.split()
         rows.append((name.strip(), int(values[0]), int(values[1]), int(values[8]), int(values[9])))
     return rows
+
+
+def wait_until_quiet(namespaces: list[str], quiet_s: float, max_s: float, poll_s: float = 0.02) -> dict[str, Any]:
+    """Wait until no packet has crossed an interface of *namespaces* for *quiet_s* (at most
+    *max_s*): a userspace VPN or switch may still forward the previous target's traffic after
+    its generators ended. Returns what to record: the wait and whether it ended quiet."""
+    started = time.monotonic()
+    if not namespaces or quiet_s <= 0:
+        return {"waited_s": 0.0, "quiet": None}
+
+    def packets() -> int:
+        return sum(rx + tx for ns in namespaces for _, _, rx, _, tx in read_net_dev(ns))
+
+    last, last_change = packets(), started
+    while True:
+        now = time.monotonic()
+        if now - last_change >= quiet_s or now - started >= max_s:
+            return {"waited_s": round(now - started, 3), "quiet": now - last_change >= quiet_s}
+        time.sleep(poll_s)
+        current = packets()
+        if current != last:
+            last, last_change = current, time.monotonic()
 
 
 class SetupProcesses:

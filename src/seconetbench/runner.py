@@ -26,12 +26,14 @@ from seconetbench import config as configuration
 from seconetbench import meta as metadata
 from seconetbench.errors import DeployError, SeconetError, WorkloadError
 from seconetbench.fsutil import atomic_directory
-from seconetbench.monitor import Monitor, SetupProcesses
+from seconetbench.monitor import Monitor, SetupProcesses, wait_until_quiet
 from seconetbench.testbed import netlink
+from seconetbench.scripting import in_own_thread, logged
 from seconetbench.sweep import expand
 from seconetbench.workloads import get_workload
 from seconetbench.workloads.base import RunContext
 
+log = logging.getLogger(__name__)
 LOCK_PATH = Path(os.environ.get("SECONETBENCH_LOCK", "/run/lock/seconetbench.lock"))
 META_FILE = "meta.json"
 
@@ -111,9 +113,9 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
         raise WorkloadError(f"{label}: {missing}; run `seconetbench preflight` and install them")
     testbed = config["testbed"]
     results_dir = Path(config["results_dir"])
-    backend = backends.for_config(config)
 
-    with HostLock(testbed["lock_timeout_s"]):
+    # closing(): this process measures target after target (rule run_target runs in Snakemake's)
+    with contextlib.closing(backends.for_config(config)) as backend, HostLock(testbed["lock_timeout_s"]):
         try:
             deployment, reused = backend.deploy_or_reuse(setup, verify=testbed["verify_isolation"])
         except DeployError as error:
@@ -121,6 +123,9 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
             with tempfile.TemporaryDirectory() as empty:
                 keep_failed(Path(empty), results_dir, label, error)
             raise
+        log.info("%s: %s deployment %s", label, "reused the" if reused else "new", deployment.prefix)
+        settle = wait_until_quiet(backend.traffic_namespaces(deployment), testbed["settle_quiet_s"],
+                                          testbed["settle_max_s"])
         succeeded = False
         try:
             with atomic_directory(out_dir) as partial:
@@ -132,7 +137,7 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
                     try:
                         keep_failed(partial, results_dir, label, error)
                     except OSError as keeping:  # e.g. the disk is full: the cause still counts
-                        logging.getLogger(__name__).warning("%s: could not keep the failed output: %s",
+                        log.warning("%s: could not keep the failed output: %s",
                                                             label, keeping)
                     raise
                 finished = time.time()
@@ -149,6 +154,7 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
                     "started_at": started,
                     "finished_at": finished,
                     "duration_s": round(finished - started, 6),
+                    "settle": settle,
                     "deployment": {"prefix": deployment.prefix, "reused": reused, **deployment.facts,
                                    "containers": len(deployment.containers), "pairs": len(deployment.pairs)},
                     "workload_run": run_facts,
@@ -158,11 +164,19 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
                 }
                 (partial / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
             succeeded = True
+            log.info("%s: measured in %.2f s", label, finished - started)
         finally:
             # A failed run may have left the testbed in a bad state: deploy afresh next time.
             if not succeeded or not testbed["reuse_deployment"]:
                 backend.teardown()
     return out_dir
+
+
+def measure_job(config: dict[str, Any], wildcards: Any, out_dir: str, log_path: str) -> Path:
+    """What rule run_target runs, inside the Snakemake process: :func:`measure` in a thread of
+    its own (scripting.in_own_thread), its records and a failure's traceback in the job log."""
+    with logged(log_path):
+        return in_own_thread(measure, config, wildcards.setup, wildcards.workload, int(wildcards.rep), out_dir)
 
 
 def read_meta(raw_dir: str | Path) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 
 from seconetbench import proc
 from seconetbench.backends.netns import NetnsBackend
-from seconetbench.monitor import HOST_COLUMNS, NET_COLUMNS, PROCESS_COLUMNS, Monitor
+from seconetbench.monitor import HOST_COLUMNS, NET_COLUMNS, PROCESS_COLUMNS, Monitor, wait_until_quiet
 from seconetbench.spec import SetupSpec
 
 pytestmark = pytest.mark.privileged
@@ -44,6 +44,28 @@ def test_monitor_sees_a_busy_generator_and_its_traffic(prefix, tmp_path, tools_a
         assert list(net[0]) == NET_COLUMNS
         sent = [int(r["tx_packets"]) for r in net if r["netns"] == sender.netns and r["ifname"] == sender.ifname]
         assert sent[-1] > sent[0]  # the counters moved with the traffic
+    finally:
+        backend.teardown()
+
+
+def test_the_runner_waits_for_a_quiet_testbed_but_not_forever(prefix, tools_available):
+    backend = NetnsBackend(prefix)
+    deployment = backend.deploy(SetupSpec("single", "bridge", "none", 2), verify=False)
+    try:
+        hosts = backend.traffic_namespaces(deployment)
+        assert hosts == [deployment.hosts[0].netns]
+        quiet = wait_until_quiet(hosts, quiet_s=0.1, max_s=2)
+        assert quiet["quiet"] is True and 0.1 <= quiet["waited_s"] < 2
+        sender, sink = deployment.containers
+        # traffic through the host's bridge that outlasts the wait: it must end not quiet, at max_s
+        busy = subprocess.Popen(proc.in_netns(sender.netns, ["ping", "-q", "-i", "0.01", "-w", "3", sink.ip]),
+                                stdout=subprocess.DEVNULL)
+        try:
+            noisy = wait_until_quiet(hosts, quiet_s=0.1, max_s=0.5)
+        finally:
+            busy.wait(timeout=10)
+        assert noisy["quiet"] is False and 0.5 <= noisy["waited_s"] < 1.5
+        assert wait_until_quiet(hosts, quiet_s=0, max_s=2) == {"waited_s": 0.0, "quiet": None}
     finally:
         backend.teardown()
 

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from seconetbench import config, proc, runner
+from seconetbench.scripting import in_own_thread
 from seconetbench.backends.netns import NetnsBackend
 from seconetbench.errors import WorkloadError
 from seconetbench.spec import SetupSpec
@@ -83,6 +85,40 @@ def test_failed_generator_leaves_no_target_and_keeps_its_output(prefix, tmp_path
     # the runner tore the broken deployment down, the generators and the impostor with it
     assert not any(cleanup.leftovers(prefix).values())
     assert not [n for n in netlink.list_netns() if n.startswith(prefix)]
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_many_targets_in_one_process_leak_nothing(prefix, tmp_path, tools_available):
+    """run_target runs in the Snakemake process, target after target (docs/decisions.md): a
+    sweep of thousands must not pile up file descriptors, threads or namespace changes."""
+    cfg = small_config(prefix, tmp_path / "results")
+    cfg["workloads"]["ping"] = {"kind": "latency", "count": 5, "interval_s": 0.02}
+    cfg["sweep"]["workloads"].append("ping")
+    cfg = config.validate(cfg)
+    net_before = os.readlink("/proc/self/ns/net")
+
+    def target(workload: str, rep: int) -> Path:
+        out = tmp_path / f"results/raw/single-bridge-iptables-c2/{workload}/rep{rep}"
+        return in_own_thread(runner.measure, cfg, "single-bridge-iptables-c2", workload, rep, out)
+
+    try:
+        target("ping", 1)
+        target("tp", 1)  # both workloads once: their modules and sockets are warm
+        fds, threads = open_fds(), threading.active_count()
+        for rep in range(2, 7):
+            target("ping", rep)
+        target("tp", 2)
+        assert open_fds() == fds, f"{open_fds() - fds} file descriptors more after 6 targets"
+        assert threading.active_count() == threads
+        assert os.readlink("/proc/self/ns/net") == net_before
+        metas = [runner.read_meta(p) for p in sorted((tmp_path / "results/raw").glob("*/*/rep*"))]
+        assert len(metas) == 8
+        assert sum(not m["deployment"]["reused"] for m in metas) == 1  # deployed once, then reused
+    finally:
+        NetnsBackend(prefix).teardown()
 
 
 def test_missing_generator_is_named_before_deploying(prefix, tmp_path):

@@ -1,5 +1,11 @@
 # One job per target. It holds the testbed (resources testbed=1 plus a host-wide lock) and all
 # cores, so that no parsing or plotting job of this invocation competes with a measurement.
+# It runs inside the Snakemake process (`run:` with force-use-threads in profiles/default):
+# a new Python process per target cost 0.55 s of imports between two measurements
+# (docs/decisions.md, "Measurements run inside the Snakemake process").
+from seconetbench.runner import measure_job
+
+
 rule run_target:
     output:
         protected(directory(f"{RESULTS}/raw/{{setup}}/{{workload}}/rep{{rep}}")),
@@ -10,5 +16,5 @@ rule run_target:
         testbed=1,
     # the configured run order (shuffled or grouped), and always before parsing and plotting
     priority: run_priority
-    script:
-        "../scripts/run_target.py"
+    run:
+        measure_job(config, wildcards, output[0], log[0])

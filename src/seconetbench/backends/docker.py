@@ -148,6 +148,13 @@ class DockerBackend(NetnsBackend):
             return f"the docker engine at {self.url} does not answer: {error}"
         return super().healthy(deployment)
 
+    def close(self) -> None:
+        """Close the engine client's connections: targets are measured one after another in the
+        Snakemake process, each with a backend object of its own."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     # ------------------------------------------------------------------ teardown
     def teardown(self) -> dict[str, list[str]]:
         """Remove the run's containers, then what the netns backend removes; outside a deploy
@@ -159,6 +166,6 @@ class DockerBackend(NetnsBackend):
             except Exception:  # noqa: BLE001 - cleanup.remove below still ends what is left
                 pass
         result = super().teardown()
-        self._client = None
+        self.close()
         result["docker"] = removed + result.get("docker", [])
         return result

@@ -511,6 +511,18 @@ class KubernetesBackend:
         local = cleanup.remove(self.prefix)
         return {"namespaces": removed, **local}
 
+    def traffic_namespaces(self, deployment: Deployment) -> list[str]:
+        """None on this machine: the nodes' traffic cannot be watched from here (the runner
+        records that it did not wait for a quiet testbed)."""
+        return []
+
+    def close(self) -> None:
+        """Close the API clients (their connection pools): targets are measured one after
+        another in the Snakemake process, each with a backend object of its own."""
+        for clients in self._clients.values():
+            clients["api"].close()
+        self._clients.clear()
+
 
 def delete_namespaces(backend: KubernetesBackend, context: str, prefix: str | None, timeout_s: float = 120) -> list[str]:
     """Delete every namespace labelled by seconetbench (of run *prefix*; of every run when None)

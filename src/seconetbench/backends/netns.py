@@ -259,6 +259,15 @@ class NetnsBackend:
                     pass
         return cleanup.remove(self.prefix)
 
+    def traffic_namespaces(self, deployment: Deployment) -> list[str]:
+        """Local namespaces that every packet of the setup crosses (its hosts): the runner waits
+        until they are quiet before a target."""
+        return [host.netns for host in deployment.hosts]
+
+    def close(self) -> None:
+        """Release what this object holds open (not the deployment, which outlives it). The
+        netns backend holds nothing between calls."""
+
     # ------------------------------------------------------------------ facts
     def link_mtus(self, deployment: Deployment) -> dict[str, dict[str, int]]:
         namespaces = [h.netns for h in deployment.hosts] + [c.netns for c in deployment.containers]

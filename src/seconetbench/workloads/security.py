@@ -39,6 +39,7 @@ from seconetbench.workloads.base import RunContext, Workload
 PROBES_FILE = "probes.json"
 PCAP_FILE = "underlay.pcap"
 MARKER_PORT = 47997  # confidentiality: the sink's TCP and UDP port
+GENUINE_ATTEMPTS = 3
 SPOOF_PORT = 47996  # spoofing: the sink's UDP socket
 SPOOF_MAC = bytes.fromhex("020000005c0b")  # locally administered: the forger's own address
 TCPDUMP_READY_S = 10.0
@@ -343,10 +344,15 @@ class Spoofing(SecurityWorkload):
             try:
                 receiver.bind((destination.ip, SPOOF_PORT))
                 control = f"seconetbench-genuine-{pair}".encode()
-                genuine.sendto(control, (destination.ip, SPOOF_PORT))
-                if not received_tags(receiver, {control}, self.params["wait_s"]):
-                    raise WorkloadError(f"{ctx.label}: {pair}: a genuine datagram did not reach the sink's socket, "
-                                        "so a rejected spoof would prove nothing; check the setup's pair traffic")
+                # UDP: one lost control datagram is no verdict on the pair, three in a row are
+                for attempt in range(1, GENUINE_ATTEMPTS + 1):
+                    genuine.sendto(control, (destination.ip, SPOOF_PORT))
+                    if received_tags(receiver, {control}, self.params["wait_s"]):
+                        break
+                else:
+                    raise WorkloadError(f"{ctx.label}: {pair}: none of {GENUINE_ATTEMPTS} genuine datagrams reached the "
+                                        "sink's socket, so a rejected spoof would prove nothing; check the setup's pair "
+                                        "traffic")
                 tags = [f"seconetbench-spoof-{pair}-{n}".encode() for n in range(self.params["packets"])]
                 frames = [spoof_frame(deployment, recipe, port, sender, sink, tag) for tag in tags]
                 security.send_frames(underlay_switch(deployment.prefix),
@@ -356,7 +362,7 @@ class Spoofing(SecurityWorkload):
                 receiver.close()
                 genuine.close()
             results.append({"sender": sender, "sink": sink, "recipe": recipe, "port": port,
-                            "sent": len(tags), "accepted": len(accepted),
+                            "sent": len(tags), "accepted": len(accepted), "genuine_attempts": attempt,
                             "injected_at": switch_port(deployment, destination.host)})
         return {"applicable": True, "tunnel": deployment.setup.tunnel, "encrypted": tunnel_encrypted(deployment),
                 "pairs": results}

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Sweep efficiency on config/full.yaml with short workloads (issue 9: >= 0.9).
+
+Runs the first N targets of the full sweep, in its configured run order (blocked), with the
+workloads shortened by config/overlays/short-workloads.yaml, into a temporary directory, and
+prints: time the generators ran / wall time of the measuring phase (from the targets' meta.json,
+as bench/harness.py reads it), the median gap between two targets, and the deploys. The first N
+targets span several setups, so deploys and their isolation checks are part of the wall time.
+Needs root. Usage: bench/sweep_efficiency.py [--targets 60] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from seconetbench import config
+from seconetbench.sweep import expand
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = [REPO / "config/full.yaml", REPO / "config/overlays/short-workloads.yaml"]
+
+
+def first_targets(count: int) -> tuple[str, list[str]]:
+    """The results directory and the first *count* raw target directories in the sweep's run
+    order (paths relative to the working directory)."""
+    cfg = config.load_files(*CONFIGS)
+    order = cfg["run_order"]
+    planned = expand(cfg, check_machine=True).run_order(order["mode"], order["seed"])
+    return cfg["results_dir"], [f"{cfg['results_dir']}/raw/{target.path}" for target in planned[:count]]
+
+
+def efficiency(metas: list[dict]) -> dict[str, float]:
+    metas = sorted(metas, key=lambda m: m["started_at"])
+    generating = sum(m["duration_s"] for m in metas)
+    wall = metas[-1]["finished_at"] - metas[0]["started_at"]
+    gaps = [b["started_at"] - a["finished_at"] for a, b in zip(metas, metas[1:])]
+    return {"targets": len(metas), "efficiency": generating / wall, "median_gap_s": statistics.median(gaps),
+            "deploys": sum(not m["deployment"]["reused"] for m in metas)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", type=int, default=60)
+    parser.add_argument("--keep", help="run in this directory and keep it (default: a temporary one)")
+    args = parser.parse_args()
+    workdir = Path(args.keep or tempfile.mkdtemp(prefix="seconetbench-efficiency-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        results_dir, targets = first_targets(args.targets)
+        run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--snakefile", str(REPO / "Snakefile"),
+                              "--directory", str(workdir), "--configfile", *map(str, CONFIGS), "--", *targets],
+                             capture_output=True, text=True)
+        metas = [json.loads(p.read_text()) for p in (workdir / results_dir / "raw").glob("*/*/rep*/meta.json")]
+        if run.returncode != 0 or len(metas) < 2:
+            print(run.stderr[-3000:], file=sys.stderr)
+            print(f"the sweep failed (rc {run.returncode}); its files: {workdir}", file=sys.stderr)
+            return 1
+        result = efficiency(metas)
+        print(f"{'measure':<52}{'value':>10}  target")
+        print(f"{'sweep efficiency, full.yaml short, ' + str(result['targets']) + ' targets':<52}"
+              f"{result['efficiency']:>10.3f}  >= 0.9")
+        print(f"{'median gap between two targets (s)':<52}{result['median_gap_s']:>10.3f}")
+        print(f"{'deploys':<52}{result['deploys']:>10d}")
+        return 0
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
