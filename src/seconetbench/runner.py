@@ -124,10 +124,10 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
                 keep_failed(Path(empty), results_dir, label, error)
             raise
         log.info("%s: %s deployment %s", label, "reused the" if reused else "new", deployment.prefix)
-        settle = wait_until_quiet(backend.traffic_namespaces(deployment), testbed["settle_quiet_s"],
-                                          testbed["settle_max_s"])
         succeeded = False
         try:
+            settle = wait_until_quiet(backend.traffic_namespaces(deployment), testbed["settle_quiet_s"],
+                                      testbed["settle_max_s"])
             with atomic_directory(out_dir) as partial:
                 started = time.time()
                 try:
@@ -137,8 +137,7 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
                     try:
                         keep_failed(partial, results_dir, label, error)
                     except OSError as keeping:  # e.g. the disk is full: the cause still counts
-                        log.warning("%s: could not keep the failed output: %s",
-                                                            label, keeping)
+                        log.warning("%s: could not keep the failed output: %s", label, keeping)
                     raise
                 finished = time.time()
                 order = config["run_order"]
