@@ -2,7 +2,8 @@
 #   snakemake --cores 2 --configfile config/config.yaml           the sweep (measure, parse, tables, figures)
 #   snakemake figures --cores 2 --configfile config/config.yaml   figures from existing tables, never measures
 #     (name targets before --configfile, which takes several values)
-# The workflow profile profiles/default (loaded automatically) sets testbed=1, keep-going, ...
+# The workflow profile profiles/default (loaded automatically) sets testbed=1, keep-going,
+# force-use-threads (run_target measures inside this process), ...
 import os
 
 from snakemake.utils import min_version
