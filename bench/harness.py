@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,13 +75,18 @@ def packet_parse_rate(packets: int = 1_000_000) -> float:
     return len(parsed.samples) / best
 
 
-def sweep_efficiency(results: Path) -> tuple[float, int] | None:
-    metas = [json.loads(p.read_text()) for p in results.glob("raw/*/*/*/meta.json")]
+def sweep_efficiency(results: Path) -> dict[str, float] | None:
+    """Of the complete targets in *results* (rep<n> directories only: not a '.partial' being
+    written): generator time / wall time, the median gap between two targets, and the deploys."""
+    metas = sorted((json.loads(p.read_text()) for p in results.glob("raw/*/*/rep*/meta.json")),
+                   key=lambda m: m["started_at"])
     if len(metas) < 2:
         return None
     generating = sum(m["duration_s"] for m in metas)
-    wall = max(m["finished_at"] for m in metas) - min(m["started_at"] for m in metas)
-    return generating / wall, len(metas)
+    wall = max(m["finished_at"] for m in metas) - metas[0]["started_at"]
+    gaps = [b["started_at"] - a["finished_at"] for a, b in zip(metas, metas[1:])]
+    return {"targets": len(metas), "efficiency": generating / wall, "median_gap_s": statistics.median(gaps),
+            "deploys": sum(not m["deployment"]["reused"] for m in metas)}
 
 
 def main() -> int:
@@ -96,7 +102,7 @@ def main() -> int:
     if efficiency is None:
         print(f"{'sweep efficiency':<44}{'n/a':>10}  >= 0.9 (no results in {args.results}; run a sweep first)")
     else:
-        print(f"{'sweep efficiency (' + str(efficiency[1]) + ' targets)':<44}{efficiency[0]:>10.3f}  >= 0.9")
+        print(f"{'sweep efficiency (' + str(efficiency['targets']) + ' targets)':<44}{efficiency['efficiency']:>10.3f}  >= 0.9")
     return 0
 
 

@@ -4,7 +4,7 @@
 Runs the first N targets of the full sweep, in its configured run order (blocked), with the
 workloads shortened by config/overlays/short-workloads.yaml, into a temporary directory, and
 prints: time the generators ran / wall time of the measuring phase (from the targets' meta.json,
-as bench/harness.py reads it), the median gap between two targets, and the deploys. The first N
+bench/harness.py's sweep_efficiency), the median gap between two targets, and the deploys. The first N
 targets span several setups, so deploys and their isolation checks are part of the wall time.
 Needs root. Usage: bench/sweep_efficiency.py [--targets 60] [--keep DIR]
 """
@@ -12,14 +12,13 @@ Needs root. Usage: bench/sweep_efficiency.py [--targets 60] [--keep DIR]
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from harness import sweep_efficiency  # bench/ is on the path of a script run from it
 from seconetbench import config
 from seconetbench.sweep import expand
 
@@ -36,15 +35,6 @@ def first_targets(count: int) -> tuple[str, list[str]]:
     return cfg["results_dir"], [f"{cfg['results_dir']}/raw/{target.path}" for target in planned[:count]]
 
 
-def efficiency(metas: list[dict]) -> dict[str, float]:
-    metas = sorted(metas, key=lambda m: m["started_at"])
-    generating = sum(m["duration_s"] for m in metas)
-    wall = metas[-1]["finished_at"] - metas[0]["started_at"]
-    gaps = [b["started_at"] - a["finished_at"] for a, b in zip(metas, metas[1:])]
-    return {"targets": len(metas), "efficiency": generating / wall, "median_gap_s": statistics.median(gaps),
-            "deploys": sum(not m["deployment"]["reused"] for m in metas)}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", type=int, default=60)
@@ -57,12 +47,11 @@ def main() -> int:
         run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--snakefile", str(REPO / "Snakefile"),
                               "--directory", str(workdir), "--configfile", *map(str, CONFIGS), "--", *targets],
                              capture_output=True, text=True)
-        metas = [json.loads(p.read_text()) for p in (workdir / results_dir / "raw").glob("*/*/rep*/meta.json")]
-        if run.returncode != 0 or len(metas) < 2:
+        result = sweep_efficiency(workdir / results_dir)
+        if run.returncode != 0 or result is None:
             print(run.stderr[-3000:], file=sys.stderr)
             print(f"the sweep failed (rc {run.returncode}); its files: {workdir}", file=sys.stderr)
             return 1
-        result = efficiency(metas)
         print(f"{'measure':<52}{'value':>10}  target")
         print(f"{'sweep efficiency, full.yaml short, ' + str(result['targets']) + ' targets':<52}"
               f"{result['efficiency']:>10.3f}  >= 0.9")

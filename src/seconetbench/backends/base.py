@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from seconetbench.fsutil import write_text_atomic
-
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed.naming import Names
 
@@ -100,9 +99,17 @@ class Deployment:
         }
 
     def save(self, path: Path) -> None:
-        """Write the state file from which the next target's process reuses this deployment."""
+        """Write the state file from which a later target reuses this deployment."""
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps(self.to_state(), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment | None:
+        """The deployment :meth:`save` wrote to *path*; None when there is none or it is unreadable."""
+        try:
+            return cls.from_state(json.loads(path.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Deployment:

@@ -423,9 +423,8 @@ class KubernetesBackend:
 
     # ------------------------------------------------------------------ reuse
     def current(self) -> Deployment | None:
-        try:
-            deployment = Deployment.from_state(json.loads(self.state_file.read_text()))
-        except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        deployment = Deployment.load(self.state_file)
+        if deployment is None:
             return None
         self.namespace = deployment.facts.get("kubernetes", {}).get("namespace", self.namespace)
         return deployment

@@ -187,10 +187,7 @@ class NetnsBackend:
 
     # ------------------------------------------------------------------ reuse
     def current(self) -> Deployment | None:
-        try:
-            return Deployment.from_state(json.loads(self.state_file.read_text()))
-        except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError, ValueError):
-            return None
+        return Deployment.load(self.state_file)
 
     def healthy(self, deployment: Deployment) -> str | None:
         """None when the live testbed still matches *deployment*, else what is wrong."""
