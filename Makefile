@@ -22,8 +22,11 @@ run: setup
 figures: setup
 	$(VENV)/bin/snakemake figures --cores $(CORES) --configfile $(CONFIG)
 
+# The report goes into the config's own results directory (results/quick for config/config.yaml).
+RESULTS_DIR = $(shell $(VENV)/bin/python -c "from seconetbench import config; print(config.load_files('$(CONFIG)')['results_dir'])")
+
 report: setup
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG) --report results/report.html
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG) --report $(RESULTS_DIR)/report.html
 
 test: setup setup-k8s
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

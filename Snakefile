@@ -11,8 +11,13 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# Relative to this file, so that --directory elsewhere (as the workflow tests do) still finds it.
-configfile: os.path.join(workflow.basedir, "config/config.yaml")
+# config/config.yaml (the quick sweep) only when no --configfile is named: a named file stands
+# alone, so that it measures what its name says (Snakemake would merge it over this one and
+# keep config.yaml's setups). Several named files merge in order, an overlay over its base
+# (config/README.md). Relative to this file, so that --directory elsewhere still finds it.
+if not workflow.overwrite_configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -10,13 +10,12 @@
 - parsing: packets per second of the ITGDec per-packet (-l) parser on a 1 M-packet dump made of
   the recorded real Quake 3 dump repeated (target >= 1 M/s; best of 3 runs, the first warms up).
 
-Needs root for the monitor part. Usage: bench/harness.py [--results results] [--monitor-s 10]
+Needs root for the monitor part. Usage: bench/harness.py [--results results/quick] [--monitor-s 10]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 
 from seconetbench.backends.netns import NetnsBackend
+from seconetbench.meta import META_FILE, read_meta
 from seconetbench.monitor import Monitor
 from seconetbench.parsers import itgdec_packets
 from seconetbench.spec import SetupSpec
@@ -78,7 +78,7 @@ def packet_parse_rate(packets: int = 1_000_000) -> float:
 def sweep_efficiency(results: Path) -> dict[str, float] | None:
     """Of the complete targets in *results* (rep<n> directories only: not a '.partial' being
     written): generator time / wall time, the median gap between two targets, and the deploys."""
-    metas = sorted((json.loads(p.read_text()) for p in results.glob("raw/*/*/rep*/meta.json")),
+    metas = sorted((read_meta(p.parent) for p in results.glob(f"raw/*/*/rep*/{META_FILE}")),
                    key=lambda m: m["started_at"])
     if len(metas) < 2:
         return None
@@ -91,7 +91,7 @@ def sweep_efficiency(results: Path) -> dict[str, float] | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", default=str(REPO / "results"))
+    parser.add_argument("--results", default=str(REPO / "results/quick"))  # make run's
     parser.add_argument("--monitor-s", type=float, default=10)
     args = parser.parse_args()
     print(f"{'measure':<44}{'value':>10}  target")

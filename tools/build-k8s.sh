@@ -63,20 +63,14 @@ fi
 
 start=$(date +%s)
 rm -rf "$BIN.tmp"; mkdir -p "$BUILD/apt/parts" "$BUILD/apt/lists/partial" "$BUILD/src" "$BUILD/gocache" "$BUILD/home" "$BIN.tmp"
-# A private deb-src list: the machine's own apt sources and lists stay untouched.
-cat > "$BUILD/apt/parts/src.sources" <<'S'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-S
+# A private deb-src list from the mirrors of the machine's own apt sources (debian_mirror): its
+# sources and lists stay untouched. bookworm is required; the updates and security suites are used
+# when the machine has them.
+rm -f "$BUILD/apt/parts/src.sources"  # written by older versions of this script
+for suite in bookworm bookworm-updates bookworm-security; do
+    if [ "$suite" = bookworm ]; then uri=$(debian_mirror "$suite"); else uri=$(debian_mirror "$suite" 2>/dev/null) || continue; fi
+    printf 'deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' "$uri" "$suite"
+done > "$BUILD/apt/parts/src.list"
 APT_PRIVATE=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$BUILD/apt/parts" -o "Dir::State::Lists=$BUILD/apt/lists")
 if ! ls "$BUILD"/src/kubernetes_*.dsc >/dev/null 2>&1; then
     log "fetching Debian source package kubernetes"

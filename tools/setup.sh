@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages whose binaries the benchmark runs. Keep in sync with docs/install.md.
+# Debian packages whose binaries the benchmark runs. Keep docs/install.md (what this script installs) in sync.
 APT_PACKAGES=(
     # testbed, generators, captures
     iproute2 iputils-ping iperf3 iptables nftables d-itg tcpdump ethtool conntrack

@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from seconetbench import proc
 from seconetbench.errors import DeployError, SeconetError, UnsupportedError
 from seconetbench.technology import Requirement
 from seconetbench.testbed import cleanup, netlink
@@ -86,7 +87,7 @@ def clang_version() -> str:
     if clang is None:
         raise UnsupportedError("clang is not on PATH: the eBPF programs are compiled at deploy time; "
                                "install the Debian packages clang and llvm (tools/setup.sh does)")
-    return subprocess.run([clang, "--version"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
+    return proc.run([clang, "--version"]).stdout.splitlines()[0]
 
 
 def cflags() -> list[str]:

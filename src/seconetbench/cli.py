@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from seconetbench import __version__
+from seconetbench.backends import BACKENDS
 from seconetbench.errors import SeconetError
+from seconetbench.parsers import PARSERS
 
 DEFAULT_CONFIG = "config/config.yaml"
 
@@ -35,12 +37,14 @@ def _backend(cfg: dict[str, Any], prefix: str | None = None):
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    from seconetbench import preflight
+    from seconetbench import config, preflight
 
-    report = preflight.report()
+    cfg = _load_config(args.config) if args.config else None
+    report = preflight.report(cfg, prefix=config.run_prefix(cfg) if cfg else None)
+    refused = [p for p in report["pinned"] if p["refused"]]
     if args.json:
         print(json.dumps(report, indent=1))
-        return 0
+        return 1 if refused else 0
     print(f"kernel {report['kernel']} (config {'readable' if report['kernel_config_available'] else 'not readable'})")
     print("\ntools:")
     for name, tool in report["tools"].items():
@@ -55,32 +59,54 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         for tunnel in report["tunnels"]:
             verdict = "yes" if tunnel["supported"] else f"no: {tunnel['reason']}"
             print(f"  {tunnel['tunnel']:10} {verdict}")
-    return 0
+    print("\nimplementations (decided by probes in a scratch namespace; auto = the kernel's when its probe passes):")
+    for row in report["implementations"]:
+        kernel = {True: "kernel available", False: "kernel NOT available", None: "no kernel probe"}[row["kernel_available"]]
+        print(f"  {row['kind']:8} {row['technology']:10} offers {'/'.join(row['offered']):17} auto -> "
+              f"{row['resolved']:9} ({kernel})")
+        for item in row["evidence"]:
+            print(f"      {item['probe']:8} {item['command']}: {item['said']}")
+    for row in report["pinned"]:
+        verdict = f"REFUSED: {row['refused']}" if row["refused"] else "available"
+        print(f"  pinned: {row['key']}: {row['implementation']} {verdict}")
+    return 1 if refused else 0
 
 
 def cmd_setups(args: argparse.Namespace) -> int:
+    from seconetbench import preflight
     from seconetbench.sweep import expand
 
     sweep = expand(_load_config(args.config), check_machine=True)
-    rows = [{**s.to_dict(), "supported": True, "reason": None} for s in sweep.setups]
-    rows += [{**e.setup.to_dict(), "supported": False, "reason": e.reason} for e in sweep.excluded]
+    # what runs each setup's tunnel or solution here (probes decide `auto`)
+    rows = [{**s.to_dict(), "resolved_implementation": preflight.resolved_implementation(s), "supported": True,
+             "reason": None} for s in sweep.setups]
+    rows += [{**e.setup.to_dict(), "resolved_implementation": None, "supported": False, "reason": e.reason}
+             for e in sweep.excluded]
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
         for row in rows:
-            print(row["id"] if row["supported"] else f"{row['id']}  (excluded: {row['reason']})")
+            print(f"{row['id']}  ({row['resolved_implementation']})" if row["supported"]
+                  else f"{row['id']}  (excluded: {row['reason']})")
     return 0
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from seconetbench.runner import HostLock
-    from seconetbench.spec import SetupSpec
+    from seconetbench.sweep import resolve_setup
 
+    cfg = _load_config(args.config)
     try:
-        setup = SetupSpec.parse(args.setup)
+        # what the config's sweep would deploy; without --config, an id outside the default
+        # sweep is read with the defaults
+        setup = resolve_setup(cfg, args.setup, outside_sweep=args.config is None)
     except ValueError as exc:
         raise SeconetError(str(exc)) from None
-    cfg = _load_config(args.config)
+    from seconetbench import preflight
+
+    refused = preflight.pinned_unavailable(setup)  # before waiting for the host lock
+    if refused:
+        raise SeconetError(f"setup {setup.id}: {refused}")
     backend = _backend(cfg, args.prefix)
     with HostLock(cfg["testbed"]["lock_timeout_s"]):
         deployment = backend.deploy(setup, verify=not args.no_verify)
@@ -154,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("preflight", help="which technologies and tools this machine supports, and why not")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--config", help="also check the implementations this config pins (sweep.*.implementations); "
+                                    "exit 1 when one is not available here")
     p.set_defaults(func=cmd_preflight)
 
     p = sub.add_parser("setups", help="every setup id of the sweep")
@@ -163,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("deploy", help="deploy one setup and print it as JSON")
     p.add_argument("setup", help="setup id, e.g. single-bridge-iptables-c8")
-    p.add_argument("--config", help=f"config file for the testbed keys (default: {DEFAULT_CONFIG})")
+    p.add_argument("--config", help="config file whose sweep holds the setup, deployed exactly as the sweep "
+                   f"measures it, with its testbed keys (default: {DEFAULT_CONFIG} and, for ids "
+                   "outside its sweep, the defaults)")
     p.add_argument("--prefix", help="name prefix of the testbed objects (default: from the config)")
     p.add_argument("--no-verify", action="store_true", help="skip the isolation check")
     p.set_defaults(func=cmd_deploy)
@@ -176,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("clean", help="remove every namespace, link and process the project left")
     p.add_argument("--prefix", help="only this run prefix (default: every scn* object)")
     p.add_argument("--force", action="store_true", help="even while a measurement holds the host lock")
-    p.add_argument("--backend", choices=["netns", "docker", "kubernetes"], default="netns",
+    p.add_argument("--backend", choices=BACKENDS.names(), default="netns",
                    help="kubernetes: delete the run's namespaces in the cluster (context from --config); "
                         "netns and docker: this machine's objects (docker containers and engine included)")
     p.add_argument("--config", help=f"config file for the kubernetes context (default: {DEFAULT_CONFIG})")
@@ -188,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_local_k8s)
 
     p = sub.add_parser("parse", help="run one parser on one raw file")
-    p.add_argument("tool", choices=["ping", "iperf3", "uperf", "itgdec", "itgdec_packets", "dstat"])
+    # The registry itself: its parser modules (pandas) are imported only when `parse` runs.
+    p.add_argument("tool", choices=PARSERS, metavar="TOOL", help="one of: %(choices)s")
     p.add_argument("file")
     p.add_argument("-o", "--output", required=True, help="output .parquet")
     p.set_defaults(func=cmd_parse)
@@ -206,7 +237,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into head & co.
         sys.stderr.close()
         return 0
-    except (SeconetError, KeyError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"seconetbench {args.command}: error: {message}", file=sys.stderr)
+    except SeconetError as exc:  # an unknown name too (UnknownNameError); anything else is a bug: traceback
+        print(f"seconetbench {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -33,6 +33,14 @@ def load_schema() -> dict[str, Any]:
     return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 (a safe loader)
 
 
+def schema_default(*keys: str) -> Any:
+    """The schema's default of one key, e.g. ``schema_default("sweep", "multi", "solution")``."""
+    node = load_schema()
+    for key in keys:
+        node = node["properties"][key]
+    return copy.deepcopy(node["default"])
+
+
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Merge like Snakemake's --configfile: mappings merge recursively, anything else replaces."""
     merged = copy.deepcopy(base)
@@ -81,6 +89,10 @@ def _describe(error: jsonschema.ValidationError) -> ConfigError:
         for branch in schema.get("oneOf", []):
             if branch.get("type") == "object":
                 forms.append(f"a mapping with keys {sorted(branch.get('properties', {}))}")
+            elif "enum" in branch:
+                forms.append(f"one of {branch['enum']}")
+            elif branch.get("type") == "array" and "enum" in branch.get("items", {}):
+                forms.append(f"a list of {branch.get('minItems', 1)} or more of {branch['items']['enum']}")
             else:
                 bounds = [f">= {branch['minimum']}" if "minimum" in branch else "",
                           f"<= {branch['maximum']}" if "maximum" in branch else ""]
@@ -138,12 +150,75 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("sweep", "select at least one scenario: add 'single' (solutions, filters, "
                           "containers) or 'multi' (tunnels, filters, containers)")
     reps = result["repetitions"]
+    _check_adaptive_minimum(reps)
     if isinstance(reps, dict) and reps["max"] < reps["min"]:
         raise ConfigError("repetitions.max", f"value {reps['max']} is below repetitions.min ({reps['min']}); "
                           "use max >= min")
     _check_technology_names(result["sweep"], result["testbed"]["backend"])
+    _check_backend_capabilities(result)
     _check_payloads(result["workloads"])
+    _check_cpu_pinning(result["testbed"])
     return result
+
+
+def _check_backend_capabilities(config: dict[str, Any]) -> None:
+    """Refuse a workload or option that testbed.backend cannot honour (backends.base.Capabilities),
+    naming both and the backends that can."""
+    from seconetbench.backends import BACKENDS
+    from seconetbench.workloads import WORKLOADS
+
+    backend = config["testbed"]["backend"]
+    capabilities = BACKENDS.get(backend).capabilities
+
+    def refuse(key: str, what: str, needs: tuple[str, ...], fix: str) -> None:
+        lacking = capabilities.lacking(needs)
+        if lacking:
+            able = [name for name in BACKENDS.names() if not BACKENDS.get(name).capabilities.lacking(needs)]
+            raise ConfigError(key, f"{what} needs capability {' and '.join(lacking)}, which testbed.backend "
+                              f"{backend!r} lacks; {fix} or use backend {' or '.join(able) or '(none has it)'}")
+
+    for index, name in enumerate(config["sweep"]["workloads"]):
+        kind = config["workloads"][name]["kind"]
+        refuse(f"sweep.workloads[{index}]", f"workload {name!r} (kind {kind})", WORKLOADS.get(kind).needs,
+               "remove it from sweep.workloads")
+    if config["testbed"].get("cpu_pinning"):
+        refuse("testbed.cpu_pinning", "pinning the generators to this machine's CPUs", ("local_generators",),
+               "remove testbed.cpu_pinning (on kubernetes: the kubelet's CPU manager)")
+
+
+def _check_cpu_pinning(testbed: dict[str, Any]) -> None:
+    """Pinned CPUs must be ones this process may run on (its affinity: the machine's CPUs, or
+    fewer under a cpuset)."""
+    from seconetbench.proc import cpu_list, pinned_cpus
+
+    pinning = testbed.get("cpu_pinning")
+    if not pinning:
+        return
+    available = os.sched_getaffinity(0)
+    for role, value in pinning.items():
+        missing = sorted(pinned_cpus(value) - available)
+        if missing:
+            raise ConfigError(f"testbed.cpu_pinning.{role}",
+                              f"CPU(s) {cpu_list(missing)} are not available here; this machine offers CPUs "
+                              f"{cpu_list(available)}: use those, or remove the key")
+
+
+# Fewest repetitions adaptive repetitions may decide from: the order-statistic 95 % CI of the
+# median exists from 6 values on (docs/statistics.md, "Stopping rule"). A literal, so that
+# validation does not import the statistics (pandas); a test checks it against
+# stats.min_values_for_ci(0.95), and convergence.MIN_REPETITIONS is this value.
+MIN_ADAPTIVE_REPETITIONS = 6
+
+
+def _check_adaptive_minimum(reps: Any) -> None:
+    """Adaptive repetitions stop on the 95 % CI of the median over the repetitions, which needs
+    a floor of values to exist at all."""
+    if isinstance(reps, dict) and reps["min"] < MIN_ADAPTIVE_REPETITIONS:
+        raise ConfigError(
+            "repetitions.min",
+            f"value {reps['min']} is below {MIN_ADAPTIVE_REPETITIONS}, the fewest repetitions whose order-statistic "
+            f"95 % CI of the median exists (with 5, [min, max] covers only 93.75 %; docs/statistics.md); "
+            f"use min >= {MIN_ADAPTIVE_REPETITIONS}, or a fixed count (repetitions: N) without a CI target")
 
 
 # A container's path MTU is 1500 (veth, bridge); tunnels lower it but set the container MTU so
@@ -193,6 +268,25 @@ def _check_technology_names(sweep: dict[str, Any], backend: str) -> None:
         if name not in technology.names("solution"):
             raise ConfigError("sweep.multi.solution", f"value {name!r} is not an implemented solution; "
                               f"use one of {technology.names('solution')}")
+    _check_implementations(sweep)
+
+
+def _check_implementations(sweep: dict[str, Any]) -> None:
+    """sweep.*.implementations names technologies of the scenario and implementations they offer
+    (whether this machine has them is checked when the sweep is planned: sweep.check_pinned)."""
+    from seconetbench import technology
+
+    for scenario, key, kind in (("single", "solutions", "solution"), ("multi", "tunnels", "tunnel")):
+        for name, value in sweep.get(scenario, {}).get("implementations", {}).items():
+            where = f"sweep.{scenario}.implementations.{name}"
+            if name not in sweep[scenario][key]:
+                raise ConfigError(where, f"{kind} {name!r} is not in sweep.{scenario}.{key} "
+                                  f"{sweep[scenario][key]}; add it there or remove this entry")
+            offered = list(technology.get(kind, name).implementations)
+            for choice in value if isinstance(value, list) else [value]:
+                if choice != "auto" and choice not in offered:
+                    raise ConfigError(where, f"value {choice!r} is not an implementation of {name}; use auto or "
+                                      f"one of {offered}" + (" (measured side by side as a list)" if len(offered) > 1 else ""))
 
 
 def run_prefix(config: dict[str, Any]) -> str:

@@ -8,7 +8,10 @@ reaches max without converging is reported as not converged.
 The unit is one value per repetition: the repetitions are the independent samples, while the
 probes or intervals within one repetition are not. For latency that value is the repetition's
 median RTT; for throughput it is its mean per-pair throughput; for D-ITG workloads its median
-one-way delay over the reporting intervals.
+one-way delay over the reporting intervals (:data:`REPETITION_METRICS`; the summary table uses
+the same values). The CI is the order-statistic CI of the median (:func:`stats.median_ci`), which
+needs at least :data:`MIN_REPETITIONS` values for 95 % coverage: the config refuses a smaller
+``repetitions.min`` and a cell never converges on fewer values, nor on a CI of width 0 (ties).
 
 The workflow (a Snakemake checkpoint per round, workflow/rules/convergence.smk) keeps "every
 repetition is a target file"; this module only decides.
@@ -17,13 +20,50 @@ repetition is a target file"; this module only decides.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from seconetbench.config import MIN_ADAPTIVE_REPETITIONS
+from seconetbench.errors import UnknownNameError
 
-from seconetbench import stats
+if TYPE_CHECKING:
+    import pandas as pd
+
+# stats (numpy, pandas) is imported in the functions that compute: sweep.expand reads policy()
+# when a config is validated or its setups listed (docs/decisions.md).
 
 CELL = ["setup", "workload"]
+# Fewest repetitions an adaptive cell may decide from: the order-statistic 95 % CI of the
+# median exists from 6 values on ([min, max] covers with 96.9 %; 5 values reach only 93.75 %).
+# The config refuses a smaller repetitions.min.
+MIN_REPETITIONS = MIN_ADAPTIVE_REPETITIONS
+
+
+def _probes(frame: pd.DataFrame) -> pd.DataFrame:
+    # every probe: lost ones have rtt_ms null and count as missing samples
+    return frame
+
+
+def _pair_throughputs(frame: pd.DataFrame) -> pd.DataFrame:
+    # one number per pair and repetition: the stream's mean rate over its whole duration
+    from seconetbench import stats
+
+    return stats.per_pair_throughput(frame)
+
+
+def _delay_intervals(frame: pd.DataFrame) -> pd.DataFrame:
+    # One-way delay of every interval that received packets: robust despite the ~1 s delay D-ITG
+    # stamps on the last packet of each burst (docs/workloads.md); interval 0 is the whole flow.
+    return frame[(frame["interval"] > 0) & frame["delay_ms"].notna()]
+
+
+# Per table kind: its samples, the metric column (which names the unit) and how a repetition's
+# samples make its one value. Used by the stopping rule and by the summary table alike.
+REPETITION_METRICS = {
+    "latency": (_probes, "rtt_ms", "median"),
+    "throughput": (_pair_throughputs, "throughput_mbps", "mean"),
+    "ditg": (_delay_intervals, "delay_ms", "median"),
+}
 
 
 def policy(config: dict[str, Any]) -> dict[str, Any]:
@@ -39,29 +79,38 @@ def adaptive(config: dict[str, Any]) -> bool:
     return p["ci_halfwidth_pct"] is not None and p["max"] > p["min"]
 
 
-def repetition_values(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
-    """One value per cell and repetition: columns setup, workload, rep, value."""
-    if kind == "latency":
-        values = frame[frame["received"]].groupby([*CELL, "rep"], observed=True)["rtt_ms"].median()
-    elif kind == "throughput":
-        pairs = stats.per_pair_throughput(frame)
-        values = pairs.groupby([*CELL, "rep"], observed=True)["throughput_mbps"].mean()
-    elif kind == "ditg":
-        # interval rows only (interval 0 is the whole-flow row): the median one-way delay
-        values = frame[frame["interval"] > 0].groupby([*CELL, "rep"], observed=True)["delay_ms"].median()
-    else:
-        raise ValueError(f"no convergence metric for table kind '{kind}'")
-    return values.rename("value").reset_index()
+def samples(frame: pd.DataFrame, kind: str) -> tuple[pd.DataFrame, str, str]:
+    """The samples of a table of *kind*, the metric column and the per-repetition aggregate."""
+    try:
+        select, metric, per_rep = REPETITION_METRICS[kind]
+    except KeyError:
+        raise UnknownNameError("per-repetition metric for table kind", kind, REPETITION_METRICS) from None
+    return select(frame), metric, per_rep
+
+
+def repetition_values(frame: pd.DataFrame, kind: str, by: Sequence[str] = CELL) -> pd.DataFrame:
+    """One value per cell (or group *by*) and repetition: columns *by*, rep, value."""
+    from seconetbench import stats
+
+    chosen, metric, per_rep = samples(frame, kind)
+    return stats.repetition_values(chosen, metric, list(by), per_rep)
 
 
 def decide(values: pd.DataFrame, cells: list[str], measured: dict[str, int], rules: dict[str, Any]) -> dict[str, Any]:
     """The next round: for every cell ('setup/workload'), how many repetitions it should have.
 
-    *measured* is how many it has now. A cell converges when the CI half-width is within the
-    target. Otherwise it grows to the number the CI's 1/sqrt(n) shrinking predicts, at least +1
-    and at most max.
+    *measured* is how many it has now. A cell converges when it has at least ``min`` (and
+    :data:`MIN_REPETITIONS`) per-repetition values and the half-width of their order-statistic
+    CI of the median is within the target but not 0: a CI of width 0 comes from ties (e.g.
+    ping's microsecond resolution), not from precision. Otherwise the cell grows to the number
+    the CI's 1/sqrt(n) shrinking predicts, at least +1 and at most max.
     """
+    import pandas as pd
+
+    from seconetbench import stats
+
     target = rules["ci_halfwidth_pct"]
+    needed = max(rules["min"], MIN_REPETITIONS)
     decisions = {}
     grouped = {} if values.empty else {
         f"{s}/{w}": g["value"].to_numpy() for (s, w), g in values.groupby(CELL, observed=True)}
@@ -69,15 +118,16 @@ def decide(values: pd.DataFrame, cells: list[str], measured: dict[str, int], rul
         have = measured[cell]
         sample = grouped.get(cell)
         halfwidth = math.nan
-        if sample is not None and len(sample) >= 2:
-            halfwidth = stats.summarize(sample, n_boot=1000)["ci_halfwidth_pct"]
-        if not math.isnan(halfwidth) and halfwidth <= target:
+        if sample is not None and (~pd.isna(sample)).sum() >= needed:
+            halfwidth = stats.summarize(sample)["ci_halfwidth_pct"]
+        if not math.isnan(halfwidth) and 0 < halfwidth <= target:
             status, reps = "converged", have
         elif have >= rules["max"]:
             status, reps = "not_converged", have
         else:
             status = "more"
-            wanted = have + 1 if math.isnan(halfwidth) else math.ceil(have * (halfwidth / target) ** 2)
+            unknown = math.isnan(halfwidth) or halfwidth == 0
+            wanted = have + 1 if unknown else math.ceil(have * (halfwidth / target) ** 2)
             reps = min(rules["max"], max(have + 1, wanted))
         decisions[cell] = {"reps": reps, "measured": have, "ci_halfwidth_pct": halfwidth, "status": status}
     return {"cells": decisions, "done": all(d["status"] != "more" for d in decisions.values())}

@@ -1,5 +1,6 @@
-"""Import every module of a package, so that adding a technology or a figure is one new file:
-the modules register themselves when imported."""
+"""Import every public module of a package, so that adding a technology, a workload, a parser
+or a figure is one new file: the modules register themselves when imported. Called by
+:class:`seconetbench.registry.Registry` on its first lookup, not when the package is imported."""
 
 from __future__ import annotations
 

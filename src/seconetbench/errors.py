@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Iterable, Sequence
+
 
 class SeconetError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -13,6 +16,50 @@ class ConfigError(SeconetError):
     def __init__(self, key: str, message: str):
         self.key = key
         super().__init__(f"config key '{key}': {message}")
+
+
+class InvalidValueError(SeconetError, ValueError):
+    """An argument outside what a function accepts (a setup id, a prefix, an interval); the
+    message names the value and what is allowed. Also a ValueError, for callers that catch one."""
+
+
+class UnknownNameError(SeconetError, KeyError):
+    """A lookup by name found nothing (a technology, workload kind, parser, figure, backend,
+    setup, table kind, container); the message lists the known names. Also a KeyError."""
+
+    def __init__(self, what: str, name: str, known: Iterable[str] | None = None, where: str = ""):
+        self.what = what
+        self.name = name
+        self.known = sorted(known) if known is not None else None
+        self.message = f"no {what} '{name}'{where}" + (f"; known: {self.known}" if self.known is not None else "")
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class ToolFailed(SeconetError):
+    """An external command failed or did not finish: carries its argv, exit code (None when it
+    timed out), the host or namespace it ran in (None: this machine) and the tail of its stderr."""
+
+    TAIL_LINES = 20
+
+    def __init__(self, argv: Sequence[str], exit_code: int | None, host: str | None = None,
+                 stderr: str = "", timeout_s: float | None = None):
+        self.argv = [str(a) for a in argv]
+        self.exit_code = exit_code
+        self.host = host
+        self.stderr_tail = "\n".join(stderr.strip().splitlines()[-self.TAIL_LINES:])
+        self.timeout_s = timeout_s
+        where = f" in {host}" if host else ""
+        if exit_code is None:
+            outcome = f"did not finish within {timeout_s} s" if timeout_s is not None else "could not run"
+        else:
+            outcome = f"failed (exit {exit_code})"
+        message = f"'{shlex.join(self.argv)}'{where} {outcome}"
+        if self.stderr_tail:
+            message += ":\n" + self.stderr_tail
+        super().__init__(message)
 
 
 class UnsupportedError(SeconetError):

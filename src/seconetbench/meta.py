@@ -1,7 +1,9 @@
-"""Metadata that makes a result reproducible: versions, kernel, machine, git revision."""
+"""Metadata that makes a result reproducible: versions, kernel, machine, git revision; and the
+one reader and writer of a raw target's meta.json."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -13,6 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import seconetbench
+
+META_FILE = "meta.json"  # in every complete raw target directory (docs/tables.md)
+
+
+def read_meta(raw_dir: str | os.PathLike) -> dict[str, Any]:
+    """The meta.json of the raw target directory *raw_dir* (FileNotFoundError: incomplete)."""
+    return json.loads((Path(raw_dir) / META_FILE).read_text())
+
+
+def write_meta(raw_dir: str | os.PathLike, meta: dict[str, Any]) -> None:
+    """Write *meta* as *raw_dir*'s meta.json (indent=1 and sorted keys: cells.py finds the
+    fingerprint in the text without parsing it)."""
+    (Path(raw_dir) / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
 
 # How to ask each tool its version (argv, stream); the first line matching a version is kept.
 VERSION_COMMANDS = {

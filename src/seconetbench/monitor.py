@@ -28,6 +28,7 @@ from typing import Any
 
 import psutil
 
+from seconetbench.errors import InvalidValueError, WorkloadError
 from seconetbench.testbed import netlink
 
 HOST_COLUMNS = ["timestamp_s", "interval_s", "cpu_user_pct", "cpu_system_pct", "cpu_softirq_pct", "cpu_steal_pct",
@@ -108,7 +109,7 @@ class Monitor:
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.interval_s <= 60:
-            raise ValueError(f"monitor interval_s={self.interval_s}: use 0.1 to 60 seconds")
+            raise InvalidValueError(f"monitor interval_s={self.interval_s}: use 0.1 to 60 seconds")
 
     def __enter__(self) -> Monitor:
         self.start()
@@ -126,7 +127,7 @@ class Monitor:
         if self._thread is not None:
             self._thread.join()
         if self._error is not None:
-            raise RuntimeError(f"the monitor failed: {self._error}") from self._error
+            raise WorkloadError(f"the monitor failed: {self._error}") from self._error
 
     def _run(self) -> None:
         try:

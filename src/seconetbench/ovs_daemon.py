@@ -47,15 +47,9 @@ def requirements(*programs: str) -> list[technology.Requirement]:
     return [technology.Requirement("binary", p, f"Debian package {PROGRAMS[p]}") for p in programs]
 
 
-def kernel_datapath_available() -> bool:
-    """The OVS kernel datapath is built in, or loaded as a module."""
-    return (technology.kernel_config().get("CONFIG_OPENVSWITCH") == "y"
-            or Path("/sys/module/openvswitch").exists())
-
-
-def datapath_type() -> str:
-    """'system' (kernel datapath) where the kernel has one, else 'netdev' (userspace datapath)."""
-    return "system" if kernel_datapath_available() else "netdev"
+def datapath_type(implementation: str) -> str:
+    """OVS's datapath_type of an implementation: 'system' (kernel datapath) or 'netdev' (userspace)."""
+    return "system" if implementation == "kernel" else "netdev"
 
 
 def version() -> str:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from seconetbench import tables
-from seconetbench.errors import ParseError
+from seconetbench import cells, tables
+from seconetbench.errors import ParseError, SeconetError
 from seconetbench.fsutil import write_text_atomic
-from seconetbench.runner import read_meta
+from seconetbench.meta import read_meta
 from seconetbench.spec import SetupSpec, WorkloadSpec
 from seconetbench.workloads import get_workload
 
@@ -28,17 +28,18 @@ def identity(meta: dict) -> dict[str, object]:
         "solution": setup.solution,
         "filter": setup.filter,
         "tunnel": setup.tunnel,
+        "implementation": implementation(meta),
         "containers": setup.containers,
         "workload": meta["target"]["workload"],
         "rep": meta["target"]["rep"],
     }
 
 
-def parse_target(raw_dir: str | Path, out: str | Path) -> pd.DataFrame:
-    """Parse one raw target directory into its table (written to *out* as Parquet)."""
-    rows, kind, meta = target_rows(raw_dir)
-    tables.write(rows, kind, out, meta=meta)
-    return rows
+def implementation(meta: dict) -> str:
+    """What ran the setup's tunnel or solution (kernel, userspace, tc-bpf), as its deploy
+    recorded it; "unknown" for targets that do not say (before the probes, or kubernetes)."""
+    recorded = meta.get("deployment", {}).get("implementation") or {}
+    return recorded.get("resolved") or "unknown"
 
 
 def target_rows(raw_dir: str | Path) -> tuple[pd.DataFrame, str, dict]:
@@ -70,11 +71,13 @@ def parse_cell(raw_dirs: Iterable[str | Path], out: str | Path, outs_by_kind: di
     and the planning of a big sweep grows with the number of jobs (docs/decisions.md)."""
     raw_dirs = [Path(d) for d in raw_dirs]
     parsed = [target_rows(raw_dir) for raw_dir in raw_dirs]
+    metas = {str(meta["target"]["rep"]): meta for _, _, meta in parsed}
+    # second line of defence after the workflow's and the runner's checks (seconetbench.cells)
+    cells.check_repetitions(metas, raw_dirs[0].parent)
     kinds = {kind for _, kind, _ in parsed}
     if len(kinds) != 1:
         raise ParseError(f"the targets of one cell have different table kinds: {sorted(kinds)}",
                          source=str(raw_dirs[0].parent))
-    metas = {str(meta["target"]["rep"]): meta for _, _, meta in parsed}
     tables.write(pd.concat([rows for rows, _, _ in parsed], ignore_index=True), kinds.pop(), out,
                  meta={"reps": metas})
     for kind, kind_out in outs_by_kind.items():
@@ -88,6 +91,7 @@ def _deployment_row(meta: dict) -> dict[str, object]:
     timings = deployment.get("timings", {})
     verification = deployment.get("verification", {})
     tunnel = deployment.get("tunnel") or {}
+    noise = meta.get("noise") or {}  # targets measured before the noise record have none
     mtus = [mtu for links in deployment.get("mtu", {}).values() for mtu in links.values()]
     return {
         "hosts": meta["setup"]["hosts"],
@@ -107,6 +111,13 @@ def _deployment_row(meta: dict) -> dict[str, object]:
         "tunnel_path_mtu_bytes": tunnel.get("path_mtu"),
         "tunnel_overhead_bytes": tunnel.get("overhead_bytes"),
         "tunnel_setup_s": tunnel.get("setup_s"),
+        "steal_pct": noise.get("steal_pct"),
+        "outside_cpu_pct": noise.get("outside_cpu_pct"),
+        "load1": noise.get("load1"),
+        "noisy": noise.get("noisy"),
+        "noise_exceeded": ",".join(noise["exceeded"]) if noise.get("exceeded") else None,
+        "attempt": noise.get("attempt"),
+        "cpu_pinned": bool((meta.get("cpu_pinning") or {}).get("requested")) if "cpu_pinning" in meta else None,
     }
 
 
@@ -149,61 +160,54 @@ def aggregate(kind: str, parsed_files: Iterable[str | Path], out: str | Path) ->
     return frame
 
 
-# Per table kind: how to get one value per sample for the summary statistics, and its unit.
-def _latency_values(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    return frame, "rtt_ms"
-
-
-def _throughput_values(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    from seconetbench import stats
-
-    # One number per pair and repetition: the stream's mean rate over its whole duration.
-    return stats.per_pair_throughput(frame), "throughput_mbps"
-
-
-def _ditg_values(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    # One-way delay of every interval that received packets: robust percentiles despite the
-    # ~1 s delay D-ITG stamps on the last packet of each burst (docs/workloads.md).
-    return frame[(frame["interval"] > 0) & frame["delay_ms"].notna()], "delay_ms"
-
-
-SUMMARY_VALUES = {"latency": _latency_values, "throughput": _throughput_values, "ditg": _ditg_values}
-
-
 def summarize_tables(table_files: Iterable[str | Path], out: str | Path,
-                     convergence_files: Iterable[str | Path] = ()) -> pd.DataFrame:
+                     convergence_files: Iterable[str | Path] = (), design: dict | None = None) -> pd.DataFrame:
     """Statistics per setup x workload of every table (results/tables/summary.parquet).
 
     The ``convergence`` column says whether the repetitions were a fixed count, or, with adaptive
-    repetitions, whether the cell converged (the final round's decision file)."""
+    repetitions, whether the cell converged (the final round's decision file). *design* is how
+    the sweep was run (``{"run_order": mode, "rounds": repetitions.min}``), which decides
+    whether effects are paired per round; it is recorded in the table's metadata."""
     status = {}
     for path in convergence_files:
         status = {cell: d["status"] for cell, d in json.loads(Path(path).read_text())["cells"].items()}
     frames = {}
     for path in table_files:
         frames[tables.kind_of(path)] = tables.read(path)
-    result = summary_of(frames, status)
-    tables.write(result, "summary", out)
+    result = summary_of(frames, status, design)
+    tables.write(result, "summary", out, meta={"design": design or {}})
     return result
 
 
-def summary_of(frames_by_kind: dict[str, pd.DataFrame], status: dict[str, str]) -> pd.DataFrame:
+def summary_of(frames_by_kind: dict[str, pd.DataFrame], status: dict[str, str],
+               design: dict | None = None) -> pd.DataFrame:
     """The summary table (no I/O) of the tables *frames_by_kind*; *status* maps a cell
-    ('setup/workload') to its convergence status, and cells without one are 'fixed'."""
-    from seconetbench import stats
+    ('setup/workload') to its convergence status, and cells without one are 'fixed'.
+
+    Per setup x workload x metric: statistics over one value per repetition
+    (convergence.REPETITION_METRICS, as the stopping rule uses them), the pooled samples'
+    descriptive percentiles, and the effect against the setup's baseline, paired per round when
+    *design* says the run order was ``blocked`` (over reps 1..``rounds``), unpaired otherwise."""
+    from seconetbench import convergence, stats
 
     group = [f.name for f in tables.SETUP_IDENTITY]
-    frames = []
+    frames, values = [], []
     for kind, frame in frames_by_kind.items():
-        if frame.empty or kind not in SUMMARY_VALUES:
+        if frame.empty or kind not in convergence.REPETITION_METRICS:
             continue
-        values, metric = SUMMARY_VALUES[kind](frame)
-        summary = stats.summary_table(values, metric, group)
-        repetitions = values.groupby(group, observed=True)["rep"].nunique().rename("repetitions")
-        frames.append(summary.merge(repetitions.reset_index(), on=group))
-    result = pd.concat(frames, ignore_index=True) if frames else tables.empty("summary")
+        chosen, metric, per_rep = convergence.samples(frame, kind)
+        if chosen.empty:
+            continue
+        frames.append(stats.repetition_summary(chosen, metric, group, per_rep=per_rep))
+        values.append(stats.repetition_values(chosen, metric, convergence.CELL, per_rep))
+    if not frames:
+        return tables.empty("summary")
+    result = pd.concat(frames, ignore_index=True)
     cells = result["setup"].astype(str) + "/" + result["workload"].astype(str)
     result["convergence"] = cells.map(status).fillna("fixed") if status else "fixed"
+    design = design or {}
+    result = stats.ratio_to_baseline(result, pd.concat(values, ignore_index=True),
+                                     paired=design.get("run_order") == "blocked", rounds=design.get("rounds"))
     return result[tables.schema("summary").names]
 
 
@@ -216,7 +220,7 @@ def convergence_round(parsed_files: Iterable[str | Path], measured: dict[str, in
     for path in parsed_files:
         by_kind.setdefault(tables.kind_of(path), []).append(tables.read(path))
     values = [convergence.repetition_values(pd.concat(frames, ignore_index=True), kind)
-              for kind, frames in by_kind.items() if kind in SUMMARY_VALUES]
+              for kind, frames in by_kind.items() if kind in convergence.REPETITION_METRICS]
     combined = pd.concat(values, ignore_index=True) if values else pd.DataFrame(columns=["setup", "workload", "rep", "value"])
     decision = convergence.decide(combined, list(measured), dict(measured), rules)
     write_text_atomic(out, json.dumps(decision, indent=1, sort_keys=True))
@@ -233,4 +237,4 @@ def plot(figure: str, table_files: Iterable[str | Path], html_out: str | Path, s
     written = figures.save_chart(chart, Path(html_out).with_suffix(""))
     expected = {Path(html_out), Path(svg_out)}
     if not expected <= set(map(Path, written)):
-        raise RuntimeError(f"figure {figure}: save_chart wrote {written}, expected {sorted(map(str, expected))}")
+        raise SeconetError(f"figure {figure}: save_chart wrote {written}, expected {sorted(map(str, expected))}")

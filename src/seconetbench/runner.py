@@ -9,22 +9,25 @@ error, so that nothing measured is lost and the cause can be read.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import filelock
 
 from seconetbench import backends
+from seconetbench import cells
 from seconetbench import config as configuration
 from seconetbench import meta as metadata
-from seconetbench.errors import DeployError, SeconetError, WorkloadError
+from seconetbench import noise, proc
+from seconetbench.backends.base import Backend, Deployment
+from seconetbench.errors import WorkloadError
 from seconetbench.fsutil import atomic_directory
 from seconetbench.monitor import Monitor, SetupProcesses, wait_until_quiet
 from seconetbench.testbed import netlink
@@ -34,18 +37,22 @@ from seconetbench.workloads import get_workload
 from seconetbench.workloads.base import RunContext
 
 log = logging.getLogger(__name__)
-LOCK_PATH = Path(os.environ.get("SECONETBENCH_LOCK", "/run/lock/seconetbench.lock"))
-META_FILE = "meta.json"
+
+
+def lock_path() -> Path:
+    """The host-wide measurement lock: $SECONETBENCH_LOCK or /run/lock/seconetbench.lock, read at
+    each use (the tests hold the host's lock and point the measurements they start at their own)."""
+    return Path(os.environ.get("SECONETBENCH_LOCK", "/run/lock/seconetbench.lock"))
 
 
 class HostLock:
     """One measurement at a time on this machine, across Snakemake invocations and results
     directories. fcntl-based: released by the kernel when the holder dies, even by SIGKILL."""
 
-    def __init__(self, timeout_s: float, path: Path = LOCK_PATH):
-        self.path = path
+    def __init__(self, timeout_s: float, path: Path | None = None):
+        self.path = path or lock_path()
         self.timeout_s = timeout_s
-        self.lock = filelock.FileLock(str(path))
+        self.lock = filelock.FileLock(str(self.path))
 
     def __enter__(self) -> HostLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,13 +71,20 @@ class HostLock:
         self.lock.release()
 
 
-def monitored(settings: dict[str, Any], deployment, registry, out_dir: Path) -> contextlib.AbstractContextManager:
+def setup_namespaces(backend: Backend, deployment: Deployment) -> tuple[list[str], list[int]]:
+    """The deployment's network namespaces on this machine (none where the backend cannot observe
+    them): their names, and the inodes of those that exist."""
+    namespaces = backend.observed_namespaces(deployment)
+    return namespaces, [inode for inode in map(netlink.netns_inode, namespaces) if inode is not None]
+
+
+def monitored(settings: dict[str, Any], backend: Backend, deployment: Deployment,
+              out_dir: Path) -> contextlib.AbstractContextManager:
     """The monitor over the deployment's namespaces and processes, or nothing when disabled."""
     if not settings["enabled"]:
         return contextlib.nullcontext()
-    namespaces = [h.netns for h in deployment.hosts] + [c.netns for c in deployment.containers]
-    inodes = [inode for inode in map(netlink.netns_inode, namespaces) if inode is not None]
-    return Monitor(out_dir, namespaces, processes=SetupProcesses(registry.recorded, inodes),
+    namespaces, inodes = setup_namespaces(backend, deployment)
+    return Monitor(out_dir, namespaces, processes=SetupProcesses(backend.registry.recorded, inodes),
                    interval_s=settings["interval_s"])
 
 
@@ -82,6 +96,48 @@ def keep_failed(partial: Path, results_dir: Path, label: str, error: BaseExcepti
     (destination / "error.txt").write_text(
         f"{label}: {error}\n\n" + "".join(traceback.format_exception(error)))
     return destination
+
+
+@contextlib.contextmanager
+def failure_kept(results_dir: Path, label: str, produced: Path | None = None) -> Iterator[None]:
+    """On a failure of any cause in the block, keep *produced* (what the run wrote so far; None:
+    nothing but the error) under results/failed/ with the error, then let the error go on."""
+    try:
+        yield
+    except BaseException as error:
+        try:
+            if produced is None:
+                with tempfile.TemporaryDirectory() as empty:
+                    keep_failed(Path(empty), results_dir, label, error)
+            else:
+                keep_failed(produced, results_dir, label, error)
+        except OSError as keeping:  # e.g. the disk is full: the cause still counts
+            log.warning("%s: could not keep the failed output: %s", label, keeping)
+        raise
+
+
+def keep_attempt(partial: Path, results_dir: Path, label: str) -> str:
+    """Move a noisy first attempt (complete, with its meta.json) out of *partial* to
+    results/attempts/<label>--attempt1--<time>/, leaving *partial* empty for the retry. Returns
+    its path relative to *results_dir* (recorded in the retry's meta.json)."""
+    relative = Path("attempts") / f"{label.replace('/', '--')}--attempt1--{time.strftime('%Y%m%dT%H%M%S')}"
+    destination = results_dir / relative
+    destination.mkdir(parents=True, exist_ok=True)
+    for item in partial.iterdir():
+        shutil.move(str(item), destination / item.name)
+    return str(relative)
+
+
+def placement(testbed: dict[str, Any], backend: Backend) -> dict[str, Any] | None:
+    """Apply testbed.cpu_pinning to the setup's daemons (or undo an earlier pinning of a reused
+    deployment); what meta.json records as cpu_pinning. None on a backend whose processes this
+    machine does not run (capability local_generators: kubernetes)."""
+    if not backend.capabilities.local_generators:
+        return None
+    requested = testbed["cpu_pinning"]
+    daemons = requested.get("daemons") if requested else None
+    applied = proc.place(backend.registry.recorded(), proc.pinned_cpus(daemons) if daemons is not None else None)
+    return {"requested": requested, "daemons": applied}
 
 
 def measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int, out_dir: str | Path) -> Path:
@@ -97,7 +153,7 @@ def measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int,
         if str(error).startswith(label):
             raise
         raise WorkloadError(f"{label}: {error}") from error
-    except (SeconetError, OSError, RuntimeError) as error:
+    except Exception as error:  # a bug too: the target named, the cause chained
         raise WorkloadError(f"{label}: {type(error).__name__}: {error}") from error
 
 
@@ -113,55 +169,78 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
         raise WorkloadError(f"{label}: {missing}; run `seconetbench preflight` and install them")
     testbed = config["testbed"]
     results_dir = Path(config["results_dir"])
+    # before anything is deployed: a cell never mixes repetitions of different parameters
+    generator = {"generator": getattr(workload, "generator", None),  # `auto` resolved (throughput)
+                 "cpu_pinning": cells.pinning_of(testbed["cpu_pinning"])
+                 if backends.BACKENDS.get(testbed["backend"]).capabilities.local_generators else None}
+    cells.check_cell(out_dir.parent, setup, spec, results_dir, ran=generator)
+    params = cells.cell_params(setup, spec)
 
     # closing(): this process measures target after target (rule run_target runs in Snakemake's)
     with contextlib.closing(backends.for_config(config)) as backend, HostLock(testbed["lock_timeout_s"]):
-        try:
-            deployment, reused = backend.deploy_or_reuse(setup, verify=testbed["verify_isolation"])
-        except DeployError as error:
-            # not measured; the failure (e.g. which isolation probes failed) is kept with the results
-            with tempfile.TemporaryDirectory() as empty:
-                keep_failed(Path(empty), results_dir, label, error)
-            raise
+        # not measured; the failure of any cause (e.g. which isolation probes failed, a tool that
+        # failed with its stderr) is kept with the results
+        with tempfile.TemporaryDirectory(prefix="seconetbench-deploy-") as produced, \
+                failure_kept(results_dir, label, Path(produced)):
+            deployment, reused = backend.deploy_or_reuse(setup, verify=testbed["verify_isolation"],
+                                                         keep=Path(produced))
         log.info("%s: %s deployment %s", label, "reused the" if reused else "new", deployment.prefix)
+        # and the implementation the deploy resolved (`auto`) is the one the earlier repetitions had
+        cells.check_cell(out_dir.parent, setup, spec, results_dir,
+                         ran={**generator, **cells.ran_of({"deployment": deployment.facts})})
         succeeded = False
         try:
-            settle = wait_until_quiet(backend.traffic_namespaces(deployment), testbed["settle_quiet_s"],
-                                      testbed["settle_max_s"])
-            with atomic_directory(out_dir) as partial:
-                started = time.time()
-                try:
-                    with monitored(config["monitor"], deployment, backend.registry, partial):
-                        run_facts = workload.run(RunContext(deployment, backend.registry, partial, label, backend))
-                except BaseException as error:
-                    try:
-                        keep_failed(partial, results_dir, label, error)
-                    except OSError as keeping:  # e.g. the disk is full: the cause still counts
-                        log.warning("%s: could not keep the failed output: %s", label, keeping)
-                    raise
-                finished = time.time()
-                order = config["run_order"]
-                planned = [t.path for t in sweep.run_order(order["mode"], order["seed"])]
-                # repetitions added by convergence rounds come after the planned order
-                position = planned.index(label) + 1 if label in planned else None
-                meta = {
-                    "target": {"setup": setup_id, "workload": workload_name, "rep": rep},
-                    "run_order": {**order, "position": position, "targets": len(planned)},
-                    "setup": setup.to_dict(),
-                    "workload": spec.to_dict(),
-                    "table": workload.table,
-                    "started_at": started,
-                    "finished_at": finished,
-                    "duration_s": round(finished - started, 6),
-                    "settle": settle,
-                    "deployment": {"prefix": deployment.prefix, "reused": reused, **deployment.facts,
-                                   "containers": len(deployment.containers), "pairs": len(deployment.pairs)},
-                    "workload_run": run_facts,
-                    "monitor": config["monitor"],
-                    "machine": metadata.machine(),
-                    "software": metadata.software(list(workload.required_tools()) + ["ip", "iptables"]),
-                }
-                (partial / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
+            with failure_kept(results_dir, label):
+                cpu_pinning = placement(testbed, backend)
+                _, inodes = setup_namespaces(backend, deployment)
+                settle = wait_until_quiet(backend.traffic_namespaces(deployment), testbed["settle_quiet_s"],
+                                          testbed["settle_max_s"])
+            earlier_attempts: list[str] = []  # a noisy first attempt, when testbed.noise.remeasure
+            # failure_kept inside atomic_directory: a failure anywhere in here (the workload, its
+            # meta.json, a retry) keeps the raw files measured so far before the partial goes
+            with atomic_directory(out_dir) as partial, failure_kept(results_dir, label, partial):
+                while True:
+                    started = time.time()
+                    window = noise.Window(set(inodes), {p.pid for p in backend.registry.recorded()},
+                                          outside_visible=backend.capabilities.observe_hosts)
+                    with monitored(config["monitor"], backend, deployment, partial), window:
+                        run_facts = workload.run(RunContext(deployment, backend.registry, partial, label, backend,
+                                                            cpu_pinning=testbed["cpu_pinning"]))
+                    finished = time.time()
+                    order = config["run_order"]
+                    planned = [t.path for t in sweep.run_order(order["mode"], order["seed"])]
+                    # repetitions added by convergence rounds come after the planned order
+                    position = planned.index(label) + 1 if label in planned else None
+                    meta = {
+                        "target": {"setup": setup_id, "workload": workload_name, "rep": rep},
+                        "run_order": {**order, "position": position, "targets": len(planned)},
+                        "setup": setup.to_dict(),
+                        "workload": spec.to_dict(),
+                        "cell_params": params,
+                        "cell_fingerprint": cells.fingerprint(params),
+                        "table": workload.table,
+                        "started_at": started,
+                        "finished_at": finished,
+                        "duration_s": round(finished - started, 6),
+                        "settle": settle,
+                        "deployment": {"prefix": deployment.prefix, "reused": reused, **deployment.facts,
+                                       "containers": len(deployment.containers), "pairs": len(deployment.pairs)},
+                        "workload_run": run_facts,
+                        "noise": {**noise.assess(window.record, testbed["noise"]), "attempt": len(earlier_attempts) + 1,
+                                  "earlier_attempts": earlier_attempts},
+                        "cpu_pinning": cpu_pinning,
+                        "monitor": config["monitor"],
+                        "machine": metadata.machine(),
+                        "software": metadata.software(list(workload.required_tools()) + ["ip", "iptables"]),
+                    }
+                    metadata.write_meta(partial, meta)
+                    if not (meta["noise"]["noisy"] and testbed["noise"]["remeasure"] and not earlier_attempts):
+                        break
+                    earlier_attempts.append(keep_attempt(partial, results_dir, label))
+                    log.warning("%s: noisy (%s above %s), kept as %s; measuring once more", label,
+                                meta["noise"]["exceeded"], meta["noise"]["thresholds"], earlier_attempts[-1])
+                    settle = wait_until_quiet(backend.traffic_namespaces(deployment), testbed["settle_quiet_s"],
+                                              testbed["settle_max_s"])
             succeeded = True
             log.info("%s: measured in %.2f s", label, finished - started)
         finally:
@@ -177,6 +256,3 @@ def measure_job(config: dict[str, Any], wildcards: Any, out_dir: str, log_path: 
     with logged(log_path):
         return in_own_thread(measure, config, wildcards.setup, wildcards.workload, int(wildcards.rep), out_dir)
 
-
-def read_meta(raw_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(raw_dir) / META_FILE).read_text())

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from seconetbench import proc, technology
+from seconetbench.errors import InvalidValueError, WorkloadError
 from seconetbench.testbed import netlink
 
 if TYPE_CHECKING:
-    from seconetbench.backends.base import Deployment
+    from seconetbench.backends.base import Container, Deployment
 
 PROBE_TIMEOUT_S = 1.0
 PROBE_PORT = 47999  # TCP and UDP; no workload uses it, and probing ends before any workload starts
@@ -71,9 +72,20 @@ def probe_plan(deployment: Deployment) -> list[tuple[str, str, bool]]:
     return plan
 
 
-def socket_in(netns: str, kind: int) -> socket.socket:
-    """A non-blocking IPv4 socket of *kind* made inside *netns* (it stays there)."""
-    with netlink.entered(netns):
+def netns_here(container: Container) -> str:
+    """*container*'s network namespace on this machine, which the probes enter (only backends
+    with capability security_workloads have one for every container)."""
+    netns = container.access.local_netns
+    if netns is None:
+        raise WorkloadError(f"container {container.name} has no network namespace on this machine "
+                            f"({container.access.kind}); probing it from here needs backend capability "
+                            "security_workloads")
+    return netns
+
+
+def socket_in(container: Container, kind: int) -> socket.socket:
+    """A non-blocking IPv4 socket of *kind* made inside *container*'s network namespace (it stays there)."""
+    with netlink.entered(netns_here(container)):
         sock = socket.socket(socket.AF_INET, kind)
     sock.setblocking(False)
     return sock
@@ -85,7 +97,7 @@ def _start_icmp(deployment: Deployment, probes: list[Probe],
     for probe in probes:
         argv = ["ping", "-n", "-q", "-c", "1", "-W", str(max(1, round(timeout_s))),
                 deployment.container(probe.destination).ip]
-        running.append((probe, subprocess.Popen(proc.in_netns(deployment.container(probe.source).netns, argv),
+        running.append((probe, subprocess.Popen(proc.in_netns(netns_here(deployment.container(probe.source)), argv),
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
     return running
 
@@ -105,17 +117,17 @@ def _probe_sockets(deployment: Deployment, tcp: list[Probe], udp: list[Probe],
     try:
         for name, port in sorted({(p.destination, p.port) for p in tcp + udp}):
             container = deployment.container(name)
-            listener = socket_in(container.netns, socket.SOCK_STREAM)
+            listener = socket_in(container, socket.SOCK_STREAM)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind((container.ip, port))
             listener.listen(64)
-            receiver = socket_in(container.netns, socket.SOCK_DGRAM)
+            receiver = socket_in(container, socket.SOCK_DGRAM)
             receiver.bind((container.ip, port))
             opened += [listener, receiver]
             selector.register(listener, selectors.EVENT_READ, ("accept", name))
             selector.register(receiver, selectors.EVENT_READ, ("datagram", name))
         for probe in tcp:
-            client = socket_in(deployment.container(probe.source).netns, socket.SOCK_STREAM)
+            client = socket_in(deployment.container(probe.source), socket.SOCK_STREAM)
             opened.append(client)
             code = client.connect_ex((deployment.container(probe.destination).ip, probe.port))
             if code not in (0, errno.EINPROGRESS):
@@ -123,7 +135,7 @@ def _probe_sockets(deployment: Deployment, tcp: list[Probe], udp: list[Probe],
             selector.register(client, selectors.EVENT_WRITE, ("connect", probe))
         by_tag: dict[bytes, Probe] = {}
         for index, probe in enumerate(udp):
-            sender = socket_in(deployment.container(probe.source).netns, socket.SOCK_DGRAM)
+            sender = socket_in(deployment.container(probe.source), socket.SOCK_DGRAM)
             opened.append(sender)
             tag = f"seconetbench-probe-{index}".encode()
             by_tag[tag] = probe
@@ -188,7 +200,7 @@ def _probe_arp(deployment: Deployment, probes: list[Probe], timeout_s: float = P
     try:
         for source in sorted({p.source for p in probes}):
             container = deployment.container(source)
-            sock = _packet_socket(container.netns, container.ifname, ETH_P_ARP)
+            sock = _packet_socket(netns_here(container), container.ifname, ETH_P_ARP)
             sock.setblocking(False)
             opened.append(sock)
             mine = [p for p in probes if p.source == source]
@@ -221,7 +233,7 @@ def probe_ports(deployment: Deployment, plan: Iterable[tuple[str, str, bool]], p
     plan = list(plan)
     unknown = sorted(set(protocols) - {*PROTOCOLS, "arp"})
     if unknown:
-        raise ValueError(f"probe protocols {unknown} unknown; choose from {[*PROTOCOLS, 'arp']}")
+        raise InvalidValueError(f"probe protocols {unknown} unknown; choose from {[*PROTOCOLS, 'arp']}")
     probes = {protocol: [Probe(s, d, e, protocol, port=port) for s, d, e in plan
                          for port in (ports if protocol in ("tcp", "udp") else (None,))]
               for protocol in protocols}

@@ -4,7 +4,8 @@ Ids are slugs made of ``[a-z0-9_-]`` only (no ``/`` or ``.``) so that they are s
 components and Snakemake wildcards:
 
 - setup ``single-bridge-iptables-c32``, ``multi-wireguard-none-c8``; a non-default backend or
-  rule-set size is appended (``-docker``, ``-r1000``);
+  rule-set size is appended (``-docker``, ``-r1000``), and so is a pinned implementation
+  (``multi-wireguard-none-c8-ikernel``, ``-iuserspace``, ``-itc_bpf``; ``auto`` adds nothing);
 - workload ``latency``, ``throughput_653``, ...;
 - target ``{setup}/{workload}/rep{rep}``.
 """
@@ -15,18 +16,24 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from seconetbench.errors import InvalidValueError
+
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 SCENARIOS = ("single", "multi")
 DEFAULT_BACKEND = "netns"
 SETUP_ID = re.compile(
     r"^(?P<scenario>single|multi)-(?P<middle>[a-z0-9_]+)-(?P<filter>[a-z0-9_]+)-c(?P<containers>\d+)"
-    r"(?:-h(?P<hosts>\d+))?(?:-r(?P<rules>\d+))?(?:-x(?P<cipher>[a-z0-9_]+))?(?:-(?P<backend>[a-z][a-z0-9_]*))?$"
+    r"(?:-h(?P<hosts>\d+))?(?:-r(?P<rules>\d+))?(?:-x(?P<cipher>[a-z0-9_]+))?"
+    r"(?:-i(?P<implementation>kernel|userspace|tc_bpf))?(?:-(?P<backend>[a-z][a-z0-9_]*))?$"
 )
+# What SetupSpec.implementation may say: auto (resolved by probes, seconetbench.probes) or a
+# pinned implementation (which ones a technology offers: Technology.implementations).
+IMPLEMENTATIONS = ("auto", "kernel", "userspace", "tc-bpf")
 
 
 def check_slug(kind: str, value: str) -> str:
     if not isinstance(value, str) or not SLUG.match(value):
-        raise ValueError(
+        raise InvalidValueError(
             f"{kind} '{value}' is not a slug: use lower-case letters, digits, '_' and '-' only"
         )
     return value
@@ -45,20 +52,25 @@ class SetupSpec:
     backend: str = DEFAULT_BACKEND
     extra_rules: int = 0  # non-matching rules installed before the whitelist
     cipher: str | None = None  # the tunnel's cipher suite (multi-host); None = the tunnel's default
+    # of the technology that names the setup (the tunnel, or the single-host solution): auto,
+    # or a pinned one (sweep.*.implementations)
+    implementation: str = "auto"
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
-            raise ValueError(f"scenario '{self.scenario}' is not one of {SCENARIOS}")
+            raise InvalidValueError(f"scenario '{self.scenario}' is not one of {SCENARIOS}")
         for kind in ("solution", "filter", "tunnel", "backend"):
             check_slug(kind, getattr(self, kind))
         if self.containers < 2 or self.containers % 2:
-            raise ValueError(f"containers={self.containers}: need an even number >= 2 (sender/sink pairs)")
+            raise InvalidValueError(f"containers={self.containers}: need an even number >= 2 (sender/sink pairs)")
         if self.scenario == "single" and (self.hosts != 1 or self.tunnel != "none"):
-            raise ValueError("a single-host setup has hosts=1 and tunnel 'none'")
+            raise InvalidValueError("a single-host setup has hosts=1 and tunnel 'none'")
         if self.scenario == "multi" and (self.hosts < 2 or self.tunnel == "none"):
-            raise ValueError("a multi-host setup needs hosts >= 2 and a tunnel")
+            raise InvalidValueError("a multi-host setup needs hosts >= 2 and a tunnel")
         if self.cipher and self.scenario != "multi":
-            raise ValueError("a cipher suite belongs to a tunnel: only multi-host setups have one")
+            raise InvalidValueError("a cipher suite belongs to a tunnel: only multi-host setups have one")
+        if self.implementation not in IMPLEMENTATIONS:
+            raise InvalidValueError(f"implementation '{self.implementation}' is not one of {IMPLEMENTATIONS}")
 
     @property
     def id(self) -> str:
@@ -70,6 +82,8 @@ class SetupSpec:
             parts.append(f"r{self.extra_rules}")
         if self.cipher:
             parts.append("x" + self.cipher.replace("-", "_"))  # suite names use '-', ids separate with it
+        if self.implementation != "auto":
+            parts.append("i" + self.implementation.replace("-", "_"))
         if self.backend != DEFAULT_BACKEND:
             parts.append(self.backend)
         return "-".join(parts)
@@ -90,16 +104,24 @@ class SetupSpec:
             "backend": self.backend,
             "extra_rules": self.extra_rules,
             "cipher": self.cipher,
+            # null for auto, as in the setups recorded before the key existed (cells.params_of
+            # counts null as absent); what auto resolved to is meta.json deployment.implementation
+            "implementation": None if self.implementation == "auto" else self.implementation,
         }
 
     @classmethod
-    def parse(cls, setup_id: str) -> SetupSpec:
-        """The inverse of :attr:`id`: 'single-bridge-iptables-c8' -> SetupSpec(...)."""
+    def parse(cls, setup_id: str, multi_solution: str | None = None) -> SetupSpec:
+        """The inverse of :attr:`id`: 'single-bridge-iptables-c8' -> SetupSpec(...).
+
+        A multi-host id does not name how containers attach to their host: *multi_solution*
+        (the config's ``sweep.multi.solution``) says it. To get exactly the setup a sweep
+        measures, look the id up in the sweep (:func:`seconetbench.sweep.resolve_setup`)."""
         match = SETUP_ID.match(setup_id or "")
         if not match:
-            raise ValueError(
+            raise InvalidValueError(
                 f"'{setup_id}' is not a setup id; expected single-<solution>-<filter>-c<N> or "
-                "multi-<tunnel>-<filter>-c<N>, optionally followed by -r<rules> and -<backend>, "
+                "multi-<tunnel>-<filter>-c<N>, optionally followed by -r<rules>, -x<cipher>, "
+                "-i<implementation> and -<backend>, "
                 "e.g. single-bridge-iptables-c8")
         parts = match.groupdict()
         scenario = parts["scenario"]
@@ -108,16 +130,21 @@ class SetupSpec:
         if scenario == "single":
             fields["solution"] = parts["middle"]
         else:
-            fields.update(solution="bridge", tunnel=parts["middle"], hosts=int(parts["hosts"] or 2))
+            if multi_solution is None:
+                raise InvalidValueError(f"'{setup_id}' is a multi-host setup, and its id does not name the solution on "
+                                        "each host: pass the config's sweep.multi.solution")
+            fields.update(solution=multi_solution, tunnel=parts["middle"], hosts=int(parts["hosts"] or 2))
         if parts["rules"]:
             fields["extra_rules"] = int(parts["rules"])
         if parts["cipher"]:
             fields["cipher"] = parts["cipher"].replace("_", "-")
+        if parts["implementation"]:
+            fields["implementation"] = parts["implementation"].replace("_", "-")
         if parts["backend"]:
             fields["backend"] = parts["backend"]
         spec = cls(**fields)
         if spec.id != setup_id:
-            raise ValueError(f"'{setup_id}' is not in canonical form; did you mean '{spec.id}'?")
+            raise InvalidValueError(f"'{setup_id}' is not in canonical form; did you mean '{spec.id}'?")
         return spec
 
     @classmethod
@@ -126,7 +153,7 @@ class SetupSpec:
         for k in ("tunnel", "hosts", "backend", "extra_rules", "cipher"):
             if k in data:
                 fields[k] = data[k]
-        return cls(**fields)
+        return cls(**fields, implementation=data.get("implementation") or "auto")
 
 
 @dataclass(frozen=True)

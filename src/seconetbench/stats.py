@@ -1,18 +1,22 @@
-"""Statistics over the benchmark tables: percentiles, bootstrap CIs, per-pair throughput, ratios.
+"""Statistics over the benchmark tables: percentiles, order-statistic CIs of the median, per-pair
+throughput, and ratios to a baseline (paired per round where the run order allows).
 
 Pure functions (no I/O, no global random state). docs/statistics.md explains every statistic.
 
 Units: a statistic has the unit of the metric it summarises. ``summary_table`` therefore names its
 statistic columns without a unit (``median``, ``p95``, ...) and records the metric, whose name
-carries the unit, in its ``metric`` column (``metric="rtt_ms"`` → ``median`` is in ms). The two
-exceptions are dimensionless: ``n``/``n_missing`` (counts) and ``ci_halfwidth_pct`` (percent of the
-median).
+carries the unit, in its ``metric`` column (``metric="rtt_ms"`` → ``median`` is in ms). The
+exceptions are dimensionless: ``n``/``n_missing`` (counts), ``ci_halfwidth_pct`` (percent of the
+median), ``ci_coverage`` (a fraction) and the ratios.
+
+A CI is only as good as the independence of what it is over: the summary's CIs are over one value
+per repetition (:func:`repetition_summary`), never over pooled probes (docs/statistics.md).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -37,14 +41,10 @@ STAT_COLUMNS = [
     "median_ci_low",
     "median_ci_high",
     "ci_halfwidth_pct",
+    "ci_coverage",
 ]
 
 _PERCENTILES = {"p5": 5.0, "p25": 25.0, "p75": 75.0, "p95": 95.0, "p99": 99.0}
-
-# Upper bound on the number of resampled values held in memory at once by the bootstrap
-# (8 bytes each for the values plus 8 for the indices: ~64 MB).
-_BOOT_CHUNK_ELEMENTS = 4_000_000
-
 
 def _as_float_array(values: Any) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
@@ -57,42 +57,64 @@ def _as_float_array(values: Any) -> np.ndarray:
     return numeric.to_numpy(dtype=float, na_value=np.nan)
 
 
-def bootstrap_median_ci(
-    values: np.ndarray, *, ci_level: float = 0.95, n_boot: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of the median of *values* (finite, no NaN).
+def median_ci_ranks(n: int, ci_level: float = 0.95) -> tuple[int, int, float] | None:
+    """The distribution-free (order-statistic) CI of the median of *n* values: the 1-based ranks
+    ``(k, n + 1 - k)`` of the narrowest symmetric interval ``[x(k), x(n+1-k)]`` whose exact
+    coverage is at least *ci_level*, and that coverage; None when even ``[min, max]`` falls short.
 
-    Draws *n_boot* resamples of size n with replacement (index matrix of shape (chunk, n), in
-    chunks that bound the memory), takes each resample's median, and returns the
-    ``(1-ci_level)/2`` and ``(1+ci_level)/2`` percentiles of those medians. Deterministic for a
-    given *seed* and *values*. Returns ``(nan, nan)`` when fewer than two values are given.
+    The number of values below the true median is Binomial(n, 1/2) whatever the distribution, so
+    ``[x(k), x(n+1-k)]`` covers it with probability ``1 - 2 * P(B <= k - 1)`` for continuous data,
+    and with at least that for data with ties (the interval is closed). At 95 % the fewest values
+    are 6 (``[min, max]`` covers with 1 - 2/64 = 96.9 %; with 5 values only 93.75 %).
     """
-    _check_ci_args(ci_level, n_boot)
-    values = np.asarray(values, dtype=float)
-    n = values.size
-    if n < 2:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(n_boot, _BOOT_CHUNK_ELEMENTS // n))
-    medians = np.empty(n_boot, dtype=float)
-    for start in range(0, n_boot, chunk):
-        stop = min(start + chunk, n_boot)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        medians[start:stop] = np.median(values[idx], axis=1)
-    alpha = 1.0 - ci_level
-    low, high = np.percentile(medians, [100.0 * alpha / 2, 100.0 * (1 - alpha / 2)])
-    return (float(low), float(high))
+    _check_ci_level(ci_level)
+    if n < 1:
+        return None
+    # log of the Binomial(n, 1/2) probabilities, from log factorials (exact enough, and no
+    # giant integers for pooled samples of 10^5 values)
+    log_factorial = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=float)))])
+    k = np.arange(n + 1)
+    pmf = np.exp(log_factorial[n] - log_factorial[k] - log_factorial[n - k] - n * math.log(2.0))
+    cdf = np.cumsum(pmf)
+    tail = (1.0 - ci_level) / 2.0
+    # k - 1 may be at most the last j with P(B <= j) <= tail (a little slack for rounding)
+    fitting = int(np.searchsorted(cdf[: (n + 1) // 2], tail * (1 + 1e-9), side="right"))
+    if fitting == 0:
+        return None
+    low_rank = fitting
+    return low_rank, n + 1 - low_rank, float(1.0 - 2.0 * cdf[low_rank - 1])
 
 
-def _check_ci_args(ci_level: float, n_boot: int) -> None:
+def min_values_for_ci(ci_level: float = 0.95) -> int:
+    """The fewest values whose order-statistic CI of the median reaches *ci_level* (6 at 95 %):
+    ``[min, max]`` covers with 1 - 2 * 0.5^n."""
+    _check_ci_level(ci_level)
+    return max(1, math.ceil(math.log2(2.0 / (1.0 - ci_level)) - 1e-9))
+
+
+def median_ci(values: Any, *, ci_level: float = 0.95) -> tuple[float, float, float]:
+    """Order-statistic (binomial) confidence interval of the median of *values*: ``(low, high,
+    coverage)``, where *coverage* is the interval's exact coverage for continuous data (at least
+    *ci_level*; with ties it covers at least as often). NaN values are dropped first. Returns
+    ``(nan, nan, nan)`` when there are fewer values than :func:`min_values_for_ci` needs.
+    Valid at any n without resampling and without assuming a distribution (docs/statistics.md).
+    """
+    data = np.sort(_as_float_array(values))
+    data = data[~np.isnan(data)]
+    ranks = median_ci_ranks(data.size, ci_level)
+    if ranks is None:
+        return (math.nan, math.nan, math.nan)
+    low_rank, high_rank, coverage = ranks
+    return (float(data[low_rank - 1]), float(data[high_rank - 1]), coverage)
+
+
+def _check_ci_level(ci_level: float) -> None:
     if not 0.0 < ci_level < 1.0:
         raise ValueError(f"ci_level must be strictly between 0 and 1, got {ci_level!r}")
-    if int(n_boot) != n_boot or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
 
 
-def summarize(values: Any, *, ci_level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Descriptive statistics of one sample, with a bootstrap CI of the median.
+def summarize(values: Any, *, ci_level: float = 0.95) -> dict[str, Any]:
+    """Descriptive statistics of one sample, with the order-statistic CI of the median.
 
     *values* is any 1-d array-like of numbers (list, numpy array, pandas Series, nullable dtypes).
     NaN/None/NA values are dropped and counted in ``n_missing`` (e.g. lost ping probes). Returns a
@@ -101,15 +123,19 @@ def summarize(values: Any, *, ci_level: float = 0.95, n_boot: int = 2000, seed: 
 
     - ``median``, ``mean``, ``std`` (sample standard deviation, ddof=1), ``min``, ``max``;
     - ``p5`` … ``p99``: percentiles with linear interpolation (numpy's default, Hyndman & Fan 7);
-    - ``median_ci_low``/``median_ci_high``: percentile-bootstrap CI of the median at *ci_level*;
+    - ``median_ci_low``/``median_ci_high``: order-statistic CI of the median at *ci_level*
+      (:func:`median_ci`), NaN with fewer values than :func:`min_values_for_ci` (6 at 95 %);
     - ``ci_halfwidth_pct``: half the CI width relative to ``|median|``, in percent (NaN if the
-      median is 0 or the CI is undefined).
+      median is 0 or the CI is undefined);
+    - ``ci_coverage``: the CI's exact coverage (a fraction, at least *ci_level*).
 
-    With n == 1 the std and the CI are NaN; with n == 0 (all values missing) every statistic is NaN.
+    The CI is only as meaningful as the independence of the values: summarize one value per
+    repetition (:func:`repetition_summary`) for a CI of a setup's median, not pooled probes.
+    With n == 1 the std is NaN; with n == 0 (all values missing) every statistic is NaN.
 
     Raises ValueError when *values* holds no element at all, or an infinite value.
     """
-    _check_ci_args(ci_level, n_boot)
+    _check_ci_level(ci_level)
     arr = _as_float_array(values)
     if arr.size == 0:
         raise ValueError("summarize() got no values: cannot summarize an empty sample")
@@ -124,7 +150,7 @@ def summarize(values: Any, *, ci_level: float = 0.95, n_boot: int = 2000, seed: 
         return out
     median = float(np.median(data))
     pct = np.percentile(data, list(_PERCENTILES.values()))
-    low, high = bootstrap_median_ci(data, ci_level=ci_level, n_boot=n_boot, seed=seed)
+    low, high, coverage = median_ci(data, ci_level=ci_level)
     if median == 0 or math.isnan(low):
         halfwidth_pct = math.nan
     else:
@@ -140,6 +166,7 @@ def summarize(values: Any, *, ci_level: float = 0.95, n_boot: int = 2000, seed: 
             "median_ci_low": low,
             "median_ci_high": high,
             "ci_halfwidth_pct": halfwidth_pct,
+            "ci_coverage": coverage,
         }
     )
     return {key: out[key] for key in STAT_COLUMNS}
@@ -151,14 +178,11 @@ def summary_table(
     by: str | Sequence[str],
     *,
     ci_level: float = 0.95,
-    n_boot: int = 2000,
-    seed: int = 0,
 ) -> pd.DataFrame:
     """One row per group of *by*: the group keys, ``metric`` (= *value_column*), then STAT_COLUMNS.
 
     The statistic columns are in the unit of the metric (``metric="rtt_ms"`` → milliseconds).
-    Every group is bootstrapped with the same *seed*, so a group's CI depends only on its own
-    values, not on which other groups are in the frame. Missing values count in ``n_missing``.
+    A group's statistics depend only on its own values. Missing values count in ``n_missing``.
     """
     keys = [by] if isinstance(by, str) else list(by)
     needed = [*keys, value_column]
@@ -170,7 +194,7 @@ def summary_table(
     rows = []
     for group_key, group in frame.groupby(keys, sort=True, dropna=False, observed=True):
         group_key = group_key if isinstance(group_key, tuple) else (group_key,)
-        stats = summarize(group[value_column], ci_level=ci_level, n_boot=n_boot, seed=seed)
+        stats = summarize(group[value_column], ci_level=ci_level)
         rows.append({**dict(zip(keys, group_key, strict=True)), "metric": value_column, **stats})
     result = pd.DataFrame(rows, columns=[*keys, "metric", *STAT_COLUMNS])
     for key in keys:  # keep the key dtypes of the input (e.g. int32 containers)
@@ -242,50 +266,203 @@ def per_pair_throughput(throughput_frame: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
-def ratio_to_baseline(
-    summary: pd.DataFrame,
-    baseline_filter: str = "none",
-    *,
-    value: str = "median",
-    keys: Iterable[str] | None = None,
-) -> pd.DataFrame:
-    """Add ``ratio_to_baseline`` (dimensionless) and ``baseline_setup`` to a summary table.
+# ------------------------------------------------------------------ one value per repetition
+# The columns repetition_summary() adds after the group keys and `metric`: statistics of the
+# per-repetition values (the unit of replication), then descriptive percentiles of the pooled
+# samples (probes, per-pair values or intervals), which are never a CI.
+REPETITION_COLUMNS = ["n", "n_missing", "repetitions", "median", "mean", "std", "min", "max",
+                      "median_ci_low", "median_ci_high", "ci_halfwidth_pct", "ci_coverage"]
+PROBE_COLUMNS = ["probes", "probes_missing", "probe_p5", "probe_p25", "probe_p50", "probe_p75",
+                 "probe_p95", "probe_p99"]
 
-    For each row, the ratio of its *value* (default the median) to the *value* of the baseline row:
-    the row with ``filter == baseline_filter`` that matches on *keys*. By default *keys* are all
-    non-statistic columns except ``filter`` and ``setup`` — i.e. the same scenario, solution,
-    tunnel, containers, workload and metric (and rep/pair if the summary is that fine). The
-    baseline row's own ratio is 1. The ratio is NaN where there is no baseline, or the baseline
-    value is 0 or NaN. Raises ValueError if a key matches several baseline rows.
-    """
-    for column in ("filter", value):
-        if column not in summary.columns:
-            raise ValueError(f"ratio_to_baseline: the summary has no '{column}' column")
-    if keys is None:
-        keys = [c for c in summary.columns if c not in STAT_COLUMNS and c not in ("filter", "setup", "ratio_to_baseline", "baseline_setup")]
-    keys = list(keys)
-    absent = [k for k in keys if k not in summary.columns]
+
+def repetition_values(samples: pd.DataFrame, value_column: str, by: str | Sequence[str],
+                      per_rep: str = "median") -> pd.DataFrame:
+    """One value per group of *by* and repetition: the *per_rep* aggregate (``median`` or
+    ``mean``) of *value_column* over the repetition's samples, NaN samples left out (NaN when
+    the repetition has none). Columns: *by*, ``rep``, ``value``."""
+    keys = [by] if isinstance(by, str) else list(by)
+    absent = [c for c in [*keys, "rep", value_column] if c not in samples.columns]
     if absent:
-        raise ValueError(f"ratio_to_baseline: key columns {absent} not in the summary")
-    base_cols = [*keys, value] + (["setup"] if "setup" in summary.columns else [])
-    base = summary.loc[summary["filter"] == baseline_filter, base_cols]
-    duplicated = base.duplicated(subset=keys, keep=False) if keys else pd.Series(len(base) > 1, index=base.index)
-    if duplicated.any():
-        raise ValueError(
-            f"ratio_to_baseline: several '{baseline_filter}' baseline rows share the keys {keys}; "
-            "summarize at setup level or pass keys"
-        )
-    base = base.rename(columns={value: "_baseline_value", "setup": "baseline_setup"})
-    result = summary.drop(columns=["ratio_to_baseline", "baseline_setup"], errors="ignore")
-    if keys:
-        result = result.merge(base, on=keys, how="left", validate="many_to_one")
+        raise ValueError(f"repetition_values: columns {absent} not in the frame; it has {list(samples.columns)}")
+    if per_rep not in ("median", "mean"):
+        raise ValueError(f"repetition_values: per_rep must be 'median' or 'mean', got {per_rep!r}")
+    grouped = samples.groupby([*keys, "rep"], sort=True, dropna=False, observed=True)[value_column]
+    return grouped.agg(per_rep).rename("value").reset_index()
+
+
+def repetition_summary(samples: pd.DataFrame, value_column: str, by: str | Sequence[str], *,
+                       per_rep: str = "median", ci_level: float = 0.95) -> pd.DataFrame:
+    """Per group of *by*: statistics over one value per repetition (:func:`repetition_values`),
+    whose CI of the median is over the repetitions (``n`` = repetitions with a value), plus the
+    pooled samples' count and descriptive percentiles ``probe_p5`` … ``probe_p99``.
+
+    Columns: *by*, ``metric`` (= *value_column*), :data:`REPETITION_COLUMNS`,
+    :data:`PROBE_COLUMNS` (docs/statistics.md)."""
+    keys = [by] if isinstance(by, str) else list(by)
+    if samples.empty:
+        raise ValueError(f"repetition_summary: the frame has no rows to summarize '{value_column}'")
+    per_rep_values = repetition_values(samples, value_column, keys, per_rep)
+    over_reps = summary_table(per_rep_values, "value", keys, ci_level=ci_level)
+    over_reps = over_reps.assign(repetitions=over_reps["n"] + over_reps["n_missing"])
+    pooled = summary_table(samples, value_column, keys, ci_level=ci_level)
+    pooled = pooled.rename(columns={"n": "probes", "n_missing": "probes_missing", "median": "probe_p50",
+                                    **{p: f"probe_{p}" for p in _PERCENTILES}})
+    result = over_reps[[*keys, *REPETITION_COLUMNS]].merge(pooled[[*keys, *PROBE_COLUMNS]], on=keys)
+    result.insert(len(keys), "metric", value_column)
+    return result
+
+
+# --------------------------------------------------------------------------- effects, paired
+# Columns ratio_to_baseline() adds (docs/statistics.md, "Effects against a baseline").
+EFFECT_COLUMNS = ["effect_of", "baseline_setup", "pairing", "ratio_to_baseline", "ratio_ci_low",
+                  "ratio_ci_high", "ratio_n", "effect_conclusive"]
+
+
+def _by_rep(values: Any) -> pd.Series:
+    """Per-repetition values as a Series indexed by rep (a Series or dict keeps its keys; a plain
+    sequence is numbered 1, 2, ... so that two sequences pair by position)."""
+    if isinstance(values, pd.Series):
+        series = values
+    elif isinstance(values, dict):
+        series = pd.Series(values, dtype=float)
     else:
-        result = result.assign(**{c: (base[c].iloc[0] if len(base) else np.nan) for c in base.columns})
-    numerator = result[value].to_numpy(dtype=float)
-    denominator = result["_baseline_value"].to_numpy(dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(denominator != 0, numerator / denominator, np.nan)
-    result["ratio_to_baseline"] = ratio
-    if "baseline_setup" not in result.columns:
-        result["baseline_setup"] = pd.NA
-    return result.drop(columns="_baseline_value")
+        array = _as_float_array(values)
+        series = pd.Series(array, index=range(1, array.size + 1))
+    return pd.to_numeric(series, errors="raise").astype(float)
+
+
+def paired_ratios(setup_values: Any, baseline_values: Any, *, ci_level: float = 0.95) -> dict[str, Any]:
+    """The effect of a filter or tunnel measured in rounds: per round the ratio setup ÷ baseline
+    of their per-repetition values, then the median of those ratios and its order-statistic CI
+    over the rounds.
+
+    *setup_values* and *baseline_values* are a repetition's values (e.g. its median RTT), as
+    Series or dicts keyed by rep (the round in ``blocked`` run order; reps present in only one
+    are left out) or as two sequences in round order. Rounds with a NaN or zero baseline are
+    left out. Returns ``ratio``, ``ci_low``, ``ci_high``, ``ci_coverage``, ``ci_halfwidth_pct``
+    (of the ratio), ``n`` (rounds used) and ``conclusive`` (the CI excludes 1; False when there
+    are too few rounds for a CI)."""
+    setup, baseline = _by_rep(setup_values), _by_rep(baseline_values)
+    common = setup.index.intersection(baseline.index)
+    numerator, denominator = setup.loc[common].to_numpy(), baseline.loc[common].to_numpy()
+    usable = ~np.isnan(numerator) & ~np.isnan(denominator) & (denominator != 0)
+    ratios = numerator[usable] / denominator[usable]
+    return _ratio_result(ratios, ci_level)
+
+
+def _ratio_result(ratios: np.ndarray, ci_level: float) -> dict[str, Any]:
+    if ratios.size == 0:
+        return {"ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan, "ci_coverage": math.nan,
+                "ci_halfwidth_pct": math.nan, "n": 0, "conclusive": False}
+    s = summarize(ratios, ci_level=ci_level)
+    return {"ratio": s["median"], "ci_low": s["median_ci_low"], "ci_high": s["median_ci_high"],
+            "ci_coverage": s["ci_coverage"], "ci_halfwidth_pct": s["ci_halfwidth_pct"], "n": s["n"],
+            "conclusive": bool(s["median_ci_low"] > 1 or s["median_ci_high"] < 1)}
+
+
+def unpaired_ratio(setup_values: Any, baseline_values: Any, *, ci_level: float = 0.95) -> dict[str, Any]:
+    """The effect when setup and baseline were not measured in shared rounds: the ratio of the two
+    medians, with the interval [setup low ÷ baseline high, setup high ÷ baseline low] from each
+    median's order-statistic CI at 1 − (1 − *ci_level*)/2, so both hold at once with at least
+    *ci_level* (Bonferroni; for positive values). Same keys as :func:`paired_ratios`; ``n`` is
+    the smaller sample, ``ci_coverage`` a lower bound: 1 minus both intervals' miss probabilities.
+    Needs 7 values per side (the fewest for a 97.5 % CI)."""
+    setup, baseline = _by_rep(setup_values).dropna(), _by_rep(baseline_values).dropna()
+    each = 1.0 - (1.0 - ci_level) / 2.0
+    s_low, s_high, s_cov = median_ci(setup, ci_level=each)
+    b_low, b_high, b_cov = median_ci(baseline, ci_level=each)
+    n = int(min(setup.size, baseline.size))
+    base_median = float(np.median(baseline)) if baseline.size else math.nan
+    ratio = float(np.median(setup)) / base_median if setup.size and base_median else math.nan
+    low = s_low / b_high if b_high > 0 else math.nan
+    high = s_high / b_low if b_low > 0 else math.nan
+    if math.isnan(low) or math.isnan(high):
+        low = high = coverage = math.nan
+    else:
+        coverage = 1.0 - (1.0 - s_cov) - (1.0 - b_cov)
+    halfwidth = (high - low) / 2.0 / abs(ratio) * 100.0 if ratio and not math.isnan(low) else math.nan
+    return {"ratio": ratio, "ci_low": low, "ci_high": high, "ci_coverage": coverage,
+            "ci_halfwidth_pct": halfwidth, "n": n, "conclusive": bool(low > 1 or high < 1)}
+
+
+def baseline_of(setup_id: str) -> tuple[str | None, str | None]:
+    """What a setup's effect is measured against: ``("filter", id)`` of the same setup without
+    the filter (filter none, no extra rules) when it has one; otherwise, for a multi-host setup
+    with a tunnel, ``("tunnel", id)`` of the same hosts without the tunnel (tunnel ``routing``,
+    no cipher); ``(None, None)`` for a baseline itself or an id that is not a setup id."""
+    from seconetbench.spec import SETUP_ID
+
+    match = SETUP_ID.match(setup_id)
+    if not match:
+        return (None, None)
+    if match["filter"] != "none" or match["rules"]:
+        effect, changes = "filter", {"filter": "none", "rules": None}
+    elif match["scenario"] == "multi" and match["middle"] != "routing":
+        effect, changes = "tunnel", {"middle": "routing", "cipher": None}
+    else:
+        return (None, None)
+    pieces, position = [], 0
+    for group, replacement in sorted(changes.items(), key=lambda item: match.start(item[0])):
+        if match.start(group) < 0:
+            continue
+        # a dropped optional part also drops its "-r"/"-x" marker in front of it
+        start = match.start(group) - (2 if replacement is None else 0)
+        pieces += [setup_id[position:start], replacement or ""]
+        position = match.end(group)
+    return effect, "".join(pieces) + setup_id[position:]
+
+
+def ratio_to_baseline(summary: pd.DataFrame, values: pd.DataFrame | None = None, *, paired: bool = False,
+                      rounds: int | None = None, ci_level: float = 0.95) -> pd.DataFrame:
+    """Add :data:`EFFECT_COLUMNS` to a summary (one row per setup × workload × metric, with
+    ``median``): each row's effect against its baseline (:func:`baseline_of`) of the same
+    workload and metric.
+
+    With *paired* (the run order was ``blocked``: every round measured each setup and its
+    baseline) and *values* (one per setup, workload and rep: columns ``setup``, ``workload``,
+    ``rep``, ``value``), the ratio is :func:`paired_ratios` over the rounds both have, rep ≤
+    *rounds* when given (reps beyond it came from convergence rounds, outside the blocks):
+    ``pairing`` = ``paired``. Otherwise ``unpaired``: :func:`unpaired_ratio` of the rows'
+    repetitions (or, without *values*, the ratio of the medians with no CI). A row whose
+    baseline is not in the summary gets ``pairing`` = ``no_baseline``; a baseline row itself gets
+    nulls. ``effect_conclusive`` is false where the ratio's CI contains 1 or is missing: the
+    effect is not shown to exceed the noise."""
+    needed = ["setup", "workload", "metric", "median"]
+    absent = [c for c in needed if c not in summary.columns]
+    if absent:
+        raise ValueError(f"ratio_to_baseline: the summary lacks columns {absent}")
+    by_rep: dict[tuple[str, str], pd.Series] = {}
+    if values is not None:
+        chosen = values if rounds is None else values[values["rep"] <= rounds]
+        by_rep = {(str(s), str(w)): g.set_index("rep")["value"]
+                  for (s, w), g in chosen.groupby(["setup", "workload"], observed=True)}
+    medians = {(str(r.setup), str(r.workload), str(r.metric)): r.median
+               for r in summary[needed].itertuples(index=False)}
+    rows = []
+    for setup, workload, metric in summary[["setup", "workload", "metric"]].astype(str).itertuples(index=False):
+        effect_of, baseline = baseline_of(setup)
+        row = dict.fromkeys(EFFECT_COLUMNS)
+        row.update(effect_of=effect_of, baseline_setup=baseline)
+        if baseline is None:
+            rows.append(row)
+            continue
+        if (baseline, workload, metric) not in medians:
+            rows.append({**row, "pairing": "no_baseline", "effect_conclusive": False})
+            continue
+        mine, theirs = by_rep.get((setup, workload)), by_rep.get((baseline, workload))
+        if values is not None and mine is not None and theirs is not None:
+            pairs = mine.index.intersection(theirs.index)
+            pairing = "paired" if paired and len(pairs) else "unpaired"
+            effect = (paired_ratios if pairing == "paired" else unpaired_ratio)(mine, theirs, ci_level=ci_level)
+        else:
+            pairing, base_median = "unpaired", medians[(baseline, workload, metric)]
+            effect = {"ratio": medians[(setup, workload, metric)] / base_median if base_median else math.nan,
+                      "ci_low": math.nan, "ci_high": math.nan, "n": 0, "conclusive": False}
+        rows.append({**row, "pairing": pairing, "ratio_to_baseline": effect["ratio"],
+                     "ratio_ci_low": effect["ci_low"], "ratio_ci_high": effect["ci_high"],
+                     "ratio_n": effect["n"], "effect_conclusive": effect["conclusive"]})
+    effects = pd.DataFrame(rows, columns=EFFECT_COLUMNS, index=summary.index)
+    effects = effects.astype({"ratio_to_baseline": "float64", "ratio_ci_low": "float64", "ratio_ci_high": "float64",
+                              "ratio_n": "Int64", "effect_conclusive": "boolean"})
+    return pd.concat([summary.drop(columns=EFFECT_COLUMNS, errors="ignore"), effects], axis=1)

@@ -9,8 +9,11 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from seconetbench.errors import InvalidValueError, UnknownNameError
+from seconetbench.meta import META_FILE
 from seconetbench.spec import SetupSpec, TargetId, WorkloadSpec
 
 
@@ -35,17 +38,16 @@ class Sweep:
         try:
             return self._by_id[setup_id]
         except KeyError:
-            known = ", ".join(sorted(self._by_id)) or "none"
             excluded = {e.setup.id: e.reason for e in self.excluded}
             if setup_id in excluded:
-                raise KeyError(f"setup '{setup_id}' is excluded from this sweep: {excluded[setup_id]}") from None
-            raise KeyError(f"setup '{setup_id}' is not in this sweep; known setups: {known}") from None
+                raise UnknownNameError("setup", setup_id, where=f" in this sweep: it is excluded ({excluded[setup_id]})") from None
+            raise UnknownNameError("setup", setup_id, self._by_id, where=" in this sweep") from None
 
     def workload(self, name: str) -> WorkloadSpec:
         for workload in self.workloads:
             if workload.name == name:
                 return workload
-        raise KeyError(f"workload '{name}' is not in this sweep; known: {[w.name for w in self.workloads]}")
+        raise UnknownNameError("workload", name, [w.name for w in self.workloads], where=" in this sweep")
 
     def targets(self) -> list[TargetId]:
         return [
@@ -80,7 +82,7 @@ class Sweep:
                 for setup in rng.sample(self.setups, len(self.setups)):
                     order += [TargetId(setup.id, w.name, rep) for w in rng.sample(self.workloads, len(self.workloads))]
             return order
-        raise ValueError(f"run_order.mode '{mode}' is not one of ['shuffled', 'blocked', 'grouped']")
+        raise InvalidValueError(f"run_order.mode '{mode}' is not one of ['shuffled', 'blocked', 'grouped']")
 
     def priorities(self, mode: str = "shuffled", seed: int = 1) -> dict[str, int]:
         """Snakemake priority per target path: the first target to run gets the highest."""
@@ -97,6 +99,13 @@ def workload_specs(config: dict[str, Any]) -> list[WorkloadSpec]:
     return specs
 
 
+def requested_implementations(scenario: dict[str, Any], name: str) -> list[str]:
+    """The implementations a scenario's ``implementations`` asks of technology *name*: one (auto
+    when not listed), or several measured side by side (each a setup of its own)."""
+    value = scenario.get("implementations", {}).get(name, "auto")
+    return list(value) if isinstance(value, list) else [value]
+
+
 def candidate_setups(config: dict[str, Any]) -> list[SetupSpec]:
     setups: list[SetupSpec] = []
     backend = config["testbed"]["backend"]
@@ -105,32 +114,85 @@ def candidate_setups(config: dict[str, Any]) -> list[SetupSpec]:
         for solution, filter_name, containers, extra in itertools.product(
             single["solutions"], single["filters"], single["containers"], single["extra_rules"]
         ):
-            setups.append(SetupSpec("single", solution, filter_name, containers, backend=backend,
-                                    extra_rules=extra))
+            for implementation in requested_implementations(single, solution):
+                setups.append(SetupSpec("single", solution, filter_name, containers, backend=backend,
+                                        extra_rules=extra, implementation=implementation))
     multi = config["sweep"].get("multi")
     if multi:
         ciphers = multi.get("ciphers", {})
         for tunnel, filter_name, containers in itertools.product(
             multi["tunnels"], multi["filters"], multi["containers"]
         ):
-            for cipher in ciphers.get(tunnel) or [None]:  # None: the tunnel's default suite
+            for cipher, implementation in itertools.product(
+                    ciphers.get(tunnel) or [None],  # None: the tunnel's default suite
+                    requested_implementations(multi, tunnel)):
                 setups.append(SetupSpec("multi", multi["solution"], filter_name, containers, tunnel=tunnel,
-                                        hosts=multi["hosts"], backend=backend, cipher=cipher))
+                                        hosts=multi["hosts"], backend=backend, cipher=cipher,
+                                        implementation=implementation))
     return setups
 
 
-def expand(config: dict[str, Any], check_machine: bool = False) -> Sweep:
+def check_pinned(config: dict[str, Any], setups: list[SetupSpec]) -> None:
+    """Refuse, before anything is deployed, an implementation the config pins (sweep.*.
+    implementations) that this machine lacks: a ConfigError with the probe's words and the fix."""
+    from seconetbench import preflight
+    from seconetbench.errors import ConfigError
+
+    for setup in setups:
+        reason = preflight.pinned_unavailable(setup)
+        if reason:
+            name = preflight.implementation_technology(setup).name
+            raise ConfigError(f"sweep.{setup.scenario}.implementations.{name}", reason)
+
+
+def resolve_setup(config: dict[str, Any], setup_id: str, outside_sweep: bool = False) -> SetupSpec:
+    """The setup *setup_id* exactly as the sweep of the validated *config* measures it: an id
+    does not say everything (e.g. a multi-host id not the solution on each host).
+
+    An id the sweep does not hold is refused with the known ones; with *outside_sweep* it is
+    read instead, with the config's ``sweep.multi.solution`` (or the schema's default) for what
+    the id does not say."""
+    from seconetbench.config import schema_default
+
+    sweep = expand(config)
+    try:
+        return sweep.setup(setup_id)
+    except KeyError:
+        if not outside_sweep or setup_id in {e.setup.id for e in sweep.excluded}:
+            raise
+    multi = config["sweep"].get("multi") or {}
+    return SetupSpec.parse(setup_id, multi_solution=multi.get("solution") or schema_default("sweep", "multi", "solution"))
+
+
+def has_raw_results(config: dict[str, Any], setup: SetupSpec) -> bool:
+    """Whether *setup* has at least one complete raw target (with its meta.json) in results_dir."""
+    raw = Path(config["results_dir"]) / "raw" / setup.id
+    return next(raw.glob(f"*/rep*/{META_FILE}"), None) is not None
+
+
+def expand(config: dict[str, Any], check_machine: bool = False, keep_measured: bool = False) -> Sweep:
     """Build the sweep of a validated config.
 
     With *check_machine*, setups this machine cannot run (see :mod:`seconetbench.preflight`) are
     excluded with the reason; without it only combinations that can never work are excluded.
+    With *keep_measured* as well, a setup that already has raw results is kept whatever this
+    machine lacks: the machine checks gate measurement only, so parsing, tables and figures of
+    existing results run on a machine without the testbed's tools (the workflow passes both).
     """
-    from seconetbench import preflight
+    from seconetbench import config as configuration
+    from seconetbench import preflight, probes
 
+    candidates = candidate_setups(config)
+    if check_machine:
+        # the run's probe results (probed once per run, cached in its state directory): `auto`
+        # implementations resolve with them, pinned ones are checked against them. Only where
+        # the machine is checked: analysing results probes nothing.
+        probes.results(configuration.run_prefix(config))
+        check_pinned(config, [s for s in candidates if not (keep_measured and has_raw_results(config, s))])
     setups, excluded = [], []
-    for setup in candidate_setups(config):
+    for setup in candidates:
         reason = preflight.incompatibility(setup)
-        if reason is None and check_machine:
+        if reason is None and check_machine and not (keep_measured and has_raw_results(config, setup)):
             reason = preflight.unsupported_reason(setup)
         if reason is None:
             setups.append(setup)

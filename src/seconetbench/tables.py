@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from seconetbench.errors import InvalidValueError, UnknownNameError
 from seconetbench.fsutil import atomic_path
 
 META_KEY = b"seconetbench.meta"
@@ -28,6 +29,9 @@ IDENTITY = [
     pa.field("solution", pa.string(), nullable=False),
     pa.field("filter", pa.string(), nullable=False),
     pa.field("tunnel", pa.string(), nullable=False),
+    # what ran the tunnel (multi) or the solution (single): kernel, userspace or tc-bpf, decided
+    # by probes or pinned (meta.json deployment.implementation); "unknown" when not recorded
+    pa.field("implementation", pa.string(), nullable=False),
     pa.field("containers", pa.int32(), nullable=False),
     pa.field("workload", pa.string(), nullable=False),
     pa.field("rep", pa.int32(), nullable=False),
@@ -84,7 +88,7 @@ MEASURES: dict[str, list[pa.Field]] = {
         pa.field("port", pa.int32()),  # TCP/UDP port (inner for isolation and confidentiality, outer for spoofing)
         pa.field("whitelisted", pa.bool_()),  # the pair is on the whitelist; null when not applicable
         pa.field("observed", pa.bool_(), nullable=False),  # reached / found in the capture / accepted
-        pa.field("verdict", pa.string(), nullable=False),  # ok, violation, break, visible, expected, not_applicable
+        pa.field("verdict", pa.string(), nullable=False),  # ok, violation, break, visible, expected, inconclusive, not_applicable
         pa.field("detail", pa.string()),
     ],
 }
@@ -92,17 +96,32 @@ MEASURES: dict[str, list[pa.Field]] = {
 
 # Statistics per setup x workload x metric (results/tables/summary.parquet). The statistic
 # columns are in the unit of the metric they summarise, which `metric` names (e.g. rtt_ms).
+# The median, its CI and n are over one value per repetition (the unit of replication); the
+# probe_* percentiles describe the pooled samples and are no CI (docs/statistics.md).
 SETUP_IDENTITY = [f for f in IDENTITY if f.name not in ("rep", "pair", "flow")]
-STATISTICS = ["median", "mean", "std", "min", "max", "p5", "p25", "p75", "p95", "p99",
-              "median_ci_low", "median_ci_high"]
+STATISTICS = ["median", "mean", "std", "min", "max", "median_ci_low", "median_ci_high"]
+PROBE_PERCENTILES = ["probe_p5", "probe_p25", "probe_p50", "probe_p75", "probe_p95", "probe_p99"]
 SUMMARY = pa.schema(
     SETUP_IDENTITY
     + [pa.field("metric", pa.string(), nullable=False),
-       pa.field("n", pa.int64(), nullable=False),  # samples the statistics are computed from
-       pa.field("n_missing", pa.int64(), nullable=False),  # samples without a value (lost probes)
+       pa.field("n", pa.int64(), nullable=False),  # repetitions with a value: what the statistics are over
+       pa.field("n_missing", pa.int64(), nullable=False),  # repetitions without a value (every probe lost)
        pa.field("repetitions", pa.int32(), nullable=False)]
     + [pa.field(name, pa.float64()) for name in STATISTICS]
     + [pa.field("ci_halfwidth_pct", pa.float64()),  # half the 95 % CI of the median, % of the median
+       pa.field("ci_coverage", pa.float64()),  # the CI's exact coverage, a fraction >= 0.95
+       pa.field("probes", pa.int64(), nullable=False),  # pooled samples with a value
+       pa.field("probes_missing", pa.int64(), nullable=False),  # pooled samples without (lost probes)
+       ]
+    + [pa.field(name, pa.float64()) for name in PROBE_PERCENTILES]
+    + [pa.field("effect_of", pa.string()),  # filter | tunnel | null (a baseline itself)
+       pa.field("baseline_setup", pa.string()),
+       pa.field("pairing", pa.string()),  # paired | unpaired | no_baseline
+       pa.field("ratio_to_baseline", pa.float64()),  # median per-round ratio (paired) or ratio of medians
+       pa.field("ratio_ci_low", pa.float64()),
+       pa.field("ratio_ci_high", pa.float64()),
+       pa.field("ratio_n", pa.int32()),  # rounds (paired) or the smaller sample (unpaired)
+       pa.field("effect_conclusive", pa.bool_()),  # the ratio's CI excludes 1
        pa.field("convergence", pa.string(), nullable=False)]  # fixed | converged | not_converged
 )
 
@@ -129,6 +148,14 @@ TARGET_MEASURES: dict[str, list[pa.Field]] = {
         pa.field("tunnel_path_mtu_bytes", pa.int32()),
         pa.field("tunnel_overhead_bytes", pa.int32()),
         pa.field("tunnel_setup_s", pa.float64()),  # tunnel start until the first packet passed
+        # noise around the workload (meta.json noise; seconetbench.noise), null in older targets
+        pa.field("steal_pct", pa.float64()),  # CPU steal, percent of all cores
+        pa.field("outside_cpu_pct", pa.float64()),  # CPU of processes outside the setup, percent of all cores
+        pa.field("load1", pa.float64()),  # 1-minute load average at the end of the workload
+        pa.field("noisy", pa.bool_()),  # above a testbed.noise threshold
+        pa.field("noise_exceeded", pa.string()),  # which thresholds, comma-separated (e.g. max_steal_pct)
+        pa.field("attempt", pa.int32()),  # 2 = measured again after a noisy first attempt
+        pa.field("cpu_pinned", pa.bool_()),  # testbed.cpu_pinning was set
     ],
     # one row per monitor sample of the host (percent of all cores)
     "host_usage": [
@@ -164,7 +191,7 @@ def schema(kind: str) -> pa.Schema:
     try:
         measures = MEASURES[kind]
     except KeyError:
-        raise KeyError(f"no table kind '{kind}'; known kinds: {KINDS}") from None
+        raise UnknownNameError("table kind", kind, KINDS) from None
     return pa.schema(IDENTITY + measures)
 
 
@@ -174,7 +201,7 @@ def conform(frame: pd.DataFrame, kind: str) -> pa.Table:
     missing = [n for n in target.names if n not in frame.columns]
     extra = [c for c in frame.columns if c not in target.names]
     if missing or extra:
-        raise ValueError(f"table '{kind}': missing columns {missing}, unexpected columns {extra}")
+        raise InvalidValueError(f"table '{kind}': missing columns {missing}, unexpected columns {extra}")
     table = pa.Table.from_pandas(frame[target.names], preserve_index=False)
     return table.cast(target)
 
@@ -193,7 +220,8 @@ def read(path: str | os.PathLike) -> pd.DataFrame:
     return pq.read_table(path).to_pandas()
 
 
-def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+def read_table_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The targets' meta.json that :func:`write` stored in the table file *path* ({} if none)."""
     metadata = pq.read_schema(path).metadata or {}
     raw = metadata.get(META_KEY)
     return json.loads(raw) if raw else {}

@@ -3,17 +3,19 @@
 A technology is a small class registered by kind and name. It states what it needs from the
 machine (:meth:`Technology.requires`), builds itself on a deployment (:meth:`apply`) and, where
 deleting the namespaces is not enough, removes itself (:meth:`remove`). Adding one touches its own
-module, the import in its package's ``__init__`` and a test.
+module (its package's registry finds it, see registry.py) and a test.
 """
 
 from __future__ import annotations
 
-import gzip
 import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
+
+from seconetbench.errors import InvalidValueError
+from seconetbench.registry import Registry
 
 if TYPE_CHECKING:
     from seconetbench.backends.base import Deployment
@@ -24,16 +26,20 @@ KINDS = ("solution", "filter", "tunnel")
 
 @lru_cache(maxsize=1)
 def kernel_config() -> dict[str, str]:
-    """Options of the running kernel from /proc/config.gz ({} when the kernel does not expose it)."""
-    path = Path("/proc/config.gz")
-    if not path.exists():
-        return {}
-    options = {}
-    for line in gzip.decompress(path.read_bytes()).decode().splitlines():
-        if line.startswith("CONFIG_") and "=" in line:
-            key, value = line.split("=", 1)
-            options[key] = value
-    return options
+    """Options of the running kernel from /boot/config-$(uname -r) or /proc/config.gz ({} when
+    neither is readable). A hint only: a module (=m) still has to load, see Requirement.missing."""
+    from seconetbench import probes
+
+    for path in probes.config_files():
+        options = probes.read_config(path)
+        if options:
+            return options
+    return {}
+
+
+# The module that provides a kernel option a requirement names, where it can be one (=m).
+OPTION_MODULES = {"CONFIG_VETH": "veth", "CONFIG_TUN": "tun", "CONFIG_BRIDGE": "bridge",
+                  "CONFIG_MACVLAN": "macvlan"}
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,25 @@ class Requirement:
             if value == "y":
                 return None
             if value == "m":
-                return f"kernel option {self.name} is a module; load it (modprobe) before the sweep"
+                return self._module_missing()
             return f"the running kernel lacks {self.name}{' (' + self.why + ')' if self.why else ''}"
-        raise ValueError(f"unknown requirement kind {self.kind}")
+        raise InvalidValueError(f"unknown requirement kind {self.kind}; use 'binary' or 'kernel'")
+
+    def _module_missing(self) -> str | None:
+        """A kernel option built as a module is satisfied when the module is loaded or loads now
+        (stock kernels build veth, tun, bridge and macvlan as modules): probed, not read."""
+        from seconetbench import probes
+
+        module = OPTION_MODULES.get(self.name)
+        if module is None:
+            return f"kernel option {self.name} is a module; load it (modprobe) before the sweep"
+        if Path(f"/sys/module/{module}").exists():
+            return None
+        cannot = probes.modprobe_possible()
+        if cannot:
+            return f"kernel option {self.name} is a module ({module}) that cannot be loaded here: {cannot}"
+        loaded, said = probes.run_probe_command(["modprobe", module])
+        return None if loaded else f"kernel option {self.name} is a module; `modprobe {module}` said: {said}"
 
 
 class Technology:
@@ -70,6 +92,19 @@ class Technology:
     # Backends it can be built on: the framework wires netns and docker containers alike; on
     # kubernetes the cluster's CNI does it (solutions/cni.py and its kin).
     backends: ClassVar[tuple[str, ...]] = ("netns", "docker")
+    # The implementations it comes in, as sweep.*.implementations names them ("kernel",
+    # "userspace", "tc-bpf"); `auto` takes the kernel's when the probe named kernel_probe
+    # (seconetbench.probes) passes, else the first other one. The setup's choice (SetupSpec
+    # .implementation) lands in requested_implementation (preflight.setup_technologies).
+    implementations: ClassVar[tuple[str, ...]] = ("kernel",)
+    kernel_probe: ClassVar[str | None] = None
+    requested_implementation: str = "auto"
+
+    def resolved_implementation(self) -> str:
+        """The implementation that runs here: the pinned one, or what `auto` resolves to."""
+        from seconetbench import probes
+
+        return probes.choose(self.implementations, self.requested_implementation, self.kernel_probe)
 
     def requires(self, setup: SetupSpec) -> list[Requirement]:
         return []
@@ -89,37 +124,24 @@ class Technology:
         return {}
 
 
-REGISTRY: dict[tuple[str, str], type[Technology]] = {}
+# One registry per kind (seconetbench.registry), each discovering its package on first lookup.
+REGISTRIES: dict[str, Registry[type[Technology]]] = {
+    kind: Registry(kind, package=f"seconetbench.{kind}s", name_of=lambda cls: cls.name) for kind in KINDS}
 
 
 def register(cls: type[Technology]) -> type[Technology]:
+    """Class decorator: register *cls* under its kind and name."""
     if cls.kind not in KINDS:
-        raise ValueError(f"{cls.__name__}.kind must be one of {KINDS}")
-    key = (cls.kind, cls.name)
-    if key in REGISTRY:
-        raise ValueError(f"{cls.kind} '{cls.name}' is registered twice")
-    REGISTRY[key] = cls
-    return cls
+        raise InvalidValueError(f"{cls.__name__}.kind must be one of {KINDS}")
+    return REGISTRIES[cls.kind].register(cls)
 
 
 def get(kind: str, name: str, **options) -> Technology:
     """An instance of the technology; *options* go to its constructor (e.g. a tunnel's suite)."""
-    _load_all()
-    try:
-        return REGISTRY[(kind, name)](**options)
-    except KeyError:
-        known = sorted(n for k, n in REGISTRY if k == kind)
-        raise KeyError(f"no {kind} '{name}'; known: {known}") from None
+    return REGISTRIES[kind].get(name)(**options)
 
 
 def names(kind: str, backend: str | None = None) -> list[str]:
     """Names of the technologies of *kind* (that run on *backend*, when given)."""
-    _load_all()
-    return sorted(n for (k, n), cls in REGISTRY.items() if k == kind and (backend is None or backend in cls.backends))
-
-
-def _load_all() -> None:
-    # Importing the packages registers their technologies.
-    import seconetbench.filters  # noqa: F401
-    import seconetbench.solutions  # noqa: F401
-    import seconetbench.tunnels  # noqa: F401
+    registry = REGISTRIES[kind]
+    return [name for name in registry.names() if backend is None or backend in registry[name].backends]

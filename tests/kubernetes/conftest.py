@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from seconetbench.engines import localk8s
+from tests.conftest import HOST
 
 
 def _missing(reason: str) -> None:
@@ -32,11 +33,13 @@ def cluster():
     prefix = "scnkt" + secrets.token_hex(1)
     fixed_before = {str(p): p.exists() for p in localk8s.KUBELET_FIXED_PATHS}
     local = localk8s.LocalCluster(prefix)
-    try:
-        local.up()
-        yield local
-    finally:
-        local.down()
+    # the cluster's control plane works all the time it is up: no sweep measures meanwhile
+    with HOST.held():
+        try:
+            local.up()
+            yield local
+        finally:
+            local.down()
         from seconetbench.testbed import cleanup
 
         left = cleanup.leftovers(prefix)

@@ -12,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from seconetbench.backends.kubernetes import KubernetesBackend
 from seconetbench.spec import SetupSpec
 
-pytestmark = [pytest.mark.privileged, pytest.mark.kubernetes]
+pytestmark = [pytest.mark.privileged, pytest.mark.kubernetes, pytest.mark.slow]  # a local cluster
 
 
 @pytest.mark.parametrize("setup", [

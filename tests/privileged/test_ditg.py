@@ -1,13 +1,15 @@
-"""Every D-ITG workload on a deployed bridge setup (2 and 8 containers), through runner.measure and pipeline.parse_target:
+"""Every D-ITG workload on a deployed bridge setup (2 and 8 containers), through runner.measure and pipeline.parse_cell:
 the parsed table agrees with ITGDec's own TOTAL summary of every pair."""
 
 from __future__ import annotations
 
 import pytest
 
-from seconetbench import config, parsers, pipeline, runner, tables
+from seconetbench import config, parsers, runner, tables
+from seconetbench.meta import read_meta
 from seconetbench.testbed import cleanup
 from seconetbench.workloads.ditg import pair_file
+from tests.conftest import parsed_as_the_workflow_does
 
 pytestmark = pytest.mark.privileged
 
@@ -32,12 +34,12 @@ def measure_and_parse(prefix, tmp_path, workload: str, containers: int):
     setup = f"single-bridge-none-c{containers}"
     raw = tmp_path / "results/raw" / setup / workload / "rep1"
     runner.measure(cfg, setup, workload, 1, raw)
-    rows = pipeline.parse_target(raw, tmp_path / "parsed.parquet")
+    rows = parsed_as_the_workflow_does(raw, tmp_path / "parsed.parquet")
     return raw, rows
 
 
 def assert_totals_agree(raw, rows, expected_flows: int):
-    meta = runner.read_meta(raw)
+    meta = read_meta(raw)
     pairs = [record["pair"] for record in meta["workload_run"]["pairs"]]
     assert sorted(rows["pair"].unique()) == sorted(pairs)
     for pair in pairs:
@@ -66,7 +68,7 @@ def test_workload_on_a_bridge(prefix, tmp_path, workload, containers):
     assert tables.kind_of(tmp_path / "parsed.parquet") == "ditg"
     assert not list(raw.glob("*.log"))  # binary logs decoded, then dropped (keep_logs false)
     # meta.json records every flow as the script ran it (for video: the drawn lengths and sizes)
-    stored = runner.read_meta(raw)["workload_run"]["pairs"][0]["flows"]
+    stored = read_meta(raw)["workload_run"]["pairs"][0]["flows"]
     script = (raw / pair_file("c01-c02", "script")).read_text().splitlines()
     assert [f"-rp {f['port']} {f['options']}" for f in stored] == [line.split(" ", 2)[2] for line in script]
     if workload == "video":

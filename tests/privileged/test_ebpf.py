@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from seconetbench import bpf, config, pipeline, proc, runner
+from seconetbench import bpf, config, proc, runner
 from seconetbench.backends.netns import NetnsBackend
 from seconetbench.filters import ebpf as ebpf_filter
+from seconetbench.meta import read_meta
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed import cleanup
+from tests.conftest import parsed_as_the_workflow_does
 from tests.privileged.test_netns_bridge import reachable, tcp_connects
 
 pytestmark = pytest.mark.privileged
@@ -70,9 +72,9 @@ def test_measured_whitelist_and_teardown(prefix, tmp_path, tools_available, solu
         runner.measure(cfg, setup.id, "tp", 1, out)
         deployment = backend.current()
         map_id = bpf.map_id(prefix)
-        meta = runner.read_meta(out)["deployment"]
+        meta = read_meta(out)["deployment"]
         assert meta["verification"]["passed"] and meta["verification"]["probes"] == 3 * (8 + 8)
-        throughput = pipeline.parse_target(out, tmp_path / "tp.parquet")
+        throughput = parsed_as_the_workflow_does(out, tmp_path / "tp.parquet")
         assert sorted(throughput["pair"].unique()) == ["c01-c02", "c03-c04", "c05-c06", "c07-c08"]
         assert (throughput.groupby("pair")["bytes"].sum() > 0).all()  # every whitelisted flow moved data
 

@@ -5,7 +5,6 @@ workload and cause, no complete-looking file remains, a rerun completes, nothing
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -62,8 +61,9 @@ def test_kill_9_mid_deploy_or_mid_workload_leaves_no_target_and_a_rerun_complete
         # the host namespace exists, the 32 containers are still being made
         wait_for(lambda: Path(f"/run/netns/{prefix}-h1").exists(), what="the deploy to start")
     else:
-        wait_for(lambda: any(out.parent.glob(".rep1.*.partial/c01-c02.client.stdout")), what="the workload")
-        time.sleep(0.2)
+        # mid-workload: the first reply of the pings is written
+        wait_for(lambda: any("bytes from" in p.read_text() for p in out.parent.glob(".rep1.*.partial/c01-c02.client.stdout")),
+                 what="the workload's first reply")
     measuring.send_signal(signal.SIGKILL)
     measuring.wait()
     assert not out.exists(), "a killed run must not leave a complete-looking target"

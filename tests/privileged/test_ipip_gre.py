@@ -16,17 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from seconetbench import bpf, config, pipeline, runner
+from seconetbench import bpf, config, probes, runner
 from seconetbench.backends.netns import NetnsBackend
+from seconetbench.meta import read_meta
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed import cleanup
 from seconetbench.tunnels import _common, ip_in_ip
+from tests.conftest import parsed_as_the_workflow_does
 
 pytestmark = pytest.mark.privileged
 
 PROTOCOL = {"ipip": _common.IPIP, "gre": _common.GRE}
 OVERHEAD = {"ipip": 20, "gre": 24}
-KERNEL_OPTION = {"ipip": "CONFIG_NET_IPIP", "gre": "CONFIG_NET_IPGRE"}
 
 
 def measure_config(prefix: str, results: Path, tunnel: str) -> dict:
@@ -65,13 +66,13 @@ def map_exists(map_id: int) -> bool:
 def test_ipip_gre_measured_proven_on_the_wire_and_leave_nothing(tunnel, prefix, tmp_path, tools_available):
     setup = SetupSpec("multi", "bridge", "iptables", 4, tunnel=tunnel, hosts=2)
     cfg = measure_config(prefix, tmp_path / "results", tunnel)
-    expected = "kernel" if _common.kernel_has(KERNEL_OPTION[tunnel]) else "tc-bpf"
+    expected = "kernel" if probes.results(prefix)[tunnel].kernel_available else "tc-bpf"
     backend = NetnsBackend(prefix)
     ids: list[int] = []
     try:
         runner.measure(cfg, setup.id, "lat", 1, tmp_path / "lat")
         runner.measure(cfg, setup.id, "tp", 1, tmp_path / "tp")
-        meta = runner.read_meta(tmp_path / "tp")["deployment"]
+        meta = read_meta(tmp_path / "tp")["deployment"]
         assert meta["verification"]["passed"], meta["verification"]
         facts = meta["tunnel"]
         assert facts["implementation"] == expected
@@ -87,10 +88,10 @@ def test_ipip_gre_measured_proven_on_the_wire_and_leave_nothing(tunnel, prefix, 
             if "-c" in container:
                 assert set(mtus.values()) == {facts["path_mtu"]}, (container, mtus)
 
-        latency = pipeline.parse_target(tmp_path / "lat", tmp_path / "lat.parquet")
+        latency = parsed_as_the_workflow_does(tmp_path / "lat", tmp_path / "lat.parquet")
         assert sorted(latency["pair"].unique()) == ["c01-c02", "c03-c04"]
         assert latency["received"].all(), latency[~latency["received"]]
-        throughput = pipeline.parse_target(tmp_path / "tp", tmp_path / "tp.parquet")
+        throughput = parsed_as_the_workflow_does(tmp_path / "tp", tmp_path / "tp.parquet")
         assert sorted(throughput["pair"].unique()) == ["c01-c02", "c03-c04"]
         assert (throughput.groupby("pair")["bytes"].sum() > 0).all()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-import time
 
 import pytest
 
@@ -17,6 +16,7 @@ from seconetbench import proc, security
 from seconetbench.backends.netns import NetnsBackend
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed import cleanup, netlink
+from tests.conftest import iperf3_server
 
 pytestmark = pytest.mark.privileged
 
@@ -30,21 +30,10 @@ def reachable(deployment, source: str, destination: str) -> bool:
 def tcp_connects(deployment, source: str, destination: str, port: int = 5299) -> bool:
     """A real TCP handshake to a listener (iperf3 server) in the destination container."""
     sink = deployment.container(destination)
-    server = subprocess.Popen(proc.in_netns(sink.netns, ["iperf3", "-s", "-1", "-p", str(port), "-B", sink.ip]),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        from seconetbench.workloads.base import listening
-        import time
-
-        deadline = time.monotonic() + 5
-        while not listening(server.pid, port) and time.monotonic() < deadline:
-            time.sleep(0.02)
+    with iperf3_server(sink.netns, sink.ip, port):
         probe = subprocess.run(proc.in_netns(deployment.container(source).netns, [
             "timeout", "2", "bash", "-c", f"exec 3<>/dev/tcp/{sink.ip}/{port}"]), capture_output=True)
         return probe.returncode == 0
-    finally:
-        server.kill()
-        server.wait()
 
 
 def test_bridge_iptables_whitelist_holds(prefix, tools_available):
@@ -127,14 +116,13 @@ def test_cleanup_ends_processes_left_inside_namespaces(prefix, tools_available):
     backend = NetnsBackend(prefix)
     deployment = backend.deploy(SetupSpec("single", "bridge", "none", 2), verify=False)
     netns = deployment.containers[0].netns
-    sleeper = subprocess.Popen(proc.in_netns(netns, ["sleep", "300"]))
     # `ip netns exec` enters the namespace after Popen returns; tearing down before that races
-    # with it (it then fails with "setting the network namespace ... Invalid argument")
-    inode = netlink.netns_inode(netns)
-    deadline = time.monotonic() + 10
-    while sleeper.pid not in [p.pid for p in proc.processes_in_netns(inode)]:
-        assert time.monotonic() < deadline, "the sleeper never entered its namespace"
-        time.sleep(0.02)
+    # with it (it then fails with "setting the network namespace ... Invalid argument"): the
+    # sleeper says when it is inside (ip, sh and sleep are one process, each exec'ing the next)
+    sleeper = subprocess.Popen(proc.in_netns(netns, ["sh", "-c", "echo inside; exec sleep 300"]),
+                               stdout=subprocess.PIPE, text=True)
+    assert sleeper.stdout.readline().strip() == "inside"
+    assert sleeper.pid in [p.pid for p in proc.processes_in_netns(netlink.netns_inode(netns))]
     removed = backend.teardown()
     assert str(sleeper.pid) in removed["processes"]
     assert sleeper.wait(timeout=5) is not None

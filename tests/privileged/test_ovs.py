@@ -15,9 +15,10 @@ import re
 import psutil
 import pytest
 
-from seconetbench import config, ovs_daemon, proc, runner, technology
+from seconetbench import config, ovs_daemon, probes, proc, runner, technology
 from seconetbench.backends.netns import NetnsBackend
 from seconetbench.filters._common import EXTRA_SOURCES
+from seconetbench.meta import read_meta
 from seconetbench.ovs_daemon import OvsHost
 from seconetbench.solutions.ovs import first_packet_latency
 from seconetbench.spec import SetupSpec
@@ -61,7 +62,9 @@ def test_ovs_solution_switches_every_pair_and_stops_its_daemons(prefix, tools_av
         assert verification["passed"], verification
         assert verification["expected_dropped"] == 0  # no filter: the unlisted peers are reachable
         solution = deployment.facts["solution"]
-        assert solution["datapath_type"] == ovs_daemon.datapath_type()
+        implementation = deployment.facts["implementation"]
+        assert implementation["resolved"] == ("kernel" if probes.results(prefix)["ovs"].kernel_available else "userspace")
+        assert solution["datapath_type"] == ovs_daemon.datapath_type(implementation["resolved"])
         assert [dp.split("@")[0] for dp in solution["datapaths"]] == [solution["datapath_type"]]
         # both daemons live inside the host namespace, not in the machine's
         host_inode = netlink.netns_inode(deployment.hosts[0].netns)
@@ -93,8 +96,8 @@ def test_ovs_filter_whitelist_tcp_and_live_update(prefix, tmp_path, tools_availa
         # TCP through the userspace datapath, in the runner's real throughput workload
         out = tmp_path / "results/raw/single-ovs-ovs-c8/tp/rep1"
         runner.measure(cfg, "single-ovs-ovs-c8", "tp", 1, out)
-        assert runner.read_meta(out)["deployment"]["reused"]
-        table = get_workload(expand(cfg).workload("tp")).parse(out, runner.read_meta(out))
+        assert read_meta(out)["deployment"]["reused"]
+        table = get_workload(expand(cfg).workload("tp")).parse(out, read_meta(out))
         assert sorted(table["pair"].unique()) == ["c01-c02", "c03-c04", "c05-c06", "c07-c08"]
         assert (table.groupby("pair")["bytes"].sum() > 0).all()
         # a dropped pair, whitelisted live, connects in both directions

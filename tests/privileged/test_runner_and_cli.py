@@ -9,19 +9,18 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from seconetbench import config, proc, runner
+from seconetbench.meta import read_meta
 from seconetbench.scripting import in_own_thread
 from seconetbench.backends.netns import NetnsBackend
-from seconetbench.errors import WorkloadError
+from seconetbench.errors import ToolFailed, WorkloadError
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed import cleanup, netlink
-from seconetbench.workloads.base import listening
 from tests.conftest import REPO, SHARED_FIXTURES
 
 pytestmark = pytest.mark.privileged
@@ -48,6 +47,7 @@ def small_config(prefix: str, results: Path) -> dict:
 IMPOSTOR = ("import socket\n"
             "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
             "s.bind(('{ip}', 5201)); s.listen()\n"
+            "print('listening', flush=True)\n"
             "while True: s.accept()[0].close()\n")
 
 
@@ -59,10 +59,9 @@ def break_generator(deployment, fault: str) -> None:
                                                 "-j", "DROP"])
     else:
         sink = deployment.container("c02")
-        impostor = subprocess.Popen(proc.in_netns(sink.netns, [sys.executable, "-c", IMPOSTOR.format(ip=sink.ip)]))
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not listening(impostor.pid, 5201):
-            time.sleep(0.05)
+        impostor = subprocess.Popen(proc.in_netns(sink.netns, [sys.executable, "-c", IMPOSTOR.format(ip=sink.ip)]),
+                                    stdout=subprocess.PIPE, text=True)
+        assert impostor.stdout.readline().strip() == "listening"
 
 
 @pytest.mark.parametrize(("fault", "cause"), [("hang", "did not finish within"), ("broken_server", "")])
@@ -114,7 +113,7 @@ def test_many_targets_in_one_process_leak_nothing(prefix, tmp_path, tools_availa
         assert open_fds() == fds, f"{open_fds() - fds} file descriptors more after 6 targets"
         assert threading.active_count() == threads
         assert os.readlink("/proc/self/ns/net") == net_before
-        metas = [runner.read_meta(p) for p in sorted((tmp_path / "results/raw").glob("*/*/rep*"))]
+        metas = [read_meta(p) for p in sorted((tmp_path / "results/raw").glob("*/*/rep*"))]
         assert len(metas) == 8
         assert sum(not m["deployment"]["reused"] for m in metas) == 1  # deployed once, then reused
     finally:
@@ -191,11 +190,13 @@ def test_clean_removes_everything_of_a_prefix(prefix):
 
 
 HOLD_LOCK = """
-import sys, time
+import sys
+from pathlib import Path
 from seconetbench.runner import HostLock
 with HostLock(timeout_s=0):
     print("held", flush=True)
-    time.sleep(float(sys.argv[1]))
+    sys.stdin.readline()  # holds until told (a line, or the end of its stdin)
+    Path(sys.argv[1]).write_text("released")
 """
 
 MEASURE = """
@@ -209,7 +210,8 @@ runner.measure(cfg, "single-bridge-iptables-c2", "tp", 1, sys.argv[2])
 def test_a_second_invocation_never_measures_while_the_first_holds_the_host(prefix, tmp_path):
     """Two processes with the same host lock: the second waits, then fails naming the holder."""
     env = {**os.environ, "SECONETBENCH_LOCK": str(tmp_path / "host.lock")}
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, "20"], env=env, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path / "released")], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         cfg = small_config(prefix, tmp_path / "results")
@@ -224,6 +226,54 @@ def test_a_second_invocation_never_measures_while_the_first_holds_the_host(prefi
     finally:
         holder.kill()
         holder.wait()
+
+
+A_PRIVILEGED_TEST = """
+import os
+from pathlib import Path
+import pytest
+
+@pytest.mark.privileged
+def test_body():
+    # it runs only once the holder has let go of the host
+    assert Path(os.environ["RELEASED"]).read_text() == "released"
+    Path(os.environ["BODY_RAN"]).write_text("ran")
+"""
+
+
+def test_a_privileged_test_waits_while_another_process_holds_the_measurement_lock(tmp_path):
+    """A sweep's measurement holds the host lock (here a stand-in holder): a privileged test run
+    meanwhile says it waits, does not start, and runs once the holder lets go."""
+    env = {**os.environ, "SECONETBENCH_LOCK": str(tmp_path / "host.lock"), "PYTHONUNBUFFERED": "1",
+           "RELEASED": str(tmp_path / "released"), "BODY_RAN": str(tmp_path / "body_ran")}
+    (tmp_path / "test_inner.py").write_text(A_PRIVILEGED_TEST)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, env["RELEASED"]], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    inner = None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        # the repository's conftest as a plugin: the same fixtures as the suite's own tests;
+        # `timeout` ends it (and so this test, which holds the host's lock) should it never say it waits
+        inner = subprocess.Popen(["timeout", "300", sys.executable, "-m", "pytest", "-p", "tests.conftest",
+                                  "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO), "-p", "no:cacheprovider",
+                                  "-q", str(tmp_path / "test_inner.py")],
+                                 cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        said = []
+        for line in inner.stdout:
+            said.append(line)
+            if "waits for the measurement lock" in line:
+                break
+        assert said and "waits for the measurement lock" in said[-1] and f"pid {holder.pid}" in said[-1], said
+        assert not (tmp_path / "body_ran").exists()
+        holder.communicate("go\n")  # the measurement ends
+        rest, _ = inner.communicate(timeout=120)
+        assert inner.returncode == 0, "".join(said) + rest
+        assert (tmp_path / "body_ran").read_text() == "ran"
+    finally:
+        for process in (holder, inner):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def test_deploy_prints_hosts_and_underlay_of_a_multi_host_setup(prefix):
@@ -241,6 +291,31 @@ def test_deploy_prints_hosts_and_underlay_of_a_multi_host_setup(prefix):
     assert not any(cleanup.leftovers(prefix).values())
 
 
+def test_deploy_with_a_config_deploys_exactly_what_its_sweep_measures(prefix, tmp_path):
+    # the id multi-vxlan-none-c2 does not say how containers attach to their host: the config does
+    path = tmp_path / "routing.yaml"
+    path.write_text("sweep:\n"
+                    "  multi: {tunnels: [vxlan], filters: [none], containers: [2], solution: routing}\n"
+                    "  workloads: [latency]\n"
+                    "workloads: {latency: {kind: latency}}\n")
+    described = json.loads(cli("deploy", "multi-vxlan-none-c2", "--config", str(path), "--prefix", prefix).stdout)
+    try:
+        assert described["spec"]["solution"] == "routing"
+        assert described["spec"] == config_sweep_setup(path, "multi-vxlan-none-c2").to_dict()
+    finally:
+        cli("teardown", "--prefix", prefix)
+    assert not any(cleanup.leftovers(prefix).values())
+    refused = cli("deploy", "multi-gre-none-c2", "--config", str(path), "--prefix", prefix, check=False)
+    assert refused.returncode == 1 and "no setup 'multi-gre-none-c2' in this sweep; known: ['multi-vxlan-none-c2']" in refused.stderr
+    assert not any(cleanup.leftovers(prefix).values())
+
+
+def config_sweep_setup(path: Path, setup_id: str) -> SetupSpec:
+    from seconetbench.sweep import expand
+
+    return expand(config.load_files(path)).setup(setup_id)
+
+
 def test_a_setup_that_cannot_deploy_is_not_measured_and_the_failure_is_kept(prefix, tmp_path, monkeypatch):
     """A machine without iptables-restore (a PATH holding every other tool): the deploy refuses
     with the reason, nothing is measured, and the failure is kept with the results."""
@@ -256,4 +331,45 @@ def test_a_setup_that_cannot_deploy_is_not_measured_and_the_failure_is_kept(pref
     assert not out.exists()
     kept = list((tmp_path / "results/failed").glob("single-bridge-iptables-c2--tp--rep1--*"))
     assert len(kept) == 1 and "iptables-restore" in (kept[0] / "error.txt").read_text()
+    assert not any(cleanup.leftovers(prefix).values())
+
+
+def test_a_deploy_failing_for_any_cause_is_kept_with_the_failed_tool(prefix, tmp_path, monkeypatch):
+    """Not only a DeployError: a tool that fails mid-deploy (an iptables-restore that exits 1,
+    /bin/false in its place on PATH) fails the target by name with a ToolFailed naming the
+    command and its exit code, and the failure is kept under results/failed/."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("ip", "ping", "iperf3", "iptables", "tc", "nsenter", "sysctl", "ethtool"):
+        if shutil.which(tool):
+            (tools / tool).symlink_to(shutil.which(tool))
+    (tools / "iptables-restore").symlink_to(shutil.which("false"))
+    monkeypatch.setenv("PATH", str(tools))
+    cfg = small_config(prefix, tmp_path / "results")
+    out = tmp_path / "results/raw/single-bridge-iptables-c2/tp/rep1"
+    with pytest.raises(WorkloadError, match=r"^single-bridge-iptables-c2/tp/rep1: ToolFailed: 'iptables-restore "
+                                            r"--noflush' in \S+ failed \(exit 1\)") as caught:
+        runner.measure(cfg, "single-bridge-iptables-c2", "tp", 1, out)
+    assert isinstance(caught.value.__cause__, ToolFailed) and caught.value.__cause__.exit_code == 1
+    assert not out.exists()
+    kept = list((tmp_path / "results/failed").glob("single-bridge-iptables-c2--tp--rep1--*"))
+    assert len(kept) == 1
+    error = (kept[0] / "error.txt").read_text()
+    assert "'iptables-restore --noflush'" in error and "failed (exit 1)" in error and "ToolFailed" in error
+    assert not any(cleanup.leftovers(prefix).values())
+
+
+def test_a_failed_deploy_keeps_the_logs_of_the_daemons_it_had_started(prefix, tmp_path, monkeypatch):
+    """What a deploy produced before it failed is evidence: wireguard-go's logs (written under the
+    run's state directory, which the teardown removes) are copied out first."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "iptables-restore").symlink_to(shutil.which("false"))
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")  # the filter fails, after the tunnel
+    backend = NetnsBackend(prefix)
+    keep = tmp_path / "kept"
+    with pytest.raises(ToolFailed, match="iptables-restore"):
+        backend.deploy(SetupSpec.parse("multi-wireguard-iptables-c2", multi_solution="bridge"), keep=keep)
+    logs = sorted(p.name for p in (keep / "deploy").rglob("*") if p.is_file())
+    assert any(name.startswith("wireguard-go") for name in logs), logs
     assert not any(cleanup.leftovers(prefix).values())

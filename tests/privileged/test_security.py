@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from seconetbench import config, pipeline, runner
+from seconetbench import config, runner
 from seconetbench.testbed import cleanup
+from tests.conftest import parsed_as_the_workflow_does
 
 pytestmark = pytest.mark.privileged
 
@@ -38,7 +39,7 @@ def measured(prefix: str, tmp_path: Path, setup: str, workloads: list[str]) -> d
         for workload in workloads:
             raw = tmp_path / "results/raw" / setup / workload / "rep1"
             runner.measure(cfg, setup, workload, 1, raw)
-            frames[workload] = pipeline.parse_target(raw, tmp_path / f"{workload}.parquet")
+            frames[workload] = parsed_as_the_workflow_does(raw, tmp_path / f"{workload}.parquet")
     finally:
         cleanup.remove(prefix)
     return frames

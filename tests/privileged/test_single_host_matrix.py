@@ -12,11 +12,13 @@ import subprocess
 
 import pytest
 
-from seconetbench import config, pipeline, proc, runner, technology
+from seconetbench import config, proc, runner, technology
 from seconetbench.backends.netns import NetnsBackend
 from seconetbench.filters._common import enforcement_points
+from seconetbench.meta import read_meta
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed import cleanup, netlink
+from tests.conftest import parsed_as_the_workflow_does
 from tests.privileged.test_netns_bridge import reachable, tcp_connects
 
 pytestmark = pytest.mark.privileged
@@ -68,15 +70,15 @@ def test_combination_isolates_measures_and_updates(prefix, tmp_path, tools_avail
         # One short real measurement through the runner, reusing this deployment.
         out = tmp_path / f"results/raw/{setup.id}/lat/rep1"
         runner.measure(latency_config(prefix, tmp_path / "results", setup), setup.id, "lat", 1, out)
-        meta = runner.read_meta(out)
+        meta = read_meta(out)
         assert meta["deployment"]["reused"]
         assert meta["deployment"]["solution"]["name"] == solution
-        parsed = pipeline.parse_target(out, tmp_path / "lat.parquet")
+        parsed = parsed_as_the_workflow_does(out, tmp_path / "lat.parquet")
         assert len(parsed) == 3 * len(deployment.pairs) and parsed["received"].all()
         # and a short throughput run: every pair moves data through this solution and filter
         out = tmp_path / f"results/raw/{setup.id}/tp/rep1"
         runner.measure(latency_config(prefix, tmp_path / "results", setup), setup.id, "tp", 1, out)
-        streams = pipeline.parse_target(out, tmp_path / "tp.parquet")
+        streams = parsed_as_the_workflow_does(out, tmp_path / "tp.parquet")
         assert set(streams["pair"]) == {f"{a}-{b}" for a, b in deployment.pairs}
         assert (streams.groupby("pair")["bytes"].sum() > 0).all()
 

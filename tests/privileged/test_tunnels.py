@@ -10,8 +10,6 @@ checks the testbed; here we also check the state directory and the daemons' name
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 
 import psutil
 import pytest
@@ -22,7 +20,7 @@ from seconetbench.spec import SetupSpec
 from seconetbench.testbed import cleanup, netlink
 from seconetbench.tunnels import _common
 from seconetbench.tunnels.ipsec import Ipsec
-from seconetbench.workloads.base import listening
+from tests.conftest import iperf3_server
 
 pytestmark = pytest.mark.privileged
 
@@ -43,18 +41,10 @@ def daemons_in_hosts(deployment) -> list[psutil.Process]:
 
 def iperf3_bytes(deployment, sender: str, sink: str) -> int:
     destination = deployment.container(sink)
-    server = subprocess.Popen(proc.in_netns(destination.netns, ["iperf3", "-s", "-1", "-B", destination.ip]),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 5
-        while not listening(server.pid, 5201) and time.monotonic() < deadline:
-            time.sleep(0.02)
+    with iperf3_server(destination.netns, destination.ip):
         client = proc.run_in(deployment.container(sender).netns,
                              ["iperf3", "-c", destination.ip, "-t", "1", "-J"], timeout=20)
         return json.loads(client.stdout)["end"]["sum_received"]["bytes"]
-    finally:
-        server.kill()
-        server.wait()
 
 
 @pytest.mark.parametrize("tunnel", technology.names("tunnel", backend="netns"))
@@ -127,7 +117,7 @@ def test_a_cipher_suite_chosen_in_the_setup_is_the_one_that_runs(prefix):
     from seconetbench.spec import SetupSpec
 
     backend = NetnsBackend(prefix)
-    setup = SetupSpec.parse("multi-ipsec-none-c4-xaes256_sha1")
+    setup = SetupSpec.parse("multi-ipsec-none-c4-xaes256_sha1", multi_solution="bridge")
     try:
         deployment = backend.deploy(setup)
         assert deployment.facts["tunnel"]["suite"] == "aes256-sha1"

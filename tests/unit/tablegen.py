@@ -41,7 +41,7 @@ def _identity(setup: str, workload: str, rep: int, pair: str, flow: int) -> dict
     scenario, solution, filter_, tunnel, containers = setup_parts(setup)
     return dict(
         setup=setup, scenario=scenario, solution=solution, filter=filter_, tunnel=tunnel,
-        containers=containers, workload=workload, rep=rep, pair=pair, flow=flow,
+        implementation="userspace" if tunnel == "wireguard" else "kernel", containers=containers, workload=workload, rep=rep, pair=pair, flow=flow,
     )  # fmt: skip
 
 
@@ -196,9 +196,11 @@ def host_usage_table(setups: Sequence[str] = ("single-bridge-none-c2",), workloa
     return _conformed(rows, "host_usage")
 
 
-def summary_table(*frames: pd.DataFrame, not_converged: Sequence[str] = ()) -> pd.DataFrame:
+def summary_table(*frames: pd.DataFrame, not_converged: Sequence[str] = (),
+                  design: dict | None = None) -> pd.DataFrame:
     """The summary table of latency, throughput and ditg fixture tables (as the workflow computes
-    it); the cells 'setup/workload' in *not_converged* are marked so, every other cell converged."""
+    it); the cells 'setup/workload' in *not_converged* are marked so, every other cell converged.
+    *design* is the run order ({"run_order": "blocked", "rounds": 6} pairs effects per round)."""
     from seconetbench import pipeline
 
     frames_by_kind = {}
@@ -207,4 +209,4 @@ def summary_table(*frames: pd.DataFrame, not_converged: Sequence[str] = ()) -> p
         frames_by_kind[kind] = frame
     cells = {f"{s}/{w}" for frame in frames for s, w in frame[["setup", "workload"]].drop_duplicates().itertuples(index=False)}
     status = {cell: "not_converged" if cell in not_converged else "converged" for cell in cells}
-    return tables.conform(pipeline.summary_of(frames_by_kind, status), "summary").to_pandas()
+    return tables.conform(pipeline.summary_of(frames_by_kind, status, design), "summary").to_pandas()

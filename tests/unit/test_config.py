@@ -55,6 +55,9 @@ def test_throughput_defaults():
         (lambda c: c["sweep"]["single"].update(containers=[3]), "sweep.single.containers[0]", "multiple"),
         (lambda c: c["sweep"]["single"].update(containers=[0]), "sweep.single.containers[0]", "minimum"),
         (lambda c: c.update(repetitions="three"), "repetitions", "integer"),
+        # below the floor of the order-statistic 95 % CI (docs/statistics.md): the fix is named
+        (lambda c: c.update(repetitions={"min": 5, "max": 20, "ci_halfwidth_pct": 5}), "repetitions.min",
+         "use min >= 6"),
         (lambda c: c.update(colour="red"), "<top level>", "colour"),
         (lambda c: c["sweep"].update(workloads=["nosuch"]), "sweep.workloads[0]", "latency"),
         (lambda c: c["workloads"]["latency"].update(count=-1), "workloads.latency.count", "minimum"),
@@ -84,6 +87,28 @@ def test_deep_merge_merges_mappings_and_replaces_lists():
 def test_full_yaml_on_top_of_quick_config(tmp_path):
     validated = config.load_files(REPO / "config/config.yaml", REPO / "config/full.yaml")
     assert 32 in validated["sweep"]["single"]["containers"]
+
+
+# What each shipped config's name says it measures: the scenarios it plans, nothing inherited.
+SCENARIOS = {"config.yaml": {"single"}, "docker.yaml": {"single"}, "kubernetes.yaml": {"single"},
+             "scaling.yaml": {"single"}, "multi-host.yaml": {"multi"}, "full.yaml": {"single", "multi"}}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_a_shipped_config_measures_what_its_name_says(path):
+    from seconetbench.sweep import expand
+
+    sweep = expand(config.load_files(path))
+    assert {s.scenario for s in sweep.setups} == SCENARIOS[path.name]
+    # and writes a results directory of its own
+    assert config.load_files(path)["results_dir"] == {"config.yaml": "results/quick"}.get(path.name, f"results/{path.stem}")
+
+
+def test_multi_host_yaml_plans_no_single_host_setup():
+    from seconetbench.sweep import expand
+
+    setups = expand(config.load_files(REPO / "config/multi-host.yaml")).setups
+    assert setups and not [s.id for s in setups if s.scenario == "single"]
 
 
 def test_unreadable_files_are_reported(tmp_path):

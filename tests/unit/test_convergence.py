@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from seconetbench import convergence
+from seconetbench import convergence, stats
 
 pytestmark = pytest.mark.unit
 
-RULES = {"min": 3, "max": 10, "ci_halfwidth_pct": 5}
+RULES = {"min": 6, "max": 12, "ci_halfwidth_pct": 5}
 
 
 def values(cells: dict[str, list[float]]) -> pd.DataFrame:
@@ -19,36 +21,74 @@ def values(cells: dict[str, list[float]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def decide_one(sample: list[float], rules: dict = RULES) -> dict:
+    cell = "c/w"
+    return convergence.decide(values({cell: sample}), [cell], {cell: len(sample)}, rules)["cells"][cell]
+
+
+def test_a_steady_cell_converges_at_the_minimum():
+    sample = list(100 + np.random.default_rng(1).normal(0, 0.5, 6))
+    decision = decide_one(sample)
+    assert decision["status"] == "converged" and decision["reps"] == 6
+    # the half-width is that of the order-statistic CI: at n = 6 [min, max]
+    assert decision["ci_halfwidth_pct"] == pytest.approx((max(sample) - min(sample)) / 2 / np.median(sample) * 100)
+
+
 def test_only_the_noisy_cell_gets_more_repetitions():
     rng = np.random.default_rng(1)
-    data = {"steady/latency": list(100 + rng.normal(0, 0.1, 3)), "noisy/latency": list(100 + rng.normal(0, 40, 3))}
-    decision = convergence.decide(values(data), list(data), {c: 3 for c in data}, RULES)
+    data = {"steady/latency": list(100 + rng.normal(0, 0.1, 6)), "noisy/latency": list(100 + rng.normal(0, 40, 6))}
+    decision = convergence.decide(values(data), list(data), {c: 6 for c in data}, RULES)
     assert decision["cells"]["steady/latency"]["status"] == "converged"
-    assert decision["cells"]["steady/latency"]["reps"] == 3
     assert decision["cells"]["noisy/latency"]["status"] == "more"
-    assert 4 <= decision["cells"]["noisy/latency"]["reps"] <= RULES["max"]
+    assert 7 <= decision["cells"]["noisy/latency"]["reps"] <= RULES["max"]
     assert not decision["done"]
 
 
-def test_a_cell_at_max_is_flagged_not_converged():
-    data = {"noisy/tp": [10, 90, 50, 20, 80, 30, 70, 40, 60, 55]}
-    decision = convergence.decide(values(data), list(data), {"noisy/tp": 10}, RULES)
-    assert decision["cells"]["noisy/tp"] == {**decision["cells"]["noisy/tp"], "status": "not_converged", "reps": 10}
-    assert decision["done"]
+def test_a_noisy_cell_at_max_is_flagged_not_converged():
+    sample = [10, 90, 50, 20, 80, 30, 70, 40, 60, 55, 45, 65]
+    decision = decide_one(sample)
+    assert (decision["status"], decision["reps"]) == ("not_converged", 12)
+
+
+def test_ties_give_a_ci_of_width_zero_which_is_not_convergence():
+    # ping prints microseconds: six repetitions with the same median RTT
+    decision = decide_one([0.057] * 6)
+    assert decision["ci_halfwidth_pct"] == 0
+    assert (decision["status"], decision["reps"]) == ("more", 7)
+    assert decide_one([0.057] * 12)["status"] == "not_converged"
+
+
+def test_one_outlier_does_not_stop_a_cell_from_converging():
+    # the order-statistic CI at n = 10 is [x(2), x(9)]: one repetition 10x slower is outside it
+    sample = [1.00, 1.01, 0.99, 1.02, 0.98, 1.00, 1.01, 0.99, 1.00, 10.0]
+    decision = decide_one(sample)
+    assert decision["status"] == "converged" and decision["ci_halfwidth_pct"] < 5
+
+
+def test_fewer_values_than_the_minimum_never_converge():
+    # five identical-looking repetitions: no 95 % CI exists from five values
+    five = decide_one([100.0, 100.1, 99.9, 100.05, 99.95], {**RULES, "min": 6})
+    assert five["status"] == "more" and math.isnan(five["ci_halfwidth_pct"])
+    # a repetition without a value (every probe lost) does not count towards min
+    lost = decide_one([100.0, 100.1, 99.9, 100.05, 99.95, math.nan])
+    assert lost["status"] == "more" and lost["reps"] == 7
 
 
 def test_growth_follows_the_ci_and_never_passes_max():
-    data = {"c/w": [100, 110, 90]}
-    wide = convergence.decide(values(data), ["c/w"], {"c/w": 3}, {**RULES, "ci_halfwidth_pct": 0.001})
-    assert wide["cells"]["c/w"]["reps"] == RULES["max"]
+    wide = decide_one([100, 110, 90, 105, 95, 100], {**RULES, "ci_halfwidth_pct": 0.001})
+    assert wide["reps"] == RULES["max"]
 
 
 def test_a_cell_without_values_gets_one_more():
-    decision = convergence.decide(values({}), ["lost/w"], {"lost/w": 3}, RULES)
-    assert decision["cells"]["lost/w"]["status"] == "more" and decision["cells"]["lost/w"]["reps"] == 4
+    decision = convergence.decide(values({}), ["lost/w"], {"lost/w": 6}, RULES)
+    assert decision["cells"]["lost/w"]["status"] == "more" and decision["cells"]["lost/w"]["reps"] == 7
+
+
+def test_the_floor_is_the_fewest_values_with_a_95_percent_ci():
+    assert convergence.MIN_REPETITIONS == stats.min_values_for_ci(0.95) == 6
 
 
 def test_policy_from_a_number_is_fixed():
     assert convergence.policy({"repetitions": 4}) == {"min": 4, "max": 4, "ci_halfwidth_pct": None}
     assert not convergence.adaptive({"repetitions": 4})
-    assert convergence.adaptive({"repetitions": {"min": 2, "max": 5, "ci_halfwidth_pct": 3}})
+    assert convergence.adaptive({"repetitions": {"min": 6, "max": 9, "ci_halfwidth_pct": 3}})

@@ -9,13 +9,13 @@ import shutil
 import pandas as pd
 import pytest
 
-from seconetbench import config, figures, parsers, pipeline, tables
+from seconetbench import config, convergence, figures, parsers, tables
 from seconetbench.errors import ConfigError
 from seconetbench.figures import ditg as ditg_figures
 from seconetbench.spec import SetupSpec, WorkloadSpec
 from seconetbench.workloads import get_workload
-from seconetbench.workloads.ditg import INTERVAL_OPTIONS, Video, pair_file, pps
-from tests.conftest import SHARED_FIXTURES
+from seconetbench.workloads.ditg import INTERVAL_OPTIONS, pair_file, pps
+from tests.conftest import SHARED_FIXTURES, parsed_as_the_workflow_does
 from tests.unit import tablegen
 
 pytestmark = pytest.mark.unit
@@ -133,9 +133,9 @@ def raw_target(tmp_path, fixture: str, interval_ms: int, kind: str, setup: str =
 
 @pytest.mark.parametrize(("fixture", "interval_ms", "kind", "flows"),
                          [("w3_bursty", 200, "bursty", 1), ("w5_quake3", 1000, "quake3", 4)])
-def test_parse_target_agrees_with_itgdec_totals(tmp_path, fixture, interval_ms, kind, flows):
+def test_parsed_cell_agrees_with_itgdec_totals(tmp_path, fixture, interval_ms, kind, flows):
     raw = raw_target(tmp_path, fixture, interval_ms, kind)
-    rows = pipeline.parse_target(raw, tmp_path / "out.parquet")
+    rows = parsed_as_the_workflow_does(raw, tmp_path / "out.parquet", target_tables=False)
     assert tables.kind_of(tmp_path / "out.parquet") == "ditg"
     total = parsers.parse_file("itgdec", ITGDEC / f"{fixture}_recv_summary.txt").summary
     sent = parsers.parse_file("itgdec", ITGDEC / f"{fixture}_send_summary.txt").summary
@@ -149,7 +149,8 @@ def test_parse_target_agrees_with_itgdec_totals(tmp_path, fixture, interval_ms, 
 
 
 def test_bursty_off_periods_have_no_delay_and_the_artifact_is_visible(tmp_path):
-    rows = pipeline.parse_target(raw_target(tmp_path, "w3_bursty", 200, "bursty"), tmp_path / "out.parquet")
+    rows = parsed_as_the_workflow_does(raw_target(tmp_path, "w3_bursty", 200, "bursty"), tmp_path / "out.parquet",
+                                       target_tables=False)
     intervals = rows[rows["interval"] > 0]
     off = intervals[intervals["bitrate_kbps"] == 0]
     assert len(off) > 0 and off["delay_ms"].isna().all() and off["jitter_ms"].isna().all()
@@ -163,9 +164,10 @@ def test_bursty_off_periods_have_no_delay_and_the_artifact_is_visible(tmp_path):
 
 
 def test_ditg_summary_uses_interval_delays(tmp_path):
-    rows = pipeline.parse_target(raw_target(tmp_path, "w5_quake3", 1000, "quake3"), tmp_path / "out.parquet")
-    values, metric = pipeline.SUMMARY_VALUES["ditg"](rows)
-    assert metric == "delay_ms"
+    rows = parsed_as_the_workflow_does(raw_target(tmp_path, "w5_quake3", 1000, "quake3"), tmp_path / "out.parquet",
+                                       target_tables=False)
+    values, metric, per_rep = convergence.samples(rows, "ditg")
+    assert (metric, per_rep) == ("delay_ms", "median")
     assert (values["interval"] > 0).all() and values["delay_ms"].notna().all()
     assert len(values) == rows.loc[rows["interval"] > 0, "delay_ms"].notna().sum()
 
@@ -176,7 +178,7 @@ def ditg_table(tmp_path) -> pd.DataFrame:
     for setup in ("single-bridge-none-c2", "single-bridge-iptables-c2"):
         for fixture, interval_ms, kind in (("w3_bursty", 200, "bursty"), ("w5_quake3", 1000, "quake3")):
             raw = raw_target(tmp_path / setup, fixture, interval_ms, kind, setup)
-            frames.append(pipeline.parse_target(raw, tmp_path / f"{setup}-{kind}.parquet"))
+            frames.append(parsed_as_the_workflow_does(raw, tmp_path / f"{setup}-{kind}.parquet", target_tables=False))
     return tables.conform(pd.concat(frames, ignore_index=True), "ditg").to_pandas()
 
 

@@ -43,7 +43,7 @@ FLAG_IN_SVG = re.compile(rf"{_common.UNCONVERGED_GLYPH}</text>")
 def _sweep_tables(not_converged: list[str]) -> dict[str, pd.DataFrame]:
     """Schema-conforming tables of a small sweep with single- and multi-host setups."""
     setups = SINGLE + MULTI
-    latency = tablegen.latency_table(setups=setups, reps=2, probes=10)
+    latency = tablegen.latency_table(setups=setups, reps=6, probes=10)  # 6: a CI of the median over repetitions
     throughput = tablegen.throughput_table(setups=setups, reps=3)
     ditg = tablegen.ditg_table(setups=SINGLE, reps=2)
     return {
@@ -129,7 +129,8 @@ def test_baseline_ratio_draws_unconverged_cells_hollow(flagged_tables):
     spec = _build("baseline_ratio", flagged_tables).to_dict()
     row = next(r for r in _rows_of_cell(spec, *UNCONVERGED["baseline_ratio"]) if r.get("metric") == "rtt_ms")
     assert row["converged"] is False
-    assert spec["encoding"]["fill"]["condition"]["test"] == "datum.converged"
+    fills = [node["fill"] for node in _walk(spec) if isinstance(node.get("fill"), dict) and "condition" in node["fill"]]
+    assert [fill["condition"]["test"] for fill in fills] == ["datum.converged"]
 
 
 def test_per_cell_statistics_come_from_the_summary_where_the_figure_draws_its_metric(flagged_tables):
@@ -137,7 +138,8 @@ def test_per_cell_statistics_come_from_the_summary_where_the_figure_draws_its_me
     cells = _common.summary_cells(summary, "rtt_ms", "latency_boxplot")
     row = summary[(summary["metric"] == "rtt_ms") & (summary["setup"] == "single-bridge-iptables-c2")].iloc[0]
     mine = cells[cells["setup"] == "single-bridge-iptables-c2"].iloc[0]
-    for column in ("n", "median", "median_ci_low", "median_ci_high", "convergence"):
+    assert row["n"] == 6 and not pd.isna(row["median_ci_low"])  # over the 6 repetitions
+    for column in ("n", "probes", "median", "median_ci_low", "median_ci_high", "convergence"):
         assert mine[column] == row[column], column
 
 
@@ -147,9 +149,10 @@ def test_drawn_cells_summarise_what_is_drawn_with_the_cells_convergence(flagged_
     flows = ditg.per_flow(flagged_tables["ditg"])
     cells = _common.drawn_cells(flows, "bitrate_kbps", _common.CELL, flagged_tables["summary"], "ditg_bitrate")
     cell = cells.set_index(_common.CELL).loc[("single-bridge-iptables-c2", "bursty")]
-    # 2 flows x 1 pair x 2 repetitions per cell, all at 500 kbit/s
-    assert cell["n"] == 4 and cell["median"] == 500.0
-    assert cell["median_ci_low"] <= cell["median"] <= cell["median_ci_high"]
+    # 2 flows x 1 pair x 2 repetitions per cell, all at 500 kbit/s: n counts the repetitions, the
+    # CI is over them (none from 2), probes counts the values drawn
+    assert (cell["n"], cell["probes"], cell["median"]) == (2, 4, 500.0)
+    assert pd.isna(cell["median_ci_low"]) and pd.isna(cell["median_ci_high"])
     assert cell["convergence"] == "not_converged" and cell["repetitions"] == 2
 
 

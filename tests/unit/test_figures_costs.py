@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seconetbench import figures, stats, tables
+from seconetbench import figures, tables
 from seconetbench.figures import costs, multi_host
 from tests.unit import tablegen
 
@@ -134,15 +134,15 @@ def test_first_packet_separates_the_first_probe_from_the_steady_state():
 def test_baseline_ratio_compares_each_filter_with_no_filter_and_marks_unconverged_cells():
     from seconetbench.figures import comparison
 
-    latency = tablegen.latency_table(setups=["single-bridge-none-c2", SETUP], reps=3)
+    latency = tablegen.latency_table(setups=["single-bridge-none-c2", SETUP], reps=6)
     latency["rtt_ms"] = latency["filter"].map({"none": 0.05, "iptables": 0.10})  # the filter doubles the RTT
-    summary = stats.summary_table(latency[latency["received"]], "rtt_ms",
-                                           [f.name for f in tables.SETUP_IDENTITY])
-    summary = summary.assign(repetitions=3, convergence=summary["filter"].map({"none": "converged",
-                                                                                "iptables": "not_converged"}))
+    summary = tablegen.summary_table(latency, not_converged=[f"{SETUP}/latency"],
+                                     design={"run_order": "blocked", "rounds": 6})
     chart = comparison.baseline_ratio(summary)
     (point,) = values(chart)
     assert point["setup"] == SETUP and point["ratio_to_baseline"] == pytest.approx(2.0)
+    assert (point["pairing"], point["ratio_n"], point["conclusive"]) == ("paired", 6, True)
     assert point["converged"] is False  # drawn hollow
+    assert "1 paired per round" in subtitle(chart)
     with pytest.raises(ValueError, match="no rows for figure baseline_ratio"):
         comparison.baseline_ratio(summary[summary["filter"] == "none"])

@@ -33,7 +33,7 @@ def validate(obj):
 
 def deployment_objects(setup: SetupSpec, nodes=("node-a", "node-b")):
     backend = KubernetesBackend("scnu1", {"kubernetes": {"image": "seconetbench/base:test"}})
-    deployment = backend.plan(setup, list(nodes), "ctx")
+    deployment = backend.plan(setup, "ctx")
     return deployment, backend.objects(deployment, list(nodes), "seconetbench/base:test")
 
 

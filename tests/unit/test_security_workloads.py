@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 
 from seconetbench import config, figures, security, tables
+from seconetbench.figures import security as security_figures
 from seconetbench.spec import WorkloadSpec
 from seconetbench.workloads import get_workload
 from seconetbench.workloads import security as workloads
+from tests.conftest import SHARED_FIXTURES
 from tests.unit import tablegen
 
 pytestmark = pytest.mark.unit
@@ -114,10 +116,62 @@ def test_search_sees_inner_addresses_in_the_outer_header_without_a_tunnel():
 
 
 # ------------------------------------------------------------------------------- parsing
+TCPDUMP = SHARED_FIXTURES / "tcpdump"  # tcpdump 4.99.3's standard error, recorded
+
+
+def carriers(count: int) -> list[bytes]:
+    """*count* tunnel packets between the hosts' underlay addresses, of unreadable payload."""
+    return [security.ipv4("198.18.0.1", "198.18.0.2", 17, security.udp(51820, 51820, bytes(range(64))))] * count
+
+
+def confidential_target(tmp_path, packets: list[bytes], stderr: str | None = "no_drops.stderr") -> dict:
+    (tmp_path / "underlay.pcap").write_bytes(pcap(*packets))
+    if stderr:
+        (tmp_path / "tcpdump.stderr").write_text((TCPDUMP / stderr).read_text())
+    return {"applicable": True, "encrypted": True, "port": 47997, "underlay_ips": ["198.18.0.1", "198.18.0.2"],
+            "capture": {"file": "underlay.pcap", "stderr": "tcpdump.stderr"}, "pairs": [PAIR]}
+
+
+def test_tcpdump_drop_counts_are_read_from_its_recorded_stderr():
+    assert workloads.capture_drops((TCPDUMP / "no_drops.stderr").read_text()) == 0
+    assert workloads.capture_drops((TCPDUMP / "kernel_drops.stderr").read_text()) == 71026
+    # killed before it printed its counts: the losses are unknown
+    assert workloads.capture_drops((TCPDUMP / "killed.stderr").read_text()) is None
+    both = "3 packets captured\n5 packets received by filter\n1 packet dropped by kernel\n"
+    assert workloads.capture_drops(both.replace("1 packet ", "1 packets ") + "2 packets dropped by interface\n") == 3
+
+
+def test_confidentiality_ok_needs_the_positive_control(tmp_path):
+    rows = workload("confidentiality").parse(tmp_path, meta(confidential_target(tmp_path, carriers(2)), "confidentiality"))
+    assert list(rows["verdict"]) == ["ok", "ok", "ok"]
+    # fewer carrier packets than the 2 datagrams delivered: the capture missed traffic
+    run = confidential_target(tmp_path, carriers(1))
+    rows = workload("confidentiality").parse(tmp_path, meta(run, "confidentiality"))
+    assert list(rows["verdict"]) == ["inconclusive"] * 3
+    assert "1 carrier packets, fewer than the 2 marker datagrams" in rows["detail"][0]
+    for stderr, why in [("kernel_drops.stderr", "tcpdump dropped 71026 packets"),
+                        ("killed.stderr", "no drop count"), (None, "no drop count")]:
+        (tmp_path / "tcpdump.stderr").unlink(missing_ok=True)
+        rows = workload("confidentiality").parse(
+            tmp_path, meta(confidential_target(tmp_path, carriers(2), stderr), "confidentiality"))
+        assert list(rows["verdict"]) == ["inconclusive"] * 3 and why in rows["detail"][0], stderr
+    # a target measured before the control (no underlay addresses) proves no absence
+    old = {k: v for k, v in confidential_target(tmp_path, carriers(2)).items() if k != "underlay_ips"}
+    assert set(workload("confidentiality").parse(tmp_path, meta(old, "confidentiality"))["verdict"]) == {"inconclusive"}
+
+
+def test_a_marker_found_is_a_verdict_even_when_the_capture_dropped_packets(tmp_path):
+    inner = security.ipv4("198.19.1.1", "198.19.2.1", 6, workloads.filled(workloads.marker("c01", "c02", "tcp"), 80))
+    run = confidential_target(tmp_path, [security.ipv4("198.18.0.1", "198.18.0.2", 17, security.udp(1, 2, inner))],
+                              "kernel_drops.stderr")
+    rows = workload("confidentiality").parse(tmp_path, meta(run, "confidentiality"))
+    assert list(rows["verdict"]) == ["inconclusive", "violation", "violation"]
+
+
 def test_confidentiality_parse_judges_vpn_hits_as_violations_and_plain_hits_as_visible(tmp_path):
     inner = security.ipv4("198.19.1.1", "198.19.2.1", 6, workloads.filled(workloads.marker("c01", "c02", "tcp"), 80))
-    (tmp_path / "underlay.pcap").write_bytes(pcap(security.ipv4("198.18.0.1", "198.18.0.2", 17, security.udp(1, 2, inner))))
-    run = {"applicable": True, "encrypted": True, "port": 47997, "capture": {"file": "underlay.pcap"}, "pairs": [PAIR]}
+    run = confidential_target(tmp_path, [security.ipv4("198.18.0.1", "198.18.0.2", 17, security.udp(1, 2, inner))]
+                              + carriers(1))
     rows = workload("confidentiality").parse(tmp_path, meta(run, "confidentiality"))
     assert list(rows["protocol"]) == ["udp", "tcp", "ipv4"]
     assert list(rows["verdict"]) == ["ok", "violation", "violation"]
@@ -135,7 +189,7 @@ def test_isolation_parse_writes_a_conforming_table(tmp_path):
     assert list(rows["verdict"]) == ["violation", "ok", "break"]
     assert list(zip(rows["pair"], rows["flow"])) == [("c01-c03", 1), ("c01-c03", 2), ("c01-c02", 1)]
     identity = {"setup": "single-bridge-none-c4", "scenario": "single", "solution": "bridge", "filter": "none",
-                "tunnel": "none", "containers": 4, "workload": "w", "rep": 1}
+                "tunnel": "none", "implementation": "kernel", "containers": 4, "workload": "w", "rep": 1}
     table = tables.conform(rows.assign(**identity), "security")
     assert table.column("port").to_pylist() == [80, None, 53]
 
@@ -162,7 +216,7 @@ def security_table() -> pd.DataFrame:
         for check, found in verdicts.items():
             for n, verdict in enumerate(found, start=1):
                 rows.append({"setup": setup, "scenario": scenario, "solution": solution, "filter": filter_,
-                             "tunnel": tunnel, "containers": containers, "workload": check, "rep": 1,
+                             "tunnel": tunnel, "implementation": "kernel", "containers": containers, "workload": check, "rep": 1,
                              "pair": "c01-c02", "flow": n, "check": check, "source": "c01", "destination": "c02",
                              "protocol": "udp", "port": 1, "whitelisted": True, "observed": verdict != "ok",
                              "verdict": verdict, "detail": None})
@@ -170,7 +224,7 @@ def security_table() -> pd.DataFrame:
 
 
 def test_security_matrix_shows_the_worst_verdict_per_setup_and_check(tmp_path):
-    cells = figures.security.security_cells(security_table()).set_index(["setup", "check"])
+    cells = security_figures.security_cells(security_table()).set_index(["setup", "check"])
     assert cells.loc[("single-bridge-none-c2", "isolation"), "verdict"] == "violation"
     assert cells.loc[("single-bridge-none-c2", "isolation"), "text"] == "1/2 violation"
     assert cells.loc[("single-bridge-iptables-c2", "isolation"), "text"] == "ok (2)"

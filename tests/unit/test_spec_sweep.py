@@ -18,7 +18,7 @@ pytestmark = pytest.mark.unit
     "single-bridge-nftables-c8-r1000", "single-bridge-none-c2-docker",
 ])
 def test_setup_ids_round_trip(setup_id):
-    spec = SetupSpec.parse(setup_id)
+    spec = SetupSpec.parse(setup_id, multi_solution="bridge")
     assert spec.id == setup_id
     assert "/" not in spec.id and "." not in spec.id
 
@@ -74,13 +74,13 @@ def test_interface_names_fit_the_kernel_limit():
 def test_tables_reject_missing_or_extra_columns(tmp_path):
     frame = tables.empty("latency")
     tables.write(frame, "latency", tmp_path / "ok.parquet", meta={"kernel": "x"})
-    assert tables.read_meta(tmp_path / "ok.parquet") == {"kernel": "x"}
+    assert tables.read_table_meta(tmp_path / "ok.parquet") == {"kernel": "x"}
     assert tables.kind_of(tmp_path / "ok.parquet") == "latency"
     with pytest.raises(ValueError, match="missing columns \\['rtt_ms'\\]"):
         tables.conform(frame.drop(columns=["rtt_ms"]), "latency")
     with pytest.raises(ValueError, match="unexpected columns \\['colour'\\]"):
         tables.conform(frame.assign(colour=pd.Series(dtype=str)), "latency")
-    with pytest.raises(KeyError, match="known kinds"):
+    with pytest.raises(KeyError, match=r"no table kind 'nosuch'; known: \['deployment'"):
         tables.schema("nosuch")
 
 
@@ -92,8 +92,8 @@ def test_multi_host_setups_expand_and_name_their_hosts():
         "multi": {"tunnels": ["vxlan"], "filters": ["none"], "containers": [4], "hosts": 3, "solution": "bridge"}}})
     assert [s.id for s in setups] == ["single-bridge-iptables-c8", "single-bridge-iptables-c8-r1000",
                                       "multi-vxlan-none-c4-h3"]
-    assert SetupSpec.parse("multi-vxlan-none-c4-h3").hosts == 3
-    assert SetupSpec.parse("multi-vxlan-none-c4").hosts == 2
+    assert SetupSpec.parse("multi-vxlan-none-c4-h3", multi_solution="bridge").hosts == 3
+    assert SetupSpec.parse("multi-vxlan-none-c4", multi_solution="bridge").hosts == 2
 
 
 def test_multi_host_plan_puts_every_pair_across_hosts():
@@ -115,9 +115,26 @@ def test_cipher_suites_make_setups_of_their_own():
     })
     ids = [s.id for s in expand(cfg).setups]
     assert ids == ["multi-ipsec-none-c4-xaes256gcm16", "multi-ipsec-none-c4-xaes256_sha1", "multi-wireguard-none-c4"]
-    assert SetupSpec.parse("multi-ipsec-none-c4-xaes256_sha1").cipher == "aes256-sha1"
+    assert SetupSpec.parse("multi-ipsec-none-c4-xaes256_sha1", multi_solution="bridge").cipher == "aes256-sha1"
     with pytest.raises(ValueError, match="only multi-host"):
         SetupSpec("single", "bridge", "none", 2, cipher="aes256gcm16")
+
+
+def test_a_setup_id_resolves_to_what_the_sweep_measures():
+    from seconetbench.sweep import resolve_setup
+
+    cfg = config.validate({"sweep": {"multi": {"tunnels": ["vxlan"], "filters": ["none"], "containers": [2],
+                                               "solution": "routing"}, "workloads": ["latency"]},
+                           "workloads": {"latency": {"kind": "latency"}}})
+    assert resolve_setup(cfg, "multi-vxlan-none-c2").solution == "routing"
+    with pytest.raises(KeyError, match="multi-gre-none-c2.* in this sweep.*multi-vxlan-none-c2"):
+        resolve_setup(cfg, "multi-gre-none-c2")
+    # outside the sweep (the CLI without --config): the config's solution, else the schema's default
+    assert resolve_setup(cfg, "multi-gre-none-c2", outside_sweep=True).solution == "routing"
+    assert resolve_setup(quick_config(), "multi-gre-none-c2", outside_sweep=True).solution == "bridge"
+    assert resolve_setup(quick_config(), "single-bridge-iptables-c2", outside_sweep=True).filter == "iptables"
+    with pytest.raises(ValueError, match="does not name the solution"):
+        SetupSpec.parse("multi-gre-none-c2")
 
 
 def test_unknown_cipher_suites_name_the_ones_offered():
@@ -128,3 +145,20 @@ def test_unknown_cipher_suites_name_the_ones_offered():
            "workloads": {"latency": {"kind": "latency"}}}
     with pytest.raises(ConfigError, match=r"'sweep.multi.ciphers.ipsec\[0\]'.*'aes256-sha1', 'aes256gcm16'"):
         config.validate(cfg)
+
+
+def test_the_machine_checks_spare_setups_that_already_have_raw_results(tmp_path, monkeypatch):
+    """Analysis anywhere: on a machine without iptables-restore the iptables setup is excluded
+    from measuring, unless it was measured already; then the workflow parses and plots it."""
+    cfg = config.validate({"results_dir": str(tmp_path / "results"),
+                           "sweep": {"single": {"solutions": ["bridge"], "filters": ["none", "iptables"],
+                                                "containers": [2]}, "workloads": ["latency"]},
+                           "workloads": {"latency": {"kind": "latency", "count": 5}}})
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # a laptop: none of the testbed's tools
+    excluded = expand(cfg, check_machine=True, keep_measured=True).excluded
+    assert [e.setup.id for e in excluded] == ["single-bridge-iptables-c2"] and "iptables-restore" in excluded[0].reason
+    measured = tmp_path / "results/raw/single-bridge-iptables-c2/latency/rep1"
+    measured.mkdir(parents=True)
+    (measured / "meta.json").write_text("{}")
+    assert expand(cfg, check_machine=True, keep_measured=True).excluded == []
+    assert [e.setup.id for e in expand(cfg, check_machine=True).excluded] == ["single-bridge-iptables-c2"]

@@ -1,5 +1,6 @@
-"""Statistics: exact values on hand-made samples, bootstrap coverage on a known distribution,
-NaN handling, per-pair throughput and ratios to the unfiltered baseline."""
+"""Statistics: exact values on hand-made samples, the order-statistic CI of the median, NaN
+handling, per-pair throughput and effects against a baseline (the coverage simulation and the
+per-repetition summary: test_repetition_stats.py)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def test_summarize_constant_sample_has_zero_width_ci():
 
 def test_summarize_ci_brackets_the_median_and_halfwidth_is_relative():
     values = np.random.default_rng(3).normal(100.0, 10.0, size=200)
-    s = stats.summarize(values, n_boot=1000)
+    s = stats.summarize(values)
     assert s["min"] <= s["median_ci_low"] <= s["median"] <= s["median_ci_high"] <= s["max"]
     expected = (s["median_ci_high"] - s["median_ci_low"]) / 2 / s["median"] * 100
     assert s["ci_halfwidth_pct"] == pytest.approx(expected)
@@ -70,6 +71,13 @@ def test_summarize_all_missing_gives_nan_statistics():
     s = stats.summarize([np.nan, np.nan])
     assert (s["n"], s["n_missing"]) == (0, 2)
     assert all(math.isnan(s[k]) for k in stats.STAT_COLUMNS[2:])
+
+
+def test_summarize_has_no_ci_below_six_values():
+    s = stats.summarize([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert math.isnan(s["median_ci_low"]) and math.isnan(s["ci_coverage"])
+    s = stats.summarize([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    assert (s["median_ci_low"], s["median_ci_high"], s["ci_coverage"]) == (1.0, 6.0, 1 - 2 / 64)
 
 
 def test_summarize_single_value_has_no_ci():
@@ -98,7 +106,6 @@ def test_summarize_empty_input_raises(empty):
         ([1.0, math.inf], {}, "infinite"),
         (["a", "b"], {}, "numeric"),
         ([1.0, 2.0], {"ci_level": 1.0}, "ci_level"),
-        ([1.0, 2.0], {"n_boot": 0}, "n_boot"),
     ],
 )
 def test_summarize_rejects_bad_input(values, kwargs, message):
@@ -106,34 +113,29 @@ def test_summarize_rejects_bad_input(values, kwargs, message):
         stats.summarize(values, **kwargs)
 
 
-def test_bootstrap_is_deterministic_per_seed():
-    values = np.random.default_rng(0).exponential(size=40)
-    # few resamples, so the CI bounds interpolate between resampled medians and depend on the seed
-    a = stats.summarize(values, seed=1, n_boot=10)
-    b = stats.summarize(values, seed=1, n_boot=10)
-    c = stats.summarize(values, seed=2, n_boot=10)
-    assert (a["median_ci_low"], a["median_ci_high"]) == (b["median_ci_low"], b["median_ci_high"])
-    assert (a["median_ci_low"], a["median_ci_high"]) != (c["median_ci_low"], c["median_ci_high"])
+def test_median_ci_takes_the_order_statistics_the_binomial_distribution_gives():
+    # n = 10: P(B <= 1) = 11/1024, so [x(2), x(9)] covers with 1 - 22/1024 = 97.9 %
+    low, high, coverage = stats.median_ci([10, 1, 9, 2, 8, 3, 7, 4, 6, 5])
+    assert (low, high) == (2.0, 9.0) and coverage == pytest.approx(1 - 22 / 1024)
+    assert stats.median_ci_ranks(6) == (1, 6, pytest.approx(1 - 2 / 64))
+    # 5 values: even [min, max] covers only 93.75 %, so there is no 95 % CI
+    assert stats.median_ci_ranks(5) is None and all(math.isnan(v) for v in stats.median_ci([1, 2, 3, 4, 5]))
+    assert stats.median_ci_ranks(5, ci_level=0.9) == (1, 5, pytest.approx(0.9375))
 
 
-def test_bootstrap_chunking_does_not_change_the_result(monkeypatch):
-    values = np.random.default_rng(0).exponential(size=50)
-    whole = stats.bootstrap_median_ci(values, n_boot=300, seed=4)
-    monkeypatch.setattr(stats, "_BOOT_CHUNK_ELEMENTS", 7 * 50)  # chunks of 7 resamples
-    assert stats.bootstrap_median_ci(values, n_boot=300, seed=4) == whole
+def test_the_fewest_values_for_a_ci_agree_with_the_ranks():
+    for level in (0.8, 0.9, 0.95, 0.975, 0.99):
+        fewest = stats.min_values_for_ci(level)
+        assert stats.median_ci_ranks(fewest, level) is not None
+        assert stats.median_ci_ranks(fewest - 1, level) is None
+    assert stats.min_values_for_ci(0.95) == 6
 
 
-def test_bootstrap_ci_covers_true_median_of_exponential():
-    """300 samples of 50 draws from Exp(1), whose median is ln 2: the 95 % CI covers it in 88–99 %."""
-    rng = np.random.default_rng(20240501)
-    samples = rng.exponential(1.0, size=(300, 50))
-    true_median = math.log(2)
-    covered = 0
-    for i, sample in enumerate(samples):
-        low, high = stats.bootstrap_median_ci(sample, ci_level=0.95, n_boot=500, seed=i)
-        covered += low <= true_median <= high
-    coverage = covered / len(samples)
-    assert 0.88 <= coverage <= 0.99, coverage
+def test_median_ci_of_a_large_pooled_sample_is_narrow_and_brackets_the_median():
+    values = np.random.default_rng(5).exponential(size=50_000)
+    low, high, coverage = stats.median_ci(values)
+    assert low < np.median(values) < high and high - low < 0.03
+    assert 0.95 <= coverage < 0.96
 
 
 @settings(max_examples=60, deadline=None)
@@ -145,7 +147,7 @@ def test_bootstrap_ci_covers_true_median_of_exponential():
     )
 )
 def test_summarize_orders_its_statistics(values):
-    s = stats.summarize(values, n_boot=50)
+    s = stats.summarize(values)
     present = [v for v in values if v is not None]
     assert s["n"] == len(present) and s["n_missing"] == len(values) - len(present)
     if not present:
@@ -153,14 +155,14 @@ def test_summarize_orders_its_statistics(values):
     chain = [s[k] for k in ("min", "p5", "p25", "median", "p75", "p95", "p99", "max")]
     assert all(a <= b + 1e-9 * (1 + abs(b)) for a, b in zip(chain, chain[1:], strict=False))
     assert s["min"] - 1e-9 <= s["mean"] <= s["max"] + 1e-9
-    if len(present) >= 2:
-        assert s["min"] <= s["median_ci_low"] <= s["median_ci_high"] <= s["max"]
+    if len(present) >= stats.min_values_for_ci():
+        assert s["min"] <= s["median_ci_low"] <= s["median"] <= s["median_ci_high"] <= s["max"]
 
 
 # --------------------------------------------------------------------------------- summary_table
 def test_summary_table_one_row_per_group_with_metric_column():
     latency = tablegen.latency_table(setups=list(tablegen.SETUPS), reps=2, probes=10, loss_every=5)
-    table = stats.summary_table(latency, "rtt_ms", SETUP_LEVEL, n_boot=200)
+    table = stats.summary_table(latency, "rtt_ms", SETUP_LEVEL)
     assert list(table.columns) == [*SETUP_LEVEL, "metric", *stats.STAT_COLUMNS]
     assert len(table) == len(tablegen.SETUPS)
     assert (table["metric"] == "rtt_ms").all()
@@ -175,15 +177,15 @@ def test_summary_table_one_row_per_group_with_metric_column():
 
 def test_summary_table_accepts_a_single_key():
     latency = tablegen.latency_table(setups=["single-bridge-none-c2", "single-bridge-iptables-c2"])
-    table = stats.summary_table(latency, "rtt_ms", "setup", n_boot=100)
+    table = stats.summary_table(latency, "rtt_ms", "setup")
     assert list(table["setup"]) == sorted(["single-bridge-none-c2", "single-bridge-iptables-c2"])
 
 
 def test_summary_table_ci_of_a_group_does_not_depend_on_other_groups():
     latency = tablegen.latency_table(setups=list(tablegen.SETUPS), probes=15)
     alone = latency[latency["setup"] == "single-bridge-none-c2"]
-    a = stats.summary_table(latency, "rtt_ms", "setup", n_boot=100).set_index("setup")
-    b = stats.summary_table(alone, "rtt_ms", "setup", n_boot=100).set_index("setup")
+    a = stats.summary_table(latency, "rtt_ms", "setup").set_index("setup")
+    b = stats.summary_table(alone, "rtt_ms", "setup").set_index("setup")
     pd.testing.assert_series_equal(a.loc["single-bridge-none-c2"], b.loc["single-bridge-none-c2"])
 
 
@@ -257,42 +259,3 @@ def test_per_pair_throughput_edge_cases():
         stats.per_pair_throughput(_hand_intervals([(2, 1)]))
     with pytest.raises(ValueError, match="is this a 'throughput' table"):
         stats.per_pair_throughput(tablegen.latency_table())
-
-
-# ----------------------------------------------------------------------------- ratio_to_baseline
-def _setup_summary():
-    latency = tablegen.latency_table(setups=list(tablegen.SETUPS), probes=20)
-    return stats.summary_table(latency, "rtt_ms", SETUP_LEVEL, n_boot=50)
-
-
-def test_ratio_to_baseline_divides_by_the_unfiltered_median():
-    summary = _setup_summary()
-    result = stats.ratio_to_baseline(summary).set_index("setup")
-    medians = summary.set_index("setup")["median"]
-    for c in (2, 8):
-        filtered, base = f"single-bridge-iptables-c{c}", f"single-bridge-none-c{c}"
-        assert result.loc[filtered, "ratio_to_baseline"] == pytest.approx(medians[filtered] / medians[base])
-        assert result.loc[filtered, "baseline_setup"] == base
-        assert result.loc[base, "ratio_to_baseline"] == 1.0
-    assert len(result) == len(summary)
-
-
-def test_ratio_to_baseline_is_nan_without_baseline_or_with_zero_baseline():
-    summary = _setup_summary()
-    no_base = summary[summary["setup"] != "single-bridge-none-c8"]
-    result = stats.ratio_to_baseline(no_base).set_index("setup")
-    assert math.isnan(result.loc["single-bridge-iptables-c8", "ratio_to_baseline"])
-    assert not math.isnan(result.loc["single-bridge-iptables-c2", "ratio_to_baseline"])
-    zero = summary.copy()
-    zero.loc[zero["setup"] == "single-bridge-none-c2", "median"] = 0.0
-    result = stats.ratio_to_baseline(zero).set_index("setup")
-    assert math.isnan(result.loc["single-bridge-iptables-c2", "ratio_to_baseline"])
-
-
-def test_ratio_to_baseline_rejects_ambiguous_baselines():
-    latency = tablegen.latency_table(setups=list(tablegen.SETUPS), reps=2)
-    per_rep = stats.summary_table(latency, "rtt_ms", [*SETUP_LEVEL, "rep"], n_boot=20)
-    with pytest.raises(ValueError, match="several 'none' baseline rows"):
-        stats.ratio_to_baseline(per_rep, keys=["solution", "containers"])
-    # the default keys include rep, so every rep finds its own baseline
-    assert stats.ratio_to_baseline(per_rep)["ratio_to_baseline"].notna().all()

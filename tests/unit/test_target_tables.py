@@ -62,3 +62,16 @@ def test_monitor_files_of_older_versions_without_interval_still_parse(tmp_path):
                     "10.0,20,10,5,0,0,65,100,900\n11.0,20,10,5,0,0,65,100,900\n")
     write_target_tables(raw, outs(tmp_path))
     assert list(tables.read(tmp_path / "out.host_usage.parquet")["interval_s"]) == [1.0, 1.0]
+
+
+def test_noise_record_becomes_deployment_columns():
+    noisy = {**META, "noise": {"steal_pct": 0.4, "outside_cpu_pct": 23.5, "load1": 1.7, "noisy": True,
+                               "exceeded": ["max_outside_cpu_pct"], "attempt": 2},
+             "cpu_pinning": {"requested": {"sender": 0, "sink": 1}, "daemons": []}}
+    row = tables.conform(pipeline.target_table("unused", "deployment", noisy), "deployment").to_pandas().iloc[0]
+    assert (row["steal_pct"], row["outside_cpu_pct"], row["load1"]) == (0.4, 23.5, 1.7)
+    assert row["noisy"] and row["noise_exceeded"] == "max_outside_cpu_pct" and row["attempt"] == 2
+    assert row["cpu_pinned"]
+    # a target measured before the noise record: nulls, not zeros
+    older = tables.conform(pipeline.target_table("unused", "deployment", META), "deployment").to_pandas().iloc[0]
+    assert older[["steal_pct", "outside_cpu_pct", "load1", "noisy", "noise_exceeded", "attempt", "cpu_pinned"]].isna().all()

@@ -117,3 +117,22 @@ def test_ipsec_names_the_package_of_a_missing_plugin():
     assert plugin("gcm").why == "libstrongswan-standard-plugins"
     problem = PluginRequirement("plugin", "surely-missing", "libstrongswan-standard-plugins").missing()
     assert "surely-missing" in problem and "libstrongswan-standard-plugins" in problem
+
+
+def test_a_kernel_option_built_as_a_module_is_satisfied_only_when_the_module_loads(monkeypatch):
+    """Stock kernels build veth, tun, bridge and macvlan as modules (=m): that is not missing as
+    long as the module is loaded or loads; the config file alone never decides."""
+    from seconetbench import probes
+
+    monkeypatch.setattr(technology, "kernel_config", lambda: {"CONFIG_TUN": "m", "CONFIG_FOO": "m"})
+    monkeypatch.setattr(technology, "OPTION_MODULES", {"CONFIG_TUN": "surely_not_a_module_xyz"})
+    monkeypatch.setattr(probes, "modprobe_possible", lambda: None)
+    monkeypatch.setattr(probes, "run_probe_command",
+                        lambda argv: (False, f"modprobe: FATAL: Module {argv[1]} not found"))
+    said = technology.Requirement("kernel", "CONFIG_TUN").missing()
+    assert said is not None and "modprobe surely_not_a_module_xyz" in said and "not found" in said
+    monkeypatch.setattr(probes, "run_probe_command", lambda argv: (True, "ok"))
+    assert technology.Requirement("kernel", "CONFIG_TUN").missing() is None
+    monkeypatch.setattr(probes, "modprobe_possible", lambda: "/lib/modules/x does not exist")
+    assert "cannot be loaded here" in technology.Requirement("kernel", "CONFIG_TUN").missing()
+    assert "is a module" in technology.Requirement("kernel", "CONFIG_FOO").missing()

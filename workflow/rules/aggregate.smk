@@ -15,6 +15,9 @@ rule summary_table:
         convergence=final_decision_file,
     output:
         f"{RESULTS}/tables/summary.parquet",
+    params:
+        # blocked order measures each setup and its baseline in every round 1..min: paired effects
+        design={"run_order": CONFIG["run_order"]["mode"], "rounds": REP_POLICY["min"]},
     log:
         f"{RESULTS}/logs/summary_table.log",
     script:

@@ -5,6 +5,7 @@ import sys
 from seconetbench import config as seconet_config
 from seconetbench import figures as seconet_figures
 from seconetbench import tables as seconet_tables
+from seconetbench.cells import MixedCellError, check_results
 from seconetbench.errors import ConfigError
 from seconetbench.sweep import expand
 from seconetbench.workloads import get_workload
@@ -14,9 +15,21 @@ try:
 except ConfigError as error:
     sys.exit(f"SeCoNetBench: invalid configuration: {error}")
 
-SWEEP = expand(CONFIG, check_machine=True)
+# What this machine lacks excludes only setups not measured yet: analysis runs anywhere. A
+# pinned implementation (sweep.*.implementations) this machine lacks is refused here, before
+# any job, with the probe's words.
+try:
+    SWEEP = expand(CONFIG, check_machine=True, keep_measured=True)
+except ConfigError as error:
+    sys.exit(f"SeCoNetBench: {error}")
 RESULTS = CONFIG["results_dir"]
 PREFIX = seconet_config.run_prefix(CONFIG)
+
+try:
+    # before any job: no cell gets repetitions of other parameters than it holds (docs/decisions.md)
+    check_results(RESULTS, SWEEP.setups, SWEEP.workloads)
+except MixedCellError as error:
+    sys.exit(f"SeCoNetBench: {error}")
 
 for excluded in SWEEP.excluded:
     print(f"SeCoNetBench: setup {excluded.setup.id} excluded: {excluded.reason}", file=sys.stderr)

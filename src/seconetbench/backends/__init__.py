@@ -1,34 +1,34 @@
 """Backends deploy setups and run commands in their containers: netns (default), docker and
-kubernetes, all with the interface of :class:`seconetbench.backends.netns.NetnsBackend`
-(plan, deploy, deploy_or_reuse, healthy, listening, teardown, registry)."""
+kubernetes, all implementing :class:`seconetbench.backends.base.Backend` through
+:class:`seconetbench.backends.base.BaseBackend` (shared plan, fingerprint and deploy-or-reuse;
+capabilities; each container's access object). :data:`BACKENDS` names
+them (registry.py); a new backend is one module and one ``BACKENDS.lazy`` line here."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
-BACKENDS = ("netns", "docker", "kubernetes")
+from seconetbench.registry import Registry
+
+# name -> "module:Class", imported on first use: the docker and kubernetes modules import their
+# clients, which neither validating a config nor the netns backend needs.
+BACKENDS: Registry[type] = Registry("testbed.backend")
+BACKENDS.lazy("netns", "seconetbench.backends.netns:NetnsBackend")
+BACKENDS.lazy("docker", "seconetbench.backends.docker:DockerBackend")
+BACKENDS.lazy("kubernetes", "seconetbench.backends.kubernetes:KubernetesBackend")
 
 
 def get_backend(name: str, prefix: str, testbed: dict[str, Any] | None = None,
                 results_dir: Path | None = None):
     """The backend *name* for run *prefix*; *testbed* is the config's testbed section and
     *results_dir* where results go (a container backend mounts it into its containers)."""
-    testbed = testbed or {}
-    results_dir = Path(results_dir or "results").resolve()
-    if name == "netns":
-        from seconetbench.backends.netns import NetnsBackend
-
-        return NetnsBackend(prefix)
-    if name == "docker":
-        from seconetbench.backends.docker import DockerBackend
-
-        return DockerBackend(prefix, testbed, results_dir)
-    if name == "kubernetes":
-        from seconetbench.backends.kubernetes import KubernetesBackend
-
-        return KubernetesBackend(prefix, testbed, results_dir)
-    raise KeyError(f"testbed.backend '{name}' is unknown; available: {list(BACKENDS)}")
+    backend_class = BACKENDS.get(name)
+    options = {"testbed": testbed or {}, "results_dir": Path(results_dir or "results").resolve()}
+    # A backend's constructor takes the prefix and those of the options it declares (netns: none).
+    accepted = inspect.signature(backend_class).parameters
+    return backend_class(prefix, **{key: value for key, value in options.items() if key in accepted})
 
 
 def for_config(config: dict[str, Any], prefix: str | None = None):

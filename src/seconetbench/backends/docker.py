@@ -6,8 +6,8 @@ container of the plan is ``docker run -d --network none ... sleep infinity`` on 
 the planned name (/run/netns/<prefix>-c01, a bind mount of /proc/<pid>/ns/net, as
 ``ip netns attach`` does). From there on every solution, filter, tunnel, monitor and the
 isolation check work unchanged on ``container.netns``: this module only replaces how container
-namespaces come to be, and the generators run inside the containers through
-``container.exec_prefix`` (nsenter into the container's net, mount, uts and ipc namespaces, so
+namespaces come to be, and the generators run inside the containers through their
+:class:`NsenterAccess` (nsenter into the container's net, mount, uts and ipc namespaces, so
 they use the image's binaries; without --pid nsenter execs, so the registered pid is the
 generator itself). The results directory is bind-mounted at the same absolute path, so the
 paths of raw outputs mean the same inside and outside.
@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyroute2 import netns as pyroute2_netns
 
 from seconetbench.backends.base import Container, Deployment
-from seconetbench.backends.netns import NO_IPV6, NetnsBackend
+from seconetbench.backends.netns import NO_IPV6, NamespaceAccess, NetnsBackend
 from seconetbench.engines import dockerd
 from seconetbench.engines import image as base_image
 from seconetbench.errors import DeployError
@@ -43,12 +43,22 @@ START_WORKERS = 4
 CAPABILITIES = ["NET_ADMIN", "NET_RAW"]  # a person debugging inside may change routes, ping
 
 
-def exec_prefix(pid: int) -> list[str]:
-    """The command prefix that runs a program inside the container whose init is *pid*."""
-    return ["nsenter", "--target", str(pid), "--net", "--mount", "--uts", "--ipc", "--"]
+@dataclasses.dataclass(frozen=True)
+class NsenterAccess(NamespaceAccess):
+    """A Docker container whose network namespace is attached here as *netns*: commands run in
+    its net, mount, UTS and IPC namespaces (the image's binaries), entered through its init *pid*."""
+
+    kind = "nsenter"
+    pid: int
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        return ["nsenter", "--target", str(self.pid), "--net", "--mount", "--uts", "--ipc", "--", *argv]
 
 
 class DockerBackend(NetnsBackend):
+    """The netns backend's capabilities: the containers' namespaces are this machine's, and the
+    results directory is mounted at the same path (shared_files)."""
+
     name = "docker"
 
     def __init__(self, prefix: str, testbed: dict[str, Any] | None = None, results_dir: Path | None = None):
@@ -79,14 +89,14 @@ class DockerBackend(NetnsBackend):
         return self._client
 
     # ------------------------------------------------------------------ deploy
-    def deploy(self, setup: SetupSpec, verify: bool = True) -> Deployment:
+    def deploy(self, setup: SetupSpec, verify: bool = True, keep: Path | None = None) -> Deployment:
         # The engine first, so its start is not counted as deploy time; then the previous
         # setup's containers through the API (the generic cleanup would have to kill their
         # `sleep`, which ignores SIGTERM as a pid 1, one grace period at a time). The generic
         # cleanup that NetnsBackend.deploy starts with must leave the engine running.
         dockerd.remove_objects(self.client(), self.prefix)
         with cleanup.keeping(ENGINE_HOOK):
-            return super().deploy(setup, verify=verify)
+            return super().deploy(setup, verify=verify, keep=keep)
 
     def _namespaces(self, deployment: Deployment) -> None:
         # The hosts exactly as the netns backend makes them; the containers below.
@@ -100,12 +110,14 @@ class DockerBackend(NetnsBackend):
         started = time.monotonic()
         with ThreadPoolExecutor(START_WORKERS) as pool:
             records = list(pool.map(lambda c: self._run(client, image["tag"], c), deployment.containers))
+        from pyroute2 import netns as pyroute2_netns  # here: validating a docker config needs no pyroute2
+
         for container, record in zip(deployment.containers, records):
             pyroute2_netns.attach(container.netns, record["pid"])
             netlink.set_sysctls(container.netns, NO_IPV6, optional=True)
             with netlink.route(container.netns) as sock:
                 sock.link("set", index=netlink.index(sock, "lo"), state="up")
-            container.exec_prefix = exec_prefix(record["pid"])
+            container.access = NsenterAccess(container.netns, record["pid"])
         containers_s = time.monotonic() - started
         engine = dockerd.describe_engine(client, self.url, managed=self.engine is not None)
         deployment.facts["docker"] = {

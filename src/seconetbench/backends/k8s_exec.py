@@ -3,8 +3,8 @@ its stdout and stderr and returning its exit code; also usable as a program:
 
     python -m seconetbench.backends.k8s_exec --kubeconfig K --context C -n NS POD -- ARGV...
 
-This is the ``exec_prefix`` of the kubernetes backend's containers: the workloads start it as a
-local process, register it by pid and wait for it, as they do with ``ip netns exec``.
+This is how the kubernetes backend's containers are entered (:class:`PodAccess`): the workloads
+start it as a local process, register it by pid and wait for it, as they do with ``ip netns exec``.
 
 The remote command must not outlive its local launcher. An exec whose client goes away keeps
 running in the container (the runtime does not signal it), so the command runs under a small
@@ -17,11 +17,15 @@ SIGKILL after a grace period) to the command. tests/kubernetes proves it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
+
+from seconetbench.backends.base import ContainerAccess
+from seconetbench.errors import ToolFailed
 
 GRACE_S = 2
 # $1.. = the command. Background jobs of a non-interactive sh read /dev/null, so the watcher
@@ -30,6 +34,21 @@ GUARD = ('exec 3<&0; "$@" & child=$!; '
          '( cat <&3 >/dev/null; kill -TERM "$child" 2>/dev/null; sleep ' + str(GRACE_S) + '; '
          'kill -KILL "$child" 2>/dev/null ) & watcher=$!; exec 3<&-; '
          'wait "$child"; code=$?; kill "$watcher" 2>/dev/null; exit "$code"')
+
+
+@dataclasses.dataclass(frozen=True)
+class PodAccess(ContainerAccess):
+    """A pod, entered through the API server: this program as the local launcher."""
+
+    kind = "pod"
+    kubeconfig: str
+    context: str  # "" = the kubeconfig's current context
+    namespace: str
+    pod: str
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        return [sys.executable, "-m", "seconetbench.backends.k8s_exec", "--kubeconfig", self.kubeconfig,
+                "--context", self.context, "-n", self.namespace, self.pod, "--", *argv]
 
 
 def guarded(argv: Sequence[str]) -> list[str]:
@@ -63,7 +82,7 @@ def run(core, namespace: str, pod: str, argv: Sequence[str], timeout_s: float = 
     try:
         while response.is_open():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"'{' '.join(argv)}' in pod {namespace}/{pod} did not finish within {timeout_s} s")
+                raise ToolFailed(argv, None, f"pod {namespace}/{pod}", "".join(err), timeout_s=timeout_s)
             response.update(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
             if response.peek_stdout():
                 out.append(response.read_stdout())

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from seconetbench.errors import InvalidValueError
+
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "seconetbench"
 PREFIX_LABEL = "seconetbench.io/prefix"
@@ -50,8 +52,8 @@ def namespace_name(namespace_prefix: str, prefix: str) -> str:
     """The run's namespace: '<namespace_prefix><prefix>' (an RFC 1123 label, <= 63 characters)."""
     name = f"{namespace_prefix}{prefix}"
     if len(name) > LABEL_VALUE_MAX:
-        raise ValueError(f"namespace '{name}' is longer than {LABEL_VALUE_MAX} characters; "
-                         "shorten testbed.kubernetes.namespace_prefix")
+        raise InvalidValueError(f"namespace '{name}' is longer than {LABEL_VALUE_MAX} characters; "
+                                "shorten testbed.kubernetes.namespace_prefix")
     return name
 
 

@@ -5,7 +5,7 @@ A deployment is one namespace ``<namespace_prefix><run prefix>`` holding the pod
 container: c01, c02, ...) and, for filter ``networkpolicy``, default deny plus the whitelist as
 NetworkPolicy objects (k8s_manifests.py). Pods are placed explicitly: all on one node for
 ``single``, the two ends of every pair on different nodes for ``multi``. Workloads run in the pods
-through the API server's exec (k8s_exec.py is every container's ``exec_prefix``). Teardown
+through the API server's exec (every container's access is a k8s_exec.PodAccess). Teardown
 deletes the namespaces of the run prefix by label selector and waits until they are gone;
 ``clean()`` does the same for every run (``seconetbench clean --backend kubernetes``).
 
@@ -23,25 +23,21 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
-import hashlib
 import json
 import os
 import secrets
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import seconetbench
 from seconetbench import preflight, security
 from seconetbench.backends import k8s_cluster_facts as facts_of
 from seconetbench.backends import k8s_exec
 from seconetbench.backends import k8s_manifests as manifests
-from seconetbench.backends.base import Container, Deployment, Host
-from seconetbench.errors import DeployError, WorkloadError
+from seconetbench.backends.base import BaseBackend, Capabilities, Container, Deployment, Host
+from seconetbench.errors import DeployError, InvalidValueError, ToolFailed, WorkloadError
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed import cleanup
-from seconetbench.testbed.naming import container_name
 
 DEFAULTS: dict[str, Any] = {
     "kubeconfig": None,  # null = $KUBECONFIG, else ~/.kube/config
@@ -95,35 +91,31 @@ def default_image() -> str:
     return image.tag()
 
 
-def fingerprint(setup: SetupSpec, verify: bool, context: str) -> str:
-    data = {"setup": setup.to_dict(), "version": seconetbench.__version__, "verify": verify, "context": context}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def _plain(api_client, obj: Any) -> Any:
     """An API object in its JSON shape (camelCase), as k8s_cluster_facts expects."""
     return api_client.sanitize_for_serialization(obj)
 
 
-class KubernetesBackend:
+class KubernetesBackend(BaseBackend):
+    """Pods on a cluster: nothing of them is on this machine to observe or to enter, the CNI
+    wires them, and files are copied through exec."""
+
     name = "kubernetes"
+    capabilities = Capabilities(observe_hosts=False, security_workloads=False, isolation_from_inside=True,
+                                technologies_by_framework=False, shared_files=False, local_generators=False)
+    STATE_FILE = "kubernetes-deployment.json"
 
     def __init__(self, prefix: str, testbed: dict[str, Any] | None = None, results_dir: Path | None = None):
-        self.prefix = prefix
+        super().__init__(prefix)
         self.settings = settings(testbed)
         self.results_dir = results_dir
-        self.state_dir = cleanup.state_dir(prefix)
-        self.registry = cleanup.registry(prefix)
         self.kubeconfig = self.settings["kubeconfig"] or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
         # The namespace of the current deployment. Each deploy gets a fresh name: reusing the
         # name of a namespace just deleted lets the kubelet route an exec to the old pod of the
         # same name ('container not found'), seen with 1.20.
         self.namespace = manifests.namespace_name(self.settings["namespace_prefix"], prefix)
+        self.context = ""  # the kube context of the current deployment ("": the kubeconfig's current one)
         self._clients: dict[str, Any] = {}
-
-    @property
-    def state_file(self) -> Path:
-        return self.state_dir / "kubernetes-deployment.json"
 
     # ------------------------------------------------------------------ cluster access
     def context_for(self, setup: SetupSpec | None) -> str:
@@ -182,20 +174,15 @@ class KubernetesBackend:
                 "cluster_kind": local.get("cluster_kind", "user-cluster")}
 
     # ------------------------------------------------------------------ planning
-    def plan(self, setup: SetupSpec, nodes: list[str] | None = None, context: str = "") -> Deployment:
-        """Pods and their nodes (names of the hosts h1, h2, ... are the chosen nodes)."""
-        nodes = nodes or [f"h{h}" for h in range(1, setup.hosts + 1)]
-        hosts = [Host(name=f"h{h}", index=h, netns=f"k8s-node:{nodes[h - 1]}") for h in range(1, setup.hosts + 1)]
-        containers = []
-        for index in range(1, setup.containers + 1):
-            host = hosts[(index - 1) % len(hosts)] if setup.scenario == "multi" else hosts[0]
-            name = container_name(index)
-            containers.append(Container(
-                name=name, index=index, host=host.name, netns=f"k8s-pod:{self.namespace}/{name}", ifname="eth0", ip="",
-                exec_prefix=[sys.executable, "-m", "seconetbench.backends.k8s_exec", "--kubeconfig", self.kubeconfig,
-                             "--context", context, "-n", self.namespace, name, "--"]))
-        pairs = [(containers[i].name, containers[i + 1].name) for i in range(0, len(containers), 2)]
-        return Deployment(setup=setup, prefix=self.prefix, hosts=hosts, containers=containers, pairs=pairs)
+    def plan(self, setup: SetupSpec, context: str = "") -> Deployment:
+        """Pods of *setup* in the current namespace of kube *context*; hosts h1, h2, ... stand for
+        the nodes chosen at deploy (facts.kubernetes.host_nodes). Pod IPs come at deploy."""
+        self.context = context
+        return super().plan(setup)
+
+    def plan_container(self, setup: SetupSpec, host: Host, name: str, index: int, on_host: int) -> Container:
+        return Container(name=name, index=index, host=host.name, netns=None, ifname="eth0", ip="",
+                         access=k8s_exec.PodAccess(self.kubeconfig, self.context, self.namespace, name))
 
     def objects(self, deployment: Deployment, nodes: list[str], image: str) -> list[dict[str, Any]]:
         """Every object of *deployment* in creation order: namespace, policies, pods."""
@@ -232,12 +219,14 @@ class KubernetesBackend:
         return usable[:setup.hosts]
 
     # ------------------------------------------------------------------ deploy
-    def deploy(self, setup: SetupSpec, verify: bool = True) -> Deployment:
+    def prepare(self, setup: SetupSpec) -> Deployment:
+        """Refuse a setup the cluster cannot run (technology, CNI, nodes), then delete the run's
+        previous namespaces and plan the pods in a fresh one. What build needs from the cluster
+        goes into facts.kubernetes."""
         reason = preflight.incompatibility(setup)
         if reason:
             raise DeployError(f"setup {setup.id} cannot run on a cluster: {reason}; use solution 'cni' "
                               "(or a CNI name mapped in testbed.kubernetes.contexts)")
-        started = time.monotonic()
         context = self.context_for(setup)
         cluster = self.cluster_facts(context)
         cni = cluster["cni"]
@@ -247,46 +236,42 @@ class KubernetesBackend:
         nodes = self.choose_nodes(setup, cluster)
         self.teardown()
         self.namespace = manifests.namespace_name(self.settings["namespace_prefix"], f"{self.prefix}-{secrets.token_hex(3)}")
-        deployment = self.plan(setup, nodes, context)
-        image = self.settings["image"] or default_image()
-        try:
-            self._create(context, self.objects(deployment, nodes, image))
-            created = time.monotonic()
-            pods = self._wait_running(context, deployment)
-            running = time.monotonic()
-            for c in deployment.containers:
-                c.ip = pods[c.name]["ip"]
-            mtus = self._pod_mtus(context, deployment)
-            deployment.facts["solution"] = {"name": setup.solution, "cni": cni}
-            deployment.facts["filter"] = {"name": setup.filter, "policies": [
-                o["metadata"]["name"] for o in self.objects(deployment, nodes, image) if o["kind"] == "NetworkPolicy"]}
-            deployment.facts["kubernetes"] = {
-                **cluster, "namespace": self.namespace, "image": image,
-                "placement": {c.name: pods[c.name]["node"] for c in deployment.containers},
-                "pod_ips": {c.name: c.ip for c in deployment.containers}, "pod_mtu": mtus,
-                "kubeconfig": self.kubeconfig}
-            deployment.facts["mtu"] = {c.netns: {"eth0": mtus.get(c.name)} for c in deployment.containers}
-            deployment.facts["timings"] = {"create_s": round(created - started, 6),
-                                           "pods_running_s": round(running - created, 6),
-                                           "deploy_s": round(time.monotonic() - started, 6)}
-            if verify:
-                check = self.check_whitelist(context, deployment)
-                deployment.facts["verification"] = check
-                if not check["passed"]:
-                    if setup.filter == "networkpolicy":
-                        raise DeployError(
-                            f"setup {setup.id}: CNI '{cni['name']}' of context '{context}' does not enforce "
-                            f"NetworkPolicy (isolation check: {len(check['failures'])} violations, e.g. "
-                            f"{check['failures'][:3]}); not measured. Use a policy-enforcing CNI "
-                            "(docs/kubernetes.md) or filter 'none'")
-                    raise DeployError(f"setup {setup.id}: isolation check failed: {check['failures']}")
-            deployment.facts["deployed_at"] = time.time()
-            deployment.facts["fingerprint"] = fingerprint(setup, verify, context)
-            deployment.save(self.state_file)
-        except BaseException:
-            self.teardown()
-            raise
+        deployment = self.plan(setup, context)
+        deployment.facts["solution"] = {"name": setup.solution, "cni": cni}
+        deployment.facts["kubernetes"] = {**cluster, "namespace": self.namespace, "kubeconfig": self.kubeconfig,
+                                          "image": self.settings["image"] or default_image(), "host_nodes": nodes}
         return deployment
+
+    def build(self, deployment: Deployment) -> None:
+        """Create the namespace, policies and pods; wait until every pod runs; record its IP,
+        node and MTU."""
+        facts = deployment.facts["kubernetes"]
+        context, nodes, image = facts["context"], facts["host_nodes"], facts["image"]
+        started = time.monotonic()
+        objects = self.objects(deployment, nodes, image)
+        self._create(context, objects)
+        created = time.monotonic()
+        pods = self._wait_running(context, deployment)
+        running = time.monotonic()
+        for c in deployment.containers:
+            c.ip = pods[c.name]["ip"]
+        mtus = self._pod_mtus(context, deployment)
+        deployment.facts["filter"] = {"name": deployment.setup.filter, "policies": [
+            o["metadata"]["name"] for o in objects if o["kind"] == "NetworkPolicy"]}
+        facts.update({"placement": {c.name: pods[c.name]["node"] for c in deployment.containers},
+                      "pod_ips": {c.name: c.ip for c in deployment.containers}, "pod_mtu": mtus})
+        deployment.facts["mtu"] = {f"{self.namespace}/{c.name}": {"eth0": mtus.get(c.name)} for c in deployment.containers}
+        deployment.facts["timings"] = {"create_s": round(created - started, 6),
+                                       "pods_running_s": round(running - created, 6),
+                                       "deploy_s": round(time.monotonic() - started, 6)}
+
+    def isolation_failure(self, deployment: Deployment, check: dict[str, Any]) -> str:
+        if deployment.setup.filter != "networkpolicy":
+            return super().isolation_failure(deployment, check)
+        facts = deployment.facts["kubernetes"]
+        return (f"setup {deployment.setup.id}: CNI '{facts['cni']['name']}' of context '{facts['context']}' does not "
+                f"enforce NetworkPolicy (isolation check: {len(check['failures'])} violations, e.g. "
+                f"{check['failures'][:3]}); not measured. Use a policy-enforcing CNI (docs/kubernetes.md) or filter 'none'")
 
     def _create(self, context: str, objects: list[dict[str, Any]], dry_run: bool = False) -> None:
         """Create *objects* in order. Pods are retried while the namespace's ServiceAccount
@@ -308,7 +293,7 @@ class KubernetesBackend:
                     elif kind == "NetworkPolicy":
                         c["net"].create_namespaced_network_policy(ns, obj, **options)
                     else:
-                        raise ValueError(f"unexpected kind {kind}")
+                        raise InvalidValueError(f"unexpected kind {kind}")
                     break
                 except ApiException as error:
                     waiting_for_sa = error.status in (403, 500) and "service account" in (error.body or "").lower() \
@@ -324,7 +309,7 @@ class KubernetesBackend:
         because a dry run does not persist it, and deleted again); the names that passed."""
         context = self.context_for(setup)
         nodes = nodes or [f"node-{h}" for h in range(1, setup.hosts + 1)]
-        deployment = self.plan(setup, nodes, context)
+        deployment = self.plan(setup, context)
         objects = self.objects(deployment, nodes, image or self.settings["image"] or "seconetbench/base:dry-run")
         self._create(context, objects[:1])
         try:
@@ -360,7 +345,7 @@ class KubernetesBackend:
         try:
             return k8s_exec.run(core, namespace or self.namespace, pod, argv, timeout_s=timeout_s)
         except Exception as error:  # noqa: BLE001 - the API's words, with the pod named
-            if isinstance(error, TimeoutError):
+            if isinstance(error, ToolFailed):  # timed out: already names the pod
                 raise
             raise DeployError(f"exec in pod {namespace or self.namespace}/{pod} (context '{context}') failed: {error}") from None
         finally:
@@ -374,9 +359,10 @@ class KubernetesBackend:
                 for name, (code, out, _) in results.items()}
 
     # ------------------------------------------------------------------ isolation check
-    def check_whitelist(self, context: str, deployment: Deployment) -> dict[str, Any]:
+    def check_isolation(self, deployment: Deployment) -> dict[str, Any]:
         """security.probe_plan over ICMP, TCP and UDP, probed from inside the pods: every
         destination runs a listener, every source one prober over all its destinations."""
+        context = deployment.facts["kubernetes"]["context"]
         plan = security.probe_plan(deployment)
         started = time.monotonic()
         destinations = sorted({d for _, d, _ in plan})
@@ -423,11 +409,17 @@ class KubernetesBackend:
 
     # ------------------------------------------------------------------ reuse
     def current(self) -> Deployment | None:
-        deployment = Deployment.load(self.state_file)
+        """The recorded deployment; its namespace and context become this object's."""
+        deployment = super().current()
         if deployment is None:
             return None
-        self.namespace = deployment.facts.get("kubernetes", {}).get("namespace", self.namespace)
+        facts = deployment.facts.get("kubernetes", {})
+        self.namespace = facts.get("namespace", self.namespace)
+        self.context = facts.get("context", self.context)
         return deployment
+
+    def identity(self, setup: SetupSpec) -> dict[str, Any]:
+        return {"context": self.context_for(setup)}
 
     def healthy(self, deployment: Deployment) -> str | None:
         context = deployment.facts.get("kubernetes", {}).get("context")
@@ -443,34 +435,27 @@ class KubernetesBackend:
                 return f"pod {c.name} missing, not Running or re-addressed"
         return None
 
-    def deploy_or_reuse(self, setup: SetupSpec, verify: bool = True) -> tuple[Deployment, bool]:
-        current = self.current()
-        if current is not None and current.facts.get("fingerprint") == fingerprint(setup, verify, self.context_for(setup)):
-            if self.healthy(current) is None:
-                return current, True
-        return self.deploy(setup, verify=verify), False
-
     @staticmethod
-    def _pod(container: Container) -> tuple[str, str]:
-        """(context, namespace) of *container*'s pod, as its exec prefix names them."""
-        option = container.exec_prefix.index
-        return container.exec_prefix[option("--context") + 1], container.exec_prefix[option("-n") + 1]
+    def _pod(container: Container) -> k8s_exec.PodAccess:
+        if not isinstance(container.access, k8s_exec.PodAccess):
+            raise WorkloadError(f"container {container.name} is not a pod (its access: {container.access})")
+        return container.access
 
     def _exec_in(self, container: Container, argv: list[str], timeout_s: float = 30) -> str:
         """Run *argv* in *container*'s pod; its stdout, or a WorkloadError with its stderr."""
-        context, namespace = self._pod(container)
-        code, out, err = self._exec(context, container.name, argv, timeout_s=timeout_s, namespace=namespace)
+        pod = self._pod(container)
+        code, out, err = self._exec(pod.context, pod.pod, argv, timeout_s=timeout_s, namespace=pod.namespace)
         if code != 0:
-            raise WorkloadError(f"'{' '.join(argv[:3])} ...' in pod {namespace}/{container.name} exited {code}: "
+            raise WorkloadError(f"'{' '.join(argv[:3])} ...' in pod {pod.namespace}/{pod.pod} exited {code}: "
                                 f"{err.strip()[-300:]}")
         return out
 
     def listening(self, container: Container, pid: int, port: int, udp: bool = False) -> bool:
         """Whether a socket in *container*'s pod listens on *port* (ss run in the pod: the
         server is not a local process, *pid* is its local exec launcher)."""
-        context, namespace = self._pod(container)
-        code, out, _ = self._exec(context, container.name, ["ss", "-H", "-ln" + ("u" if udp else "t"),
-                                                            f"sport = :{port}"], timeout_s=10, namespace=namespace)
+        pod = self._pod(container)
+        code, out, _ = self._exec(pod.context, pod.pod, ["ss", "-H", "-ln" + ("u" if udp else "t"), f"sport = :{port}"],
+                                  timeout_s=10, namespace=pod.namespace)
         return code == 0 and bool(out.strip())
 
     # Files of the generators (D-ITG's script and logs): a pod has a file system of its own, so
@@ -509,11 +494,6 @@ class KubernetesBackend:
                     raise
         local = cleanup.remove(self.prefix)
         return {"namespaces": removed, **local}
-
-    def traffic_namespaces(self, deployment: Deployment) -> list[str]:
-        """None on this machine: the nodes' traffic cannot be watched from here (the runner
-        records that it did not wait for a quiet testbed)."""
-        return []
 
     def close(self) -> None:
         """Close the API clients (their connection pools): targets are measured one after

@@ -7,24 +7,20 @@ matches and a health check passes, instead of deploying again.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import psutil
-
-import seconetbench
-from seconetbench import preflight, security
-from seconetbench.backends.base import Container, Deployment, Host
+from seconetbench import preflight, probes, proc, security
+from seconetbench.backends.base import (UNDERLAY_MTU, BaseBackend, Capabilities, Container, ContainerAccess,
+                                        Deployment, Host, Underlay)
 from seconetbench.errors import DeployError
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed import cleanup, netlink
-from seconetbench.testbed.naming import Names, container_name
 
 CONTAINER_SUBNET = "198.19.{host}.0/24"  # containers of host h (RFC 2544 range, see DESIGN.md)
 UNDERLAY_SUBNET = "198.18.0.0/24"
-UNDERLAY_MTU = 1500
 # Multi-host: the hosts' routing must not drop packets that arrive on a tunnel device and leave
 # on another (decapsulated traffic); loose/strict reverse-path filtering would, for some tunnels.
 MULTI_HOST_SYSCTLS = {"net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0}
@@ -53,74 +49,82 @@ def underlay_dev(prefix: str, host: int) -> str:
     return f"{prefix}-u{host}"
 
 
-def fingerprint(setup: SetupSpec, verify: bool) -> str:
-    data = {"setup": setup.to_dict(), "version": seconetbench.__version__, "verify": verify}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+def switch_port(prefix: str, host: int) -> str:
+    """The underlay switch's port towards host *host* (the peer of its underlay interface)."""
+    return f"{prefix}-s{host}"
 
 
-class NetnsBackend:
-    name = "netns"
+@dataclass(frozen=True)
+class NamespaceAccess(ContainerAccess):
+    """A container that is a network namespace on this machine: `ip netns exec` runs a command
+    there with this machine's binaries (it execs, so the pid is the command's own)."""
 
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-        self.names = Names(prefix)
-        self.state_dir = cleanup.state_dir(prefix)
-        self.registry = cleanup.registry(prefix)
+    kind = "netns"
+    netns: str
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        return proc.in_netns(self.netns, argv)
 
     @property
-    def state_file(self) -> Path:
-        return self.state_dir / "deployment.json"
+    def local_netns(self) -> str:
+        return self.netns
+
+
+class NetnsBackend(BaseBackend):
+    name = "netns"
+    capabilities = Capabilities(observe_hosts=True, security_workloads=True, isolation_from_inside=False,
+                                technologies_by_framework=True, shared_files=True, local_generators=True)
 
     # ------------------------------------------------------------------ planning
-    def plan(self, setup: SetupSpec) -> Deployment:
-        """Names and addresses of every object of *setup*, without creating anything."""
-        hosts = [Host(name=f"h{h}", index=h, netns=self.names.host_netns(h)) for h in range(1, setup.hosts + 1)]
-        containers = []
-        for index in range(1, setup.containers + 1):
-            host = hosts[(index - 1) % len(hosts)] if setup.scenario == "multi" else hosts[0]
-            on_host = sum(1 for c in containers if c.host == host.name) + 1
-            name = container_name(index)
-            containers.append(Container(
-                name=name, index=index, host=host.name, netns=self.names.container_netns(name),
-                ifname=self.names.container_if(), ip=container_ip(host.index, on_host)))
-        pairs = [(containers[i].name, containers[i + 1].name) for i in range(0, len(containers), 2)]
-        return Deployment(setup=setup, prefix=self.prefix, hosts=hosts, containers=containers, pairs=pairs)
+    def plan_host(self, setup: SetupSpec, index: int) -> Host:
+        return Host(name=f"h{index}", index=index, netns=self.names.host_netns(index))
+
+    def plan_container(self, setup: SetupSpec, host: Host, name: str, index: int, on_host: int) -> Container:
+        netns = self.names.container_netns(name)
+        return Container(name=name, index=index, host=host.name, netns=netns, ifname=self.names.container_if(),
+                         ip=container_ip(host.index, on_host), access=NamespaceAccess(netns))
+
+    def plan_underlay(self, setup: SetupSpec, hosts: list[Host]) -> Underlay | None:
+        if setup.scenario != "multi":
+            return None
+        return Underlay(switch_netns=underlay_switch(self.prefix),
+                        ports={h.name: switch_port(self.prefix, h.index) for h in hosts})
 
     # ------------------------------------------------------------------ deploy
-    def deploy(self, setup: SetupSpec, verify: bool = True) -> Deployment:
-        """Remove leftovers of this prefix, build *setup* and prove its whitelist."""
-        techs = preflight.setup_technologies(setup)
-        for tech in techs:
+    def prepare(self, setup: SetupSpec) -> Deployment:
+        """Refuse what this machine cannot build, then remove the leftovers of this prefix."""
+        probes.results(self.prefix)  # the run's probes decide the implementations (cached per run)
+        for tech in preflight.setup_technologies(setup):
             reason = tech.incompatibility(setup) or "; ".join(
                 filter(None, (r.missing() for r in tech.requires(setup))))
             if reason:
                 raise DeployError(f"setup {setup.id}: {tech.kind} '{tech.name}' cannot run here: {reason}")
         cleanup.remove(self.prefix)
-        deployment = self.plan(setup)
+        return self.plan(setup)
+
+    def build(self, deployment: Deployment) -> None:
+        techs = preflight.setup_technologies(deployment.setup)
         started = time.monotonic()
-        try:
-            with netlink.pooled():
-                self._build(deployment, techs, started)
-                deployment.facts["mtu"] = self.link_mtus(deployment)
-            rule_update = self._rule_update_time(deployment, techs[-1])
-            if rule_update is not None:
-                deployment.facts["timings"]["rule_update_s"] = rule_update
-            if verify:
-                check = security.check_whitelist(deployment)
-                deployment.facts["verification"] = check
-                if not check["passed"]:
-                    raise DeployError(f"setup {setup.id}: isolation check failed: {check['failures']}")
-            # Workload processes come and go; what the registry holds now are the setup's
-            # daemons (ovs-vswitchd, wireguard-go, charon, ...), which must outlive a reuse.
-            deployment.facts["daemons"] = [
-                {"pid": p.pid, "name": p.name(), "create_time": p.create_time()} for p in self.registry.recorded()]
-            deployment.facts["deployed_at"] = time.time()
-            deployment.facts["fingerprint"] = fingerprint(setup, verify)
-            deployment.save(self.state_file)
-        except BaseException:
-            self.teardown()
-            raise
-        return deployment
+        with netlink.pooled():
+            self._build(deployment, techs, started)
+            deployment.facts["mtu"] = self.link_mtus(deployment)
+        rule_update = self._rule_update_time(deployment, techs[-1])
+        if rule_update is not None:
+            deployment.facts["timings"]["rule_update_s"] = rule_update
+        # Workload processes come and go; what the registry holds now are the setup's daemons
+        # (ovs-vswitchd, wireguard-go, charon, ...), which must outlive a reuse. (The isolation
+        # check after this registers nothing.)
+        deployment.facts["daemons"] = [
+            {"pid": p.pid, "name": p.name(), "create_time": p.create_time()} for p in self.registry.recorded()]
+        deployment.facts["implementation"] = preflight.implementation_facts(deployment.setup)
+        probes.results(self.prefix)  # the cache file again: prepare's cleanup removed the state directory
+
+    def identity(self, setup: SetupSpec) -> dict[str, Any]:
+        # `auto` may resolve differently once a module is loaded: reuse only the same implementation
+        return {"implementation": preflight.resolved_implementation(setup)}
+
+    def check_isolation(self, deployment: Deployment) -> dict[str, Any]:
+        return security.check_whitelist(deployment)
 
     @staticmethod
     def _rule_update_time(deployment: Deployment, filter_tech) -> float | None:
@@ -164,7 +168,7 @@ class NetnsBackend:
     def _underlay(self, deployment: Deployment) -> None:
         """Join the hosts through a switch namespace: bridge <prefix>-ul there, and per host h a veth
         <prefix>-u<h> (198.18.0.h/24) whose peer <prefix>-s<h> is a port of that bridge."""
-        switch = underlay_switch(self.prefix)
+        switch = deployment.underlay.switch_netns
         netlink.create_netns(switch)
         netlink.set_sysctls(switch, NO_IPV6, optional=True)
         with netlink.route(switch) as sock:
@@ -173,7 +177,7 @@ class NetnsBackend:
         for host in deployment.hosts:
             host.underlay_dev = underlay_dev(self.prefix, host.index)
             host.underlay_ip = underlay_ip(host.index)
-            port = f"{self.prefix}-s{host.index}"  # its switch port
+            port = deployment.underlay.ports[host.name]
             with netlink.route(host.netns) as sock:
                 sock.link("add", ifname=host.underlay_dev, kind="veth", peer={"ifname": port, "net_ns_fd": switch})
                 index = netlink.index(sock, host.underlay_dev)
@@ -186,15 +190,12 @@ class NetnsBackend:
             sock.link("set", index=bridge, state="up")
 
     # ------------------------------------------------------------------ reuse
-    def current(self) -> Deployment | None:
-        return Deployment.load(self.state_file)
-
     def healthy(self, deployment: Deployment) -> str | None:
         """None when the live testbed still matches *deployment*, else what is wrong."""
+        import psutil  # here: validating a config reads this class's capabilities only
+
         live = set(netlink.list_netns())
-        wanted = [h.netns for h in deployment.hosts] + [c.netns for c in deployment.containers]
-        if deployment.setup.scenario == "multi":
-            wanted.append(underlay_switch(self.prefix))
+        wanted = self.observed_namespaces(deployment) + ([deployment.underlay.switch_netns] if deployment.underlay else [])
         missing = [n for n in wanted if n not in live]
         if missing:
             return f"namespaces missing: {missing[:5]}"
@@ -212,31 +213,7 @@ class NetnsBackend:
                     return f"{container.name}: interface {container.ifname} missing or down"
         return None
 
-    def deploy_or_reuse(self, setup: SetupSpec, verify: bool = True) -> tuple[Deployment, bool]:
-        current = self.current()
-        if current is not None and current.facts.get("fingerprint") == fingerprint(setup, verify):
-            if self.healthy(current) is None:
-                return current, True
-        return self.deploy(setup, verify=verify), False
-
-    # Files a generator reads or writes inside a container. Here (and in the docker backend,
-    # which mounts the results directory at the same path) a container sees this machine's
-    # files, so nothing is copied; a pod has a file system of its own (backends/kubernetes.py).
-    @staticmethod
-    def remote_path(container: Container, local: Path) -> str:
-        """Where *container* sees (or should write) the file *local* of this machine."""
-        return str(local)
-
-    @staticmethod
-    def push(container: Container, local: Path) -> str:
-        """Make *local* readable inside *container*; returns the path to use there."""
-        return str(local)
-
-    @staticmethod
-    def pull(container: Container, remote: str, local: Path) -> Path:
-        """Bring the file *remote* that a generator wrote in *container* to *local*."""
-        return local
-
+    # A container sees this machine's files (shared_files: BaseBackend's remote_path, push, pull).
     @staticmethod
     def listening(container: Container, pid: int, port: int, udp: bool = False) -> bool:
         """Whether the server *pid* started in *container* listens on *port* yet (its namespace's
@@ -256,16 +233,7 @@ class NetnsBackend:
                     pass
         return cleanup.remove(self.prefix)
 
-    def traffic_namespaces(self, deployment: Deployment) -> list[str]:
-        """Local namespaces that every packet of the setup crosses (its hosts): the runner waits
-        until they are quiet before a target."""
-        return [host.netns for host in deployment.hosts]
-
-    def close(self) -> None:
-        """Release what this object holds open (not the deployment, which outlives it). The
-        netns backend holds nothing between calls."""
-
     # ------------------------------------------------------------------ facts
     def link_mtus(self, deployment: Deployment) -> dict[str, dict[str, int]]:
-        namespaces = [h.netns for h in deployment.hosts] + [c.netns for c in deployment.containers]
-        return {ns: {k: v for k, v in netlink.link_mtus(ns).items() if k != "lo"} for ns in namespaces}
+        return {ns: {k: v for k, v in netlink.link_mtus(ns).items() if k != "lo"}
+                for ns in self.observed_namespaces(deployment)}

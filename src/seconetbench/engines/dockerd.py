@@ -48,8 +48,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
 from seconetbench import proc
 from seconetbench.errors import DeployError
 from seconetbench.testbed import cleanup, netlink
@@ -57,6 +55,7 @@ from seconetbench.testbed.naming import Names
 
 if TYPE_CHECKING:
     import docker
+    import psutil
 
 ENGINE_ROOT = Path("/var/lib/seconetbench")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -333,6 +332,8 @@ class DockerEngine:
 
     def cgroup_processes(self) -> list[psutil.Process]:
         """Processes in the engine's cgroups (below cgroup_parent: only this engine's containers)."""
+        import psutil  # here: validating a docker config imports this module, but needs no psutil
+
         found = {}
         for group in self.cgroups():
             for procs in group.rglob("cgroup.procs"):

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seconetbench import proc
+from seconetbench.engines.apt_sources import debian_mirror
 from seconetbench.errors import DeployError
 from seconetbench.fsutil import atomic_path, write_text_atomic
 
@@ -31,7 +33,6 @@ if TYPE_CHECKING:
 CACHE_DIR = Path(os.environ.get("SECONETBENCH_IMAGE_CACHE", "/var/cache/seconetbench/images"))
 SUITE = "bookworm"
 VARIANT = "minbase"
-MIRROR = os.environ.get("SECONETBENCH_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # What runs inside the containers: the generators of every workload (ping, iperf3, D-ITG's
 # ITGSend/ITGRecv/ITGDec), and the tools a filter or a person may need in there (ip, iptables,
 # nft, ps). uperf is not in Debian: the throughput workload's uperf tool needs another image.
@@ -90,12 +91,13 @@ def _build() -> dict[str, Any]:
     if shutil.which("debootstrap") is None:
         raise DeployError("debootstrap is missing: install the Debian package debootstrap (tools/setup.sh "
                           "does), or set testbed.docker.image to an image the engine already has")
+    mirror = debian_mirror(SUITE)  # the machine's own apt mirror, or $SECONETBENCH_DEBIAN_MIRROR
     log = CACHE_DIR / f"{packages_hash()}.build.log"  # kept: the build directory is removed
     workdir = Path(tempfile.mkdtemp(prefix=f"build-{packages_hash()}-", dir=CACHE_DIR))
     rootfs = workdir / "rootfs"
     started = time.monotonic()
     try:
-        argv = ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}", SUITE, str(rootfs), MIRROR]
+        argv = ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}", SUITE, str(rootfs), mirror]
         with open(log, "wb") as out:
             try:
                 result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=DEBOOTSTRAP_TIMEOUT_S)
@@ -108,16 +110,15 @@ def _build() -> dict[str, Any]:
                     out.write(b"\n--- debootstrap/debootstrap.log ---\n" + detail.read_bytes())
             tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-4:])
             raise DeployError(f"debootstrap of the container image failed (exit {result.returncode}; it needs "
-                              f"{MIRROR}, or set SECONETBENCH_DEBIAN_MIRROR): {tail} (full log: {log})")
+                              f"{mirror}, or set SECONETBENCH_DEBIAN_MIRROR): {tail} (full log: {log})")
         debootstrap_s = time.monotonic() - started
         versions = package_versions(rootfs)
         excludes = [f"--exclude={pattern}" for pattern in EXCLUDES]
         with atomic_path(tarball_path()) as partial:
-            subprocess.run(["tar", "-C", str(rootfs), "--numeric-owner", *excludes, "-cf", str(partial), "."],
-                           check=True, capture_output=True)
+            proc.run(["tar", "-C", str(rootfs), "--numeric-owner", *excludes, "-cf", str(partial), "."], timeout=None)
         manifest = {
             "tag": tag(), "packages_hash": packages_hash(), "suite": SUITE, "variant": VARIANT,
-            "packages": sorted(PACKAGES), "versions": versions, "mirror": MIRROR,
+            "packages": sorted(PACKAGES), "versions": versions, "mirror": mirror,
             "debootstrap_s": round(debootstrap_s, 1), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "tarball_bytes": tarball_path().stat().st_size,
         }

@@ -34,7 +34,7 @@ from typing import Any
 import psutil
 
 from seconetbench import proc
-from seconetbench.errors import DeployError
+from seconetbench.errors import DeployError, ToolFailed
 from seconetbench.testbed import cleanup, netlink
 
 VERSION = "v1.20.2"
@@ -139,7 +139,7 @@ class LocalCluster:
             return f"docker engine of {self.prefix} not running"
         try:
             self._api("get", "/readyz")
-        except RuntimeError as error:
+        except ToolFailed as error:
             return str(error)
         return None
 
@@ -148,7 +148,7 @@ class LocalCluster:
         result = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "--context", self.context,
                                  "get", "--raw", path], capture_output=True, text=True, timeout=10)
         if result.returncode != 0:
-            raise RuntimeError(f"apiserver {path}: {result.stderr.strip()[-300:]}")
+            raise ToolFailed(["kubectl", "get", "--raw", path], result.returncode, None, result.stderr)
         return result.stdout
 
     # ------------------------------------------------------------------ up
@@ -247,7 +247,7 @@ class LocalCluster:
             try:
                 if check() is not False:
                     return
-            except (RuntimeError, subprocess.SubprocessError) as error:
+            except (ToolFailed, subprocess.SubprocessError) as error:
                 last = error
             dead = [p for p in self._info().get("pids", {}).values() if not psutil_alive(p)]
             if dead:
@@ -260,8 +260,8 @@ class LocalCluster:
     def _node_address(self) -> None:
         # The node's address lives on the namespace's loopback: no dummy device needed (the
         # kernel may lack it), and it is routable from the pods through the bridge gateway.
-        subprocess.run(self._ns(["ip", "link", "set", "lo", "up"]), check=True)
-        subprocess.run(self._ns(["ip", "addr", "replace", f"{NODE_IP}/32", "dev", "lo"]), check=True)
+        for argv in (["ip", "link", "set", "lo", "up"], ["ip", "addr", "replace", f"{NODE_IP}/32", "dev", "lo"]):
+            proc.run(argv, host=self.netns, command=self._ns(argv))
 
     def _pki(self) -> str:
         """A CA, the apiserver's serving certificate, the service-account key and one admin token."""
@@ -269,7 +269,7 @@ class LocalCluster:
         pki.mkdir(parents=True, exist_ok=True)
 
         def openssl(*args: str) -> None:
-            subprocess.run(["openssl", *args], cwd=pki, check=True, capture_output=True)
+            proc.run(["openssl", *args], cwd=pki)
 
         openssl("genrsa", "-out", "ca.key", "2048")
         openssl("req", "-x509", "-new", "-nodes", "-key", "ca.key", "-subj", f"/CN={self.prefix}-ca", "-days", "30",

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import altair as alt
-import pandas as pd
 import vl_convert
 
-from seconetbench.discovery import import_submodules
 from seconetbench.fsutil import atomic_path
+from seconetbench.registry import Registry
 
 # Vega-Lite version for the SVG export: the one Altair writes its specs for (e.g. "6.4").
 # Falls back to vl-convert's newest if it does not bundle that version.
@@ -60,14 +59,10 @@ class FigureSpec:
                 and (self.requires is None or bool(self.requires(sweep, config))))
 
 
-FIGURES: dict[str, FigureSpec] = {}
-
-
-def register(spec: FigureSpec) -> FigureSpec:
-    if spec.name in FIGURES:
-        raise ValueError(f"figure '{spec.name}' is registered twice")
-    FIGURES[spec.name] = spec
-    return spec
+# Every module of this package registers its figures when imported (one module per capability);
+# the registry imports them on the first lookup (registry.py).
+FIGURES: Registry[FigureSpec] = Registry("figure", package=__name__, name_of=lambda spec: spec.name)
+register = FIGURES.register
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,6 +85,3 @@ def save_chart(chart: alt.TopLevelMixin, out_base: str | Path) -> list[Path]:
         tmp.write_text(svg, encoding="utf-8")
     return [html_path, svg_path]
 
-
-# Every module of this package registers its figures when imported (one module per capability).
-import_submodules(__name__)

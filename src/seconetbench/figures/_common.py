@@ -9,6 +9,7 @@ import altair as alt
 import pandas as pd
 
 from seconetbench import stats
+from seconetbench.errors import InvalidValueError
 
 
 def inline(frame: pd.DataFrame) -> dict:
@@ -24,7 +25,7 @@ def inline(frame: pd.DataFrame) -> dict:
 def require(frame: pd.DataFrame, columns: list[str], figure: str) -> None:
     absent = [c for c in columns if c not in frame.columns]
     if absent:
-        raise ValueError(f"figure {figure}: the table lacks columns {absent}; it has {list(frame.columns)}")
+        raise InvalidValueError(f"figure {figure}: the table lacks columns {absent}; it has {list(frame.columns)}")
 
 
 def no_rows(figure: str, workload: str) -> ValueError:
@@ -44,8 +45,9 @@ def plural(count: int, word: str) -> str:
 # --------------------------------------------------------------------------------------------
 # per-cell statistics and convergence (a cell = one setup x workload, what repetitions repeat)
 CELL = ["setup", "workload"]
-# the summary table's columns a figure shows per cell (docs/tables.md, "summary")
-CELL_STATISTICS = ["n", "median", "median_ci_low", "median_ci_high"]
+# the summary table's columns a figure shows per cell (docs/tables.md, "summary"): the median
+# and its 95 % CI over n repetitions, and how many samples the repetitions pooled
+CELL_STATISTICS = ["n", "probes", "median", "median_ci_low", "median_ci_high"]
 CELL_CONVERGENCE = ["repetitions", "convergence"]
 NOT_CONVERGED = "not_converged"
 # Vega expression: the datum's cell stopped at repetitions.max before its CI reached the target
@@ -66,13 +68,15 @@ def summary_cells(summary_frame: pd.DataFrame, metric: str, figure: str) -> pd.D
 
 def drawn_cells(values: pd.DataFrame, value_column: str, by: list[str], summary_frame: pd.DataFrame,
                 figure: str) -> pd.DataFrame:
-    """Per group *by* (a setup x workload cell, or finer): n, median and 95 % CI of the drawn
-    *value_column* (:func:`stats.summary_table`, as the summary table computes them), with the
-    cell's repetitions and convergence from the summary. For figures that draw another quantity
-    than the summary's metric (per-flow D-ITG values, CPU per gigabit, first probes): the CI
-    belongs to what is drawn, while convergence was decided per cell on the summary's metric."""
+    """Per group *by* (a setup x workload cell, or finer): the median and 95 % CI of the drawn
+    *value_column* over the repetitions (each repetition's median of *values*, which need a
+    ``rep`` column: :func:`stats.repetition_summary`, as the summary table computes them; n =
+    repetitions, probes = values drawn), with the cell's repetitions and convergence from the
+    summary. For figures that draw another quantity than the summary's metric (per-flow D-ITG
+    values, CPU per gigabit, first probes): the CI belongs to what is drawn, while convergence
+    was decided per cell on the summary's metric."""
     require(summary_frame, [*CELL, *CELL_CONVERGENCE], figure)
-    statistics = stats.summary_table(values, value_column, by)[[*by, *CELL_STATISTICS]]
+    statistics = stats.repetition_summary(values, value_column, by)[[*by, *CELL_STATISTICS]]
     convergence = summary_frame[[*CELL, *CELL_CONVERGENCE]].drop_duplicates(CELL)
     return statistics.merge(convergence, on=CELL, how="left")
 
@@ -100,13 +104,17 @@ def look_up_cells(chart: alt.TopLevelMixin, cells: pd.DataFrame, by: list[str]) 
         lookup="cell_key", from_=alt.LookupData(data=inline(keyed), key="cell_key", fields=fields))
 
 
-def cell_tooltips(value_title: str, n_title: str, number_format: str = ",.3f") -> list[alt.Tooltip]:
-    """Tooltips of a per-cell mark: n, median, its 95 % CI, repetitions and convergence."""
+def cell_tooltips(value_title: str, number_format: str = ",.3f") -> list[alt.Tooltip]:
+    """Tooltips of a per-cell mark: n (the repetitions the CI is over), the samples they pooled,
+    median, its 95 % CI, repetitions and convergence."""
     return [
-        alt.Tooltip("n:Q", title=n_title, format=","),
+        alt.Tooltip("n:Q", title="n (repetitions with a value)", format=","),
+        alt.Tooltip("probes:Q", title="samples pooled over the repetitions", format=","),
         alt.Tooltip("median:Q", title=f"median {value_title}", format=number_format),
-        alt.Tooltip("median_ci_low:Q", title="95 % CI of the median, low", format=number_format),
-        alt.Tooltip("median_ci_high:Q", title="95 % CI of the median, high", format=number_format),
+        alt.Tooltip("median_ci_low:Q", title="95 % CI of the median over the repetitions, low (none below 6)",
+                    format=number_format),
+        alt.Tooltip("median_ci_high:Q", title="95 % CI of the median over the repetitions, high",
+                    format=number_format),
         alt.Tooltip("repetitions:Q", title="repetitions"),
         alt.Tooltip("convergence:N", title="convergence"),
     ]
@@ -129,6 +137,21 @@ def unconverged_colour(default: str = "black") -> dict:
     return alt.condition(UNCONVERGED_TEST, alt.value(UNCONVERGED_COLOUR), alt.value(default))
 
 
+def implementation_note(frame: pd.DataFrame) -> list[str]:
+    """The subtitle line that says what ran each setup's tunnel or solution (the identity column
+    `implementation`), e.g. "implementation: userspace: single-ovs-none-c2; kernel: 3 setups".
+    A setup id names its implementation only when it was pinned, so the figure says it for all."""
+    if "implementation" not in frame or frame.empty:
+        return []
+    by_setup = frame.groupby("setup", observed=True)["implementation"].first()
+    parts = []
+    for implementation, setups in sorted(by_setup.groupby(by_setup).groups.items()):
+        names = sorted(setups)
+        listed = ", ".join(names) if len(names) <= 3 else plural(len(names), "setup")
+        parts.append(f"{implementation}: {listed}")
+    return ["implementation (what ran the tunnel or solution): " + "; ".join(parts)]
+
+
 def flagged_label(text_expression: str) -> str:
     """Vega expression: *text_expression* followed by " ⚠" when the datum's cell did not converge.
     For axis labels: unlike a text mark beside the box, a label never runs into the legend or off
@@ -141,6 +164,11 @@ def flagged_axis(**axis: Any) -> alt.Axis:
     the axis by the labels' normal width, and a bold label would run into the axis title.)"""
     flagged = f"indexof(datum.label, '{UNCONVERGED_GLYPH}') >= 0"
     return alt.Axis(labelColor=alt.condition(flagged, alt.value(UNCONVERGED_COLOUR), alt.value("black")), **axis)
+
+
+# Vega expression: the top of a per-cell mark, the CI's upper end, or the median where the cell
+# has no CI (fewer than 6 repetitions)
+CELL_TOP = "isValid(datum.median_ci_high) ? datum.median_ci_high : datum.median"
 
 
 def unconverged_glyph(chart: alt.Chart) -> alt.Chart:
@@ -161,5 +189,5 @@ def cell_point_layers(base: alt.Chart, y: alt.Y, tooltip: list) -> list[alt.Char
     converged = base.transform_filter(f"!({UNCONVERGED_TEST})").mark_point(size=60, filled=True, opacity=1)
     unconverged = base.transform_filter(UNCONVERGED_TEST).mark_point(size=60, filled=False, strokeWidth=2)
     points = [layer.encode(y=y, tooltip=tooltip) for layer in (converged, unconverged)]
-    warning = unconverged_glyph(base).encode(y=alt.Y("median_ci_high:Q"))
+    warning = unconverged_glyph(base.transform_calculate(cell_top=CELL_TOP)).encode(y=alt.Y("cell_top:Q"))
     return [interval, *points, warning]

@@ -6,9 +6,10 @@ import altair as alt
 import pandas as pd
 
 from seconetbench import stats
+from seconetbench.errors import InvalidValueError
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
-    CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_tooltips, flagged_axis, flagged_label, inline, look_up_cells,
+    CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_tooltips, flagged_axis, flagged_label, implementation_note, inline, look_up_cells,
     median_tick, no_rows, plural, reps_text, require, summary_cells, unconverged_glyph, unconverged_note,
 )
 
@@ -36,7 +37,7 @@ def latency_boxplot(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) ->
     received = frame["received"].fillna(False).astype(bool) & frame["rtt_ms"].notna()
     data = frame.loc[received, LATENCY_COLUMNS]
     if data.empty:
-        raise ValueError(
+        raise InvalidValueError(
             f"no rows for figure {figure}: all {len(frame):,} probes were lost (no received probe has an rtt_ms)"
         )
     sent = frame.groupby(["setup", "workload"], observed=True).size().rename("sent")
@@ -53,6 +54,7 @@ def latency_boxplot(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) ->
         "box: quartiles and median; whiskers: 1.5 IQR; n per setup in the axis label, n, median and "
         "its 95 % CI in the median's tooltip",
         unconverged_note(),
+        *implementation_note(latency_frame),
     ]
 
     group = ["setup", "filter", "containers", "workload"]
@@ -83,7 +85,7 @@ def latency_boxplot(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) ->
             alt.Tooltip("setup:N", title="setup"),
             alt.Tooltip("filter:N", title="packet filter"),
             alt.Tooltip("containers:Q", title="containers"),
-            *cell_tooltips("RTT (ms)", "n (received probes)"),
+            *cell_tooltips("RTT (ms)"),
             alt.Tooltip("lost:Q", title="lost probes", format=","),
             alt.Tooltip("q1_rtt_ms:Q", title="25th percentile RTT (ms)", format=".3f"),
             alt.Tooltip("q3_rtt_ms:Q", title="75th percentile RTT (ms)", format=".3f"),
@@ -130,7 +132,7 @@ def throughput_by_payload(throughput_frame: pd.DataFrame, summary_frame: pd.Data
     pairs = stats.per_pair_throughput(throughput_frame)
     data = pairs.loc[pairs["throughput_mbps"].notna(), THROUGHPUT_COLUMNS]
     if data.empty:
-        raise ValueError(f"no rows for figure {figure}: no pair covered a positive duration")
+        raise InvalidValueError(f"no rows for figure {figure}: no pair covered a positive duration")
     cells = summary_cells(summary_frame, "throughput_mbps", figure)
     box_keys = ["setup", "workload", "protocol", "payload_bytes"]  # one box = one setup x workload cell
 
@@ -142,6 +144,7 @@ def throughput_by_payload(throughput_frame: pd.DataFrame, summary_frame: pd.Data
         "pair throughput = bytes of all its flows × 8 / seconds covered; n, median and its 95 % CI per box "
         "in the tooltips",
         unconverged_note("red median tick / ⚠ above the box"),
+        *implementation_note(throughput_frame),
     ]
     x = alt.X("payload_bytes:O", title="payload (bytes per write)", sort="ascending", axis=alt.Axis(labelAngle=0))
     offset = alt.XOffset("setup:N", sort="ascending")
@@ -150,7 +153,7 @@ def throughput_by_payload(throughput_frame: pd.DataFrame, summary_frame: pd.Data
     scale = alt.Scale(scheme="tableau20") if n_setups > 10 else alt.Undefined
     color = alt.Color("setup:N", title="setup", sort="ascending", scale=scale, legend=alt.Legend(labelLimit=400))
     box = alt.Chart().mark_boxplot(size=12, opacity=0.6).encode(x=x, xOffset=offset, y=y, color=color)
-    box_tooltips = cell_tooltips("throughput of this box (Mbit/s)", "n in this box (pair values)", ",.1f")
+    box_tooltips = cell_tooltips("throughput of this box (Mbit/s)", ",.1f")
     points = alt.Chart().mark_circle(size=28, opacity=0.9).encode(
         x=x,
         xOffset=offset,

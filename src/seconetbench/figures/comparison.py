@@ -5,51 +5,63 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from seconetbench import stats
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
     CELL, CELL_CONVERGENCE, CELL_STATISTICS, NOT_CONVERGED, cell_tooltips, drawn_cells, flagged_axis,
-    flagged_label, inline, look_up_cells, median_tick, no_rows, require, unconverged_note,
+    flagged_label, implementation_note, inline, look_up_cells, median_tick, no_rows, require, unconverged_note,
 )
 
-BASELINE_KEYS = ["scenario", "solution", "tunnel", "containers", "workload", "metric"]
+EFFECT_STATISTICS = ["pairing", "ratio_to_baseline", "ratio_ci_low", "ratio_ci_high", "ratio_n", "effect_conclusive"]
 
 
 def baseline_ratio(summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
-    """Median of every setup relative to the same setup without a filter (ratio 1 = no cost).
+    """Each filter's effect: the summary's ratio to the same setup without a filter (ratio 1 = no
+    cost), paired per round where the run order allowed it, with its 95 % CI as an error bar.
 
-    Setups with extra rules are left out (rule_scaling shows them); cells whose repetitions did
-    not converge are drawn hollow."""
+    Setups with extra rules are left out (rule_scaling shows them); effects whose CI contains 1
+    (inconclusive) are drawn pale; cells whose repetitions did not converge are drawn hollow."""
     figure = "baseline_ratio"
-    require(summary_frame, [*BASELINE_KEYS, "setup", "filter", *CELL_STATISTICS, *CELL_CONVERGENCE], figure)
+    require(summary_frame, ["setup", "filter", "metric", "workload", "effect_of", "baseline_setup",
+                            *EFFECT_STATISTICS, *CELL_STATISTICS, *CELL_CONVERGENCE], figure)
     plain = summary_frame[~summary_frame["setup"].str.contains(r"-r\d+", regex=True)]
     if plain.empty:
         raise no_rows(figure, "any workload")
-    ratios = stats.ratio_to_baseline(plain, "none", keys=BASELINE_KEYS)
-    data = ratios.dropna(subset=["ratio_to_baseline"])
-    data = data[data["filter"] != "none"]
+    data = plain[(plain["effect_of"] == "filter") & plain["ratio_to_baseline"].notna()]
     if data.empty:
         raise no_rows(figure, "any workload on a setup with a filter and its no-filter baseline")
-    data = data.assign(converged=data["convergence"] != NOT_CONVERGED)
+    data = data.assign(converged=data["convergence"] != NOT_CONVERGED,
+                       conclusive=data["effect_conclusive"].fillna(False).astype(bool))
     columns = ["setup", "filter", "metric", "workload", *CELL_STATISTICS, *CELL_CONVERGENCE, "baseline_setup",
-               "ratio_to_baseline", "converged"]
-    return alt.Chart(inline(data[columns])).mark_point(size=60).encode(
-        y=alt.Y("setup:N", title="setup"),
-        x=alt.X("ratio_to_baseline:Q", title="median relative to the same setup without a filter",
-                scale=alt.Scale(zero=False)),
-        color=alt.Color("workload:N", title="workload"),
+               *EFFECT_STATISTICS, "converged", "conclusive"]
+    base = alt.Chart().encode(y=alt.Y("setup:N", title="setup"), color=alt.Color("workload:N", title="workload"))
+    interval = base.mark_rule().encode(x=alt.X("ratio_ci_low:Q"), x2="ratio_ci_high:Q",
+                                       opacity=alt.condition("datum.conclusive", alt.value(1.0), alt.value(0.35)))
+    point = base.mark_point(size=60).encode(
+        x=alt.X("ratio_to_baseline:Q", title="setup ÷ its no-filter baseline", scale=alt.Scale(zero=False)),
         shape=alt.Shape("filter:N", title="packet filter"),
-        fill=alt.condition("datum.converged", alt.Color("workload:N"), alt.value("transparent")),
-        column=alt.Column("metric:N", title="metric"),
+        fill=alt.condition("datum.converged", alt.Color("workload:N", legend=None), alt.value("transparent")),
+        opacity=alt.condition("datum.conclusive", alt.value(1.0), alt.value(0.35)),
         tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
                  alt.Tooltip("metric:N", title="metric (unit of the median)"),
-                 *cell_tooltips("of the setup", "n"),
+                 *cell_tooltips("of the setup"),
                  alt.Tooltip("baseline_setup:N", title="baseline (no filter)"),
-                 alt.Tooltip("ratio_to_baseline:Q", title="ratio to the baseline's median", format=".3f")],
-    ).properties(title=alt.TitleParams(
+                 alt.Tooltip("pairing:N", title="pairing (paired: per-round ratios)"),
+                 alt.Tooltip("ratio_to_baseline:Q", title="ratio to the baseline", format=".3f"),
+                 alt.Tooltip("ratio_ci_low:Q", title="95 % CI of the ratio, low", format=".3f"),
+                 alt.Tooltip("ratio_ci_high:Q", title="95 % CI of the ratio, high", format=".3f"),
+                 alt.Tooltip("ratio_n:Q", title="rounds (paired) / repetitions (unpaired)"),
+                 alt.Tooltip("effect_conclusive:N", title="conclusive (CI excludes 1)")])
+    one = alt.Chart().mark_rule(strokeDash=[4, 4], color="gray").encode(x=alt.datum(1.0))
+    pairing = data["pairing"].value_counts()
+    # one x scale per metric: a latency cost and a throughput cost differ in size and direction
+    chart = alt.layer(one, interval, point, data=inline(data[columns])).facet(
+        column=alt.Column("metric:N", title="metric")).resolve_scale(x="independent")
+    return chart.properties(title=alt.TitleParams(
         "Cost of each filter against its no-filter baseline", anchor="start",
-        subtitle=[f"n = {int(data['n'].sum()):,} samples in {len(data):,} cells; n, median and its 95 % CI "
-                  "of each setup in the tooltip", unconverged_note("hollow")]))
+        subtitle=[f"n = {len(data):,} cells: {int(pairing.get('paired', 0)):,} paired per round (blocked run "
+                  f"order), {int(pairing.get('unpaired', 0)):,} unpaired; error bar: 95 % CI of the ratio; pale: "
+                  f"inconclusive, the CI contains 1 or needs more rounds ({int((~data['conclusive']).sum()):,})",
+                  unconverged_note("hollow")]))
 
 
 FLOW = ["setup", "filter", "workload", "rep", "pair"]
@@ -86,7 +98,7 @@ def first_packet_figure(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame
     median = median_tick(
         per_box, 10, y=y, yOffset=offset, x=alt.X("median:Q"),
         tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
-                 alt.Tooltip("probe:N", title="probe"), *cell_tooltips("RTT (ms)", "n (flows)")])
+                 alt.Tooltip("probe:N", title="probe"), *cell_tooltips("RTT (ms)")])
     chart = look_up_cells(alt.layer(box, median, data=inline(long)), cells, box_of).transform_calculate(
         label=flagged_label("datum.setup")).properties(width=420)
     if long["workload"].nunique() > 1:
@@ -96,7 +108,7 @@ def first_packet_figure(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame
         "First packet of a flow against the steady state", anchor="start",
         subtitle=[f"n = {len(data):,} flows (pair and repetition); the first probe pays for ARP and "
                   "flow set-up (e.g. OVS's userspace classification); n, median and its 95 % CI per box in "
-                  "the median's tooltip", unconverged_note()]))
+                  "the median's tooltip", unconverged_note(), *implementation_note(latency_frame)]))
 
 
 def has_baselines(sweep, config) -> bool:
@@ -108,9 +120,10 @@ def has_baselines(sweep, config) -> bool:
 
 register(FigureSpec(
     name="baseline_ratio", table="summary", builder=baseline_ratio, requires=has_baselines,
-    caption="Median latency, throughput and delay of each filtered setup relative to the same setup "
-            "without a filter, with n, median and its 95 % CI in the tooltip; hollow marks are cells whose "
-            "repetitions did not converge."))
+    caption="Latency, throughput and delay of each filtered setup relative to the same setup without a "
+            "filter: the median of the per-round ratios where the run order paired them (blocked), else the "
+            "ratio of the medians, with its 95 % CI as an error bar; pale marks are inconclusive (the CI "
+            "contains 1), hollow marks are cells whose repetitions did not converge."))
 register(FigureSpec(
     name="first_packet", table="latency", extra_tables=("summary",), builder=first_packet_figure,
     requires=lambda sweep, config: any(w.kind == "latency" and w.params.get("count", 20) >= 2

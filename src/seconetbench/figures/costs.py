@@ -56,7 +56,7 @@ def cpu_per_gbit_figure(throughput_frame: pd.DataFrame, host_usage_frame: pd.Dat
     median = median_tick(
         per_cell, 14, x=alt.X("median:Q"), y=y,
         tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
-                 *cell_tooltips("CPU-seconds per gigabit", "n (throughput targets)")])
+                 *cell_tooltips("CPU-seconds per gigabit")])
     layers = look_up_cells(alt.layer(box, targets, median, data=inline(data)), cells, CELL).transform_calculate(
         label=flagged_label("datum.setup"))
     # independent y: a setup's label carries the convergence of its cell, which differs by payload
@@ -113,7 +113,7 @@ def rule_scaling(throughput_frame: pd.DataFrame, deployment_frame: pd.DataFrame,
     line = base.mark_line().encode(y=y, strokeDash=alt.StrokeDash("solution:N", title="solution"))
     tooltip = [*(alt.Tooltip(f"{c}:N", title=c) for c in ["setup", *line_of]),
                alt.Tooltip("extra_rules:Q", title="extra rules"),
-               *cell_tooltips("throughput per pair (Mbit/s)", "n (pair values)", ",.1f")]
+               *cell_tooltips("throughput per pair (Mbit/s)", ",.1f")]
     facet = {"column": alt.Column("payload_bytes:O", title="payload (bytes)")}
     if cells["containers"].nunique() > 1:
         facet["row"] = alt.Row("containers:O", title="containers")
@@ -121,8 +121,8 @@ def rule_scaling(throughput_frame: pd.DataFrame, deployment_frame: pd.DataFrame,
     layers = alt.layer(line, *cell_point_layers(base, y, tooltip), data=inline(cells)).properties(width=width)
     return layers.facet(**facet).properties(
         title=alt.TitleParams("Throughput by rule-set size", anchor="start", subtitle=[
-            f"n = {int(cells['n'].sum()):,} per-pair values in {len(cells):,} setup x workload cells; "
-            "config/scaling.yaml sweeps the rule-set size; error bar: 95 % CI of the median",
+            f"n = {int(cells['probes'].sum()):,} per-pair values in {len(cells):,} setup x workload cells; "
+            "config/scaling.yaml sweeps the rule-set size; error bar: 95 % CI of the median over the repetitions",
             unconverged_note("hollow point / ⚠")]))
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from seconetbench.errors import InvalidValueError
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
-    CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_tooltips, drawn_cells, flagged_axis, flagged_label, inline,
+    CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_tooltips, drawn_cells, flagged_axis, flagged_label, implementation_note, inline,
     look_up_cells, median_tick, no_rows, plural, reps_text, require, unconverged_note,
 )
 
@@ -34,13 +35,14 @@ def _boxes(ditg_frame: pd.DataFrame, summary_frame: pd.DataFrame, figure: str, v
     flows = per_flow(ditg_frame)
     data = flows.loc[flows[value].notna(), [*FLOW_KEYS, value]]
     if data.empty:
-        raise ValueError(f"no rows for figure {figure}: no flow received a packet")
+        raise InvalidValueError(f"no rows for figure {figure}: no flow received a packet")
     # the boxes draw one value per flow, not the summary's per-interval delay: their own n, median
     # and CI, with the convergence the workflow decided for the cell
     cells = drawn_cells(data, value, CELL, summary_frame, figure)
     subtitle = [f"n = {len(data):,} flows (one value per flow and repetition); "
                 f"{plural(data['setup'].nunique(), 'setup')}, {reps_text(data)}", note,
-                "n, median and its 95 % CI of each box in the median's tooltip", unconverged_note()]
+                "n, median and its 95 % CI of each box in the median's tooltip", unconverged_note(),
+                *implementation_note(ditg_frame)]
     y = alt.Y("label:N", title="setup", axis=flagged_axis(labelLimit=400))
     x = alt.X(f"{value}:Q", title=axis_title, scale=alt.Scale(zero=False))
     color = alt.Color("filter:N", title="packet filter")
@@ -51,7 +53,7 @@ def _boxes(ditg_frame: pd.DataFrame, summary_frame: pd.DataFrame, figure: str, v
     median = median_tick(per_cell, 14, x=alt.X("median:Q"), y=y, tooltip=[
             alt.Tooltip("setup:N", title="setup"),
             alt.Tooltip("workload:N", title="workload"),
-            *cell_tooltips(axis_title, "n (flows)"),
+            *cell_tooltips(axis_title),
             alt.Tooltip("q1:Q", title="25th percentile", format=",.3f"),
             alt.Tooltip("q3:Q", title="75th percentile", format=",.3f"),
         ])

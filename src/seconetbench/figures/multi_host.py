@@ -13,7 +13,7 @@ import pandas as pd
 
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
-    CELL, UNCONVERGED_TEST, cell_point_layers, cell_tooltips, inline, no_rows, plural, require, summary_cells,
+    CELL, CELL_TOP, UNCONVERGED_TEST, cell_point_layers, cell_tooltips, inline, no_rows, plural, require, summary_cells,
     unconverged_colour, unconverged_glyph, unconverged_note,
 )
 
@@ -27,7 +27,10 @@ def tunnel_facts(deployment_frame: pd.DataFrame) -> pd.DataFrame:
     """One row per fresh multi-host deploy (a reused deployment repeats its deploy's facts)."""
     require(deployment_frame, ["scenario", "reused", "setup", "tunnel", *DEPLOYMENT_COLUMNS], "tunnel facts")
     fresh = deployment_frame[(deployment_frame["scenario"] == "multi") & ~deployment_frame["reused"]]
-    return fresh.rename(columns=DEPLOYMENT_COLUMNS)[FACT_COLUMNS].reset_index(drop=True)
+    # the label says what the deploy recorded (e.g. "userspace (wireguard-go v0.0.2023)"), which
+    # starts with the short identity column `implementation` (kernel, userspace, tc-bpf)
+    return (fresh.drop(columns=["implementation"], errors="ignore").rename(columns=DEPLOYMENT_COLUMNS)[FACT_COLUMNS]
+            .reset_index(drop=True))
 
 
 def _labelled(frame: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
@@ -66,8 +69,8 @@ def _faceted(layers: alt.LayerChart, cells: pd.DataFrame, title: str, samples: s
     facet = {"column": column} if column is not None else {}
     if cells["containers"].nunique() > 1:
         facet["row"] = alt.Row("containers:O", title="containers")
-    subtitle = [f"n = {int(cells['n'].sum()):,} {samples} in {plural(len(cells), 'setup x workload cell')}; "
-                "error bar: 95 % CI of the median; n, median and CI per mark in the tooltip",
+    subtitle = [f"n = {int(cells['probes'].sum()):,} {samples} in {plural(len(cells), 'setup x workload cell')}; "
+                "error bar: 95 % CI of the median over the repetitions; n, median and CI per mark in the tooltip",
                 unconverged_note(marking)]
     chart = layers.facet(**facet) if facet else layers
     return chart.properties(title=alt.TitleParams(title, anchor="start", subtitle=subtitle))
@@ -91,7 +94,7 @@ def multi_host_throughput(throughput_frame: pd.DataFrame, deployment_frame: pd.D
     line = base.mark_line().encode(y=y, strokeDash=alt.StrokeDash("filter:N", title="packet filter"))
     tooltip = [alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
                alt.Tooltip("filter:N", title="packet filter"),
-               *cell_tooltips("throughput per pair (Mbit/s)", "n (pair values)", ",.1f")]
+               *cell_tooltips("throughput per pair (Mbit/s)", ",.1f")]
     width = max(240, 90 * cells["payload_bytes"].nunique())
     layers = alt.layer(line, *cell_point_layers(base, y, tooltip), data=inline(cells)).properties(width=width)
     return _faceted(layers, cells, "Throughput per tunnel by payload size", "per-pair values", "hollow point / ⚠")
@@ -116,9 +119,9 @@ def multi_host_latency(latency_frame: pd.DataFrame, deployment_frame: pd.DataFra
         fillOpacity=alt.condition(UNCONVERGED_TEST, alt.value(0.25), alt.value(1.0)),
         stroke=unconverged_colour(default="transparent"),
         tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
-                 alt.Tooltip("filter:N", title="packet filter"), *cell_tooltips("RTT (ms)", "n (echo replies)")])
+                 alt.Tooltip("filter:N", title="packet filter"), *cell_tooltips("RTT (ms)")])
     interval = base.mark_rule(color="black").encode(y="median_ci_low:Q", y2="median_ci_high:Q")
-    warning = unconverged_glyph(base).encode(y="median_ci_high:Q")
+    warning = unconverged_glyph(base.transform_calculate(cell_top=CELL_TOP)).encode(y="cell_top:Q")
     layers = alt.layer(bars, interval, warning, data=inline(cells))
     return _faceted(layers, cells, "Latency per tunnel", "echo replies", "pale bar outlined in red / ⚠",
                     column=alt.Column("workload:N", title="workload (payload)"))

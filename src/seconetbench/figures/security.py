@@ -12,8 +12,8 @@ from seconetbench.figures._common import inline, no_rows, plural, require
 
 CHECKS = ["isolation", "confidentiality", "spoofing"]
 # The worst verdict of a cell decides its colour (first in this list wins).
-SEVERITY = ["violation", "break", "visible", "expected", "ok", "not_applicable"]
-COLOURS = ["#d62728", "#ff7f0e", "#fdd0a2", "#c6dbef", "#2ca02c", "#e0e0e0"]
+SEVERITY = ["violation", "break", "visible", "expected", "inconclusive", "ok", "not_applicable"]
+COLOURS = ["#d62728", "#ff7f0e", "#fdd0a2", "#c6dbef", "#9e9ac8", "#2ca02c", "#e0e0e0"]
 
 
 def _cell(rows: pd.DataFrame) -> pd.Series:
@@ -79,7 +79,7 @@ def security_matrix(security_frame: pd.DataFrame, latency_frame: pd.DataFrame,
     return alt.hconcat(*panels, spacing=6).properties(title=alt.TitleParams(
         "Security matrix and what it costs", anchor="start",
         subtitle=[f"n = {plural(len(security_frame), 'probe')} over {plural(len(setups), 'setup')}; "
-                  "cell = worst verdict of the check (violation > break > visible > expected > ok)",
+                  "cell = worst verdict of the check (violation > break > visible > expected > inconclusive > ok)",
                   "bars: median RTT over received pings and median per-pair throughput, n per bar in the tooltip"]))
 
 

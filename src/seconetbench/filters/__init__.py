@@ -1,5 +1,2 @@
-"""Packet filters enforcing default deny plus the whitelist: one module each, registered on import."""
-
-from seconetbench.discovery import import_submodules
-
-import_submodules(__name__)
+"""Packet filters enforcing default deny plus the whitelist: one module each, registered on
+import; technology.REGISTRIES imports the modules on the first lookup (see registry.py)."""

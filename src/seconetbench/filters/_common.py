@@ -26,6 +26,7 @@ from typing import ClassVar
 
 from seconetbench import proc
 from seconetbench.backends.base import Deployment
+from seconetbench.errors import InvalidValueError
 from seconetbench.technology import Requirement, Technology
 from seconetbench.testbed import netlink
 
@@ -57,7 +58,7 @@ def extra_flows(count: int) -> Iterator[Flow]:
     """*count* distinct never-matching flows (see EXTRA_SOURCES)."""
     sources = EXTRA_SOURCES.num_addresses
     if count > sources * EXTRA_DESTINATIONS.num_addresses:
-        raise ValueError(f"extra_rules={count} exceeds the {sources ** 2} never-matching pairs available")
+        raise InvalidValueError(f"extra_rules={count} exceeds the {sources ** 2} never-matching pairs available")
     for k in range(count):
         yield str(EXTRA_SOURCES[k % sources]), str(EXTRA_DESTINATIONS[k // sources])
 

@@ -1,7 +1,6 @@
 """Helpers shared by the parsers: the result type, line numbering, numbers with context, typed frames.
 
-Kept out of ``parsers/__init__.py`` so that the parser modules can import them without a circular
-import (``__init__`` imports every parser module to build ``PARSERS``).
+Kept out of ``parsers/__init__.py``, which holds only the registry and the two entry points.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from seconetbench.errors import ParseError
+from seconetbench.errors import InvalidValueError, ParseError
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,6 +71,6 @@ def typed_frame(
     """
     if isinstance(rows, Mapping) and set(rows) != set(dtypes):
         # pandas would silently add the missing columns as NaN: a bug in the caller, not in the input.
-        raise ValueError(f"columns {sorted(rows)} do not match the schema {sorted(dtypes)}")
+        raise InvalidValueError(f"columns {sorted(rows)} do not match the schema {sorted(dtypes)}")
     frame = pd.DataFrame(rows, columns=list(dtypes))
     return frame.astype(dict(dtypes))

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from seconetbench.errors import ParseError
+from seconetbench.parsers import PARSERS
 from seconetbench.parsers._common import Parsed, numbered_lines
 
 _TITLE = re.compile(r"dstat .*csv output", re.IGNORECASE)
@@ -24,6 +25,7 @@ _NOT_SNAKE = re.compile(r"[^0-9a-z]+")
 _UNIT_SUFFIXES = ("_pct", "_bytes", "_bytes_per_s", "timestamp_s")
 
 
+@PARSERS.register("dstat")
 def parse(text: str, source: str | None = None) -> Parsed:
     lines = list(numbered_lines(text))
     first = lines[0][1].strip()

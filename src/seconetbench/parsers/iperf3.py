@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from seconetbench.errors import ParseError, ToolError
+from seconetbench.parsers import PARSERS
 from seconetbench.parsers._common import Parsed, typed_frame
 
 SAMPLE_DTYPES = {
@@ -25,6 +26,7 @@ SAMPLE_DTYPES = {
 }
 
 
+@PARSERS.register("iperf3")
 def parse(text: str, source: str | None = None) -> Parsed:
     report = _load_report(text, source)
     if "error" in report:

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seconetbench.errors import ParseError, ToolError
+from seconetbench.errors import InvalidValueError, ParseError, ToolError
+from seconetbench.parsers import PARSERS
 from seconetbench.parsers._common import Parsed, numbered_lines, to_float, to_int, typed_frame
 
 
@@ -109,6 +110,7 @@ class _Block:
     closed: bool = False  # a rule line after the last expected key (TOTAL only)
 
 
+@PARSERS.register("itgdec")
 def parse(text: str, source: str | None = None) -> Parsed:
     """Parse ITGDec's standard summary into one row per flow plus the TOTAL RESULTS block."""
     _reject_spinner(text, source)
@@ -257,8 +259,8 @@ def parse_intervals(text: str, metric: str, source: str | None = None, *,
     bitrate file of the same decode as *bitrate* to turn those into NaN (without it the zeros stay).
     """
     if metric != "combined" and metric not in _INTERVAL_METRICS:
-        raise ValueError(f"unknown ITGDec interval metric {metric!r}; "
-                         f"known: {sorted([*_INTERVAL_METRICS, 'combined'])}")
+        raise InvalidValueError(f"unknown ITGDec interval metric {metric!r}; "
+                                f"known: {sorted([*_INTERVAL_METRICS, 'combined'])}")
     _reject_spinner(text, source)
     lines = [(number, line.strip()) for number, line in numbered_lines(text) if line.strip()]
     if not lines:

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from seconetbench.errors import ParseError
+from seconetbench.parsers import BYTE_PARSERS, PARSERS
 from seconetbench.parsers._common import Parsed
 
 SECONDS_PER_DAY = 86400.0
@@ -104,6 +105,7 @@ def _check_labels(table: pa.Table, source: str | None) -> None:
             raise ParseError(f"not a packet line of `ITGDec -l`: field '{label}' missing", source, line + 1)
 
 
+@BYTE_PARSERS.register("itgdec_packets")
 def parse_bytes(data: bytes, source: str | None = None) -> Parsed:
     """Packets of an ``ITGDec -l`` dump; a line that is not a packet raises a ParseError naming
     its number (counted over non-empty lines)."""
@@ -139,6 +141,7 @@ def parse_bytes(data: bytes, source: str | None = None) -> Parsed:
     return Parsed(samples, summary)
 
 
+@PARSERS.register("itgdec_packets")
 def parse(text: str, source: str | None = None) -> Parsed:
     """The ``parsers`` interface (text in); :func:`parse_bytes` avoids the decode for big files."""
     return parse_bytes(text.encode(), source)

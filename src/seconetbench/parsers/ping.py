@@ -11,6 +11,7 @@ import re
 import numpy as np
 
 from seconetbench.errors import ParseError, ToolError
+from seconetbench.parsers import PARSERS
 from seconetbench.parsers._common import Parsed, numbered_lines, to_float, to_int, typed_frame
 
 SAMPLE_DTYPES = {
@@ -46,6 +47,7 @@ _RTT = re.compile(
 _FATAL = re.compile(r"ping: (?P<message>.+)$")
 
 
+@PARSERS.register("ping")
 def parse(text: str, source: str | None = None) -> Parsed:
     replies: dict[int, tuple[float, float, int]] = {}  # seq -> (timestamp_s, rtt_ms, ttl); first reply wins
     summary_line: tuple[int, re.Match[str]] | None = None

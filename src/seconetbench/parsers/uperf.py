@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from seconetbench.errors import ParseError, ToolError
+from seconetbench.parsers import PARSERS
 from seconetbench.parsers._common import Parsed, numbered_lines, to_float, typed_frame
 
 SAMPLE_DTYPES = {
@@ -72,6 +73,7 @@ class _Series:
     cumulative_bytes: list[int] = field(default_factory=list)
 
 
+@PARSERS.register("uperf")
 def parse(text: str, source: str | None = None) -> Parsed:
     for number, line in numbered_lines(text):
         if _FAILURE.search(line):

@@ -1,5 +1,2 @@
-"""Single-host network solutions: one module each, registered on import (see technology.py)."""
-
-from seconetbench.discovery import import_submodules
-
-import_submodules(__name__)
+"""Single-host network solutions: one module each, registered on import; technology.REGISTRIES
+imports the modules on the first lookup (see registry.py)."""

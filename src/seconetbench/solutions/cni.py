@@ -18,6 +18,7 @@ class ClusterCNI(Technology):
     name = "cni"
     description = "the Kubernetes cluster's own CNI (detected and recorded; kubernetes backend only)"
     backends = ("kubernetes",)  # the only backend it exists on (netns/docker tests skip it)
+    implementations = ("cni",)  # whatever the cluster's CNI runs (its mode is recorded, docs/kubernetes.md)
 
     def incompatibility(self, setup):
         # (the backend itself is checked by preflight against `backends`)

@@ -35,6 +35,7 @@ class Ebpf(Routing):
     name = "ebpf"
     description = ("routing topology; a tc ingress program on each host-side veth forwards between "
                    "containers with bpf_fib_lookup + bpf_redirect_peer (host stack bypassed)")
+    implementations = ("tc-bpf",)  # the identity column `implementation` (the kernel forwards, in BPF)
 
     def requires(self, setup):
         return [*super().requires(setup), *bpf.requirements()]

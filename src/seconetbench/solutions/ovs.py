@@ -1,9 +1,10 @@
 """Open vSwitch: every container's veth is a port of one OVS bridge in its host namespace.
 
-Each host runs its own ovsdb-server and ovs-vswitchd (see ovs_daemon.py). This kernel has no OVS
-datapath (CONFIG_OPENVSWITCH), so the bridge uses the userspace datapath (datapath_type=netdev):
-ovs-vswitchd itself moves every packet between the veths. Where the kernel has the datapath, the
-bridge uses it (datapath_type=system); describe() records which one ran.
+Each host runs its own ovsdb-server and ovs-vswitchd (see ovs_daemon.py). Where the probe finds
+the OVS kernel datapath (generic netlink family ovs_datapath, seconetbench.probes), the bridge
+uses it (datapath_type=system); otherwise, or when sweep.single.implementations.ovs pins
+`userspace`, the userspace datapath (datapath_type=netdev): ovs-vswitchd itself moves every packet
+between the veths. This kernel has no OVS datapath. describe() records which one ran.
 
 The userspace datapath neither fills in partial checksums nor segments GSO frames that come
 from the containers, so TCP would die: with it, the containers' tx offloads are switched off.
@@ -12,7 +13,7 @@ The default flow is NORMAL (a learning switch); the `ovs` filter replaces it by 
 
 from __future__ import annotations
 
-from seconetbench import ovs_daemon, parsers, proc
+from seconetbench import ovs_daemon, parsers, probes, proc
 from seconetbench.backends.base import Container, Deployment
 from seconetbench.errors import WorkloadError
 from seconetbench.ovs_daemon import OvsHost
@@ -32,13 +33,20 @@ class Ovs(Technology):
     kind = "solution"
     name = "ovs"
     description = ("Open vSwitch bridge per host (own ovsdb-server and ovs-vswitchd; userspace datapath "
-                   "unless the kernel has CONFIG_OPENVSWITCH), one veth port per container (/24 on-link)")
+                   "unless the kernel has its datapath), one veth port per container (/24 on-link)")
+    implementations = ("kernel", "userspace")
+    kernel_probe = "ovs"
+
+    def datapath_type(self) -> str:
+        return ovs_daemon.datapath_type(self.resolved_implementation())
 
     def requires(self, setup):
         needs = ovs_daemon.requirements("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl",
                                         "ovs-appctl")
         needs.append(Requirement("kernel", "CONFIG_VETH", "veth pairs"))
-        if ovs_daemon.datapath_type() == "netdev":
+        if self.datapath_type() == "system":
+            needs.append(probes.requirement("ovs", "the Open vSwitch kernel datapath"))
+        else:
             needs += [Requirement("kernel", "CONFIG_TUN", "the userspace datapath's ports are tap devices"),
                       Requirement("binary", "ethtool", "Debian package ethtool: container tx offloads off")]
         return needs
@@ -53,7 +61,7 @@ class Ovs(Technology):
         return None
 
     def apply(self, deployment: Deployment) -> None:
-        datapath = ovs_daemon.datapath_type()
+        datapath = self.datapath_type()
         for host in deployment.hosts:
             switch = OvsHost.of(deployment, host)
             switch.start(datapath)
@@ -75,7 +83,7 @@ class Ovs(Technology):
             OvsHost.of(deployment, host).stop()
 
     def describe(self, deployment: Deployment):
-        datapath = ovs_daemon.datapath_type()
+        datapath = self.datapath_type()
         switches = [OvsHost.of(deployment, host) for host in deployment.hosts]
         return {
             "version": ovs_daemon.version(),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from seconetbench.errors import InvalidValueError
+
 IFNAMSIZ = 15  # the kernel's limit on interface names (16 bytes with the terminating NUL)
 PREFIX_PATTERN = re.compile(r"^scn[a-z0-9]{0,5}$")
 PROJECT_PREFIX = "scn"  # every run prefix starts with this
@@ -17,12 +19,12 @@ class Names:
 
     def __post_init__(self) -> None:
         if not PREFIX_PATTERN.match(self.prefix):
-            raise ValueError(f"prefix '{self.prefix}' must be 'scn' followed by up to 5 of [a-z0-9]")
+            raise InvalidValueError(f"prefix '{self.prefix}' must be 'scn' followed by up to 5 of [a-z0-9]")
 
     def _link(self, suffix: str) -> str:
         name = f"{self.prefix}-{suffix}"
         if len(name) > IFNAMSIZ:
-            raise ValueError(f"interface name '{name}' exceeds {IFNAMSIZ} characters")
+            raise InvalidValueError(f"interface name '{name}' exceeds {IFNAMSIZ} characters")
         return name
 
     # namespaces
@@ -47,9 +49,6 @@ class Names:
     def container_if(self) -> str:
         """The container's own interface (inside its namespace, so one name serves all)."""
         return self._link("e0")
-
-    def owns(self, name: str) -> bool:
-        return name == self.prefix or name.startswith(self.prefix + "-")
 
 
 def container_name(index: int) -> str:

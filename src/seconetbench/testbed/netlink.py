@@ -9,8 +9,15 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pyroute2 import IPRoute, netns
+from seconetbench.errors import UnknownNameError
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+# pyroute2 is imported where it is used: validating a config imports every technology module
+# (and so this one) only to read the technologies' metadata (docs/decisions.md).
 
 NETNS_RUN_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
@@ -18,6 +25,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def list_netns() -> list[str]:
+    from pyroute2 import netns
+
     return sorted(netns.listnetns())
 
 
@@ -27,10 +36,14 @@ def create_netns(name: str) -> None:
     An in-thread version (unshare + bind mount) saved about 4 ms per namespace but, under heavy
     concurrent load, once in a few hundred runs left a namespace that `ip netns exec` could not
     enter; see docs/decisions.md."""
+    from pyroute2 import netns
+
     netns.create(name)
 
 
 def delete_netns(name: str) -> None:
+    from pyroute2 import netns
+
     try:
         netns.remove(name)
     except OSError as exc:
@@ -79,11 +92,6 @@ def set_sysctls(name: str, values: dict[str, str | int], optional: bool = False)
                     raise
 
 
-def read_sysctl(name: str, key: str) -> str:
-    with entered(name):
-        return (Path("/proc/sys") / key.replace(".", "/")).read_text().strip()
-
-
 _pool = threading.local()  # sockets kept open inside a pooled() block, per thread
 
 
@@ -122,6 +130,8 @@ def route(name: str | None = None) -> Iterator[IPRoute]:
 def _open(name: str | None) -> IPRoute:
     # A netlink socket belongs to the namespace it was created in: creating it with this thread
     # inside *name* costs about 1 ms, where pyroute2's NetNS (a helper process) costs about 6 ms.
+    from pyroute2 import IPRoute
+
     if name is None:
         return IPRoute()
     with entered(name):
@@ -131,7 +141,7 @@ def _open(name: str | None) -> IPRoute:
 def index(sock: IPRoute, ifname: str) -> int:
     found = sock.link_lookup(ifname=ifname)
     if not found:
-        raise LookupError(f"no interface '{ifname}'")
+        raise UnknownNameError("interface", ifname)
     return found[0]
 
 

@@ -1,5 +1,2 @@
-"""Tunnels and VPNs between hosts: one module each, registered on import."""
-
-from seconetbench.discovery import import_submodules
-
-import_submodules(__name__)
+"""Tunnels and VPNs between hosts: one module each, registered on import;
+technology.REGISTRIES imports the modules on the first lookup (see registry.py)."""

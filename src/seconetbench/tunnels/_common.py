@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from seconetbench import proc
-from seconetbench.backends.base import Deployment, Host
-from seconetbench.backends.netns import UNDERLAY_MTU, underlay_switch
-from seconetbench.errors import DeployError
-from seconetbench.technology import Requirement, Technology, kernel_config
+from seconetbench.backends.base import UNDERLAY_MTU, Deployment, Host
+from seconetbench.errors import DeployError, InvalidValueError, ParseError
+from seconetbench.technology import Requirement, Technology
 from seconetbench.testbed import cleanup, netlink
 
 MAX_PAYLOAD = 1370  # bytes of UDP/ICMP payload that must cross every tunnel unfragmented
@@ -56,11 +55,6 @@ def host_pairs(deployment: Deployment) -> list[tuple[Host, Host]]:
     """Every unordered pair of hosts (a point-to-point tunnel joins each)."""
     hosts = deployment.hosts
     return [(a, b) for i, a in enumerate(hosts) for b in hosts[i + 1:]]
-
-
-def kernel_has(option: str) -> bool:
-    """Whether the running kernel has *option* built in (False when it cannot tell)."""
-    return kernel_config().get(option) == "y"
 
 
 # ------------------------------------------------------------------------------------ files
@@ -181,11 +175,11 @@ def read_pcap(data: bytes) -> tuple[list[Packet], int]:
     order = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\x4d\x3c\xb2\xa1": "<",
              b"\xa1\xb2\x3c\x4d": ">"}.get(magic)
     if order is None:
-        raise ValueError("not a pcap file (bad magic)")
+        raise ParseError("not a pcap file (bad magic)")
     linktype = struct.unpack(order + "I", data[20:24])[0] & 0x0FFFFFFF
     layer2 = {1: (12, 14), 113: (14, 16), 276: (0, 20)}  # ethertype offset, header length
     if linktype not in layer2:
-        raise ValueError(f"pcap link type {linktype} is not Ethernet or Linux cooked")
+        raise ParseError(f"pcap link type {linktype} is not Ethernet or Linux cooked")
     type_at, header = layer2[linktype]
     packets, other, offset = [], 0, 24
     while offset + 16 <= len(data):
@@ -274,7 +268,7 @@ def check_underlay(deployment: Deployment, wire: Wire) -> dict:
     MAX_PAYLOAD bytes filled with MARKER. Returns the counts and the problems found."""
     pcap = tunnel_dir(deployment, "capture") / "underlay.pcap"
     pcap.unlink(missing_ok=True)
-    switch = underlay_switch(deployment.prefix)
+    switch = deployment.underlay.switch_netns
     tcpdump = proc.spawn_in(switch, ["tcpdump", "-i", "any", "-nn", "-U", "--immediate-mode", "-s", "0", "-c", str(CAPTURE_PACKETS),
                                      "-w", str(pcap)], pcap.with_suffix(".out"), pcap.with_suffix(".err"),
                             registry(deployment))
@@ -324,7 +318,7 @@ class Tunnel(Technology):
         self.facts: dict = {}
         self.suite_name = suite or self.DEFAULT_SUITE
         if self.SUITES and self.suite_name not in self.SUITES:
-            raise ValueError(f"tunnel {self.name}: no cipher suite '{suite}'; choose one of {sorted(self.SUITES)}")
+            raise InvalidValueError(f"tunnel {self.name}: no cipher suite '{suite}'; choose one of {sorted(self.SUITES)}")
 
     @property
     def suite(self) -> Suite:
@@ -332,8 +326,9 @@ class Tunnel(Technology):
 
     # what a tunnel says about itself
     def implementation(self) -> str:
-        """'kernel', 'userspace (<program>)' or 'tc-bpf': what carries the packets here."""
-        return "kernel"
+        """'kernel', 'userspace (<program>)' or 'tc-bpf': what carries the packets here, for
+        meta.json (resolved_implementation() is the short name: kernel, userspace, tc-bpf)."""
+        return self.resolved_implementation()
 
     def cipher(self) -> str | None:
         return self.suite.label if self.SUITES else None

@@ -7,6 +7,7 @@ docs/kubernetes.md.
 
 from __future__ import annotations
 
+from seconetbench.errors import InvalidValueError
 from seconetbench.solutions.cni import NAMED_CNIS
 from seconetbench.technology import Technology, register
 
@@ -17,10 +18,11 @@ class ClusterCNITunnel(Technology):
     name = "cni"
     description = "the Kubernetes CNI's own node-to-node datapath (kubernetes backend only)"
     backends = ("kubernetes",)  # the only backend it exists on (netns/docker tests skip it)
+    implementations = ("cni",)  # whatever the cluster's CNI runs (its mode is recorded, docs/kubernetes.md)
 
     def __init__(self, suite: str | None = None):
         if suite is not None:
-            raise ValueError("tunnel 'cni' has no cipher suites: encryption is the cluster's CNI configuration")
+            raise InvalidValueError("tunnel 'cni' has no cipher suites: encryption is the cluster's CNI configuration")
 
     def incompatibility(self, setup):
         # (the backend itself is checked by preflight against `backends`)

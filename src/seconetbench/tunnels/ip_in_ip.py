@@ -2,10 +2,11 @@
 between the hosts' underlay addresses, with two implementations, recorded in meta.json as
 ``implementation``:
 
-- ``kernel``: where the kernel has CONFIG_NET_IPIP / CONFIG_NET_IPGRE built in, one point-to-point
-  ipip or gre device per peer host (``<prefix>-t<peer>``) and a route to the peer's container
-  subnet through it.
-- ``tc-bpf``: otherwise (this machine's kernel has neither). No tunnel device: each host routes the
+- ``kernel``: where the probe creates an ipip / gre device (seconetbench.probes), one
+  point-to-point ipip or gre device per peer host (``<prefix>-t<peer>``) and a route to the peer's
+  container subnet through it.
+- ``tc-bpf``: otherwise (this machine's kernel has neither), or when
+  sweep.multi.implementations pins it. No tunnel device: each host routes the
   other hosts' container subnets over its underlay device as the routing tunnel does, and tc
   programs on that device (data/bpf/tunnel_encap.bpf.c) add the outer IPv4 (+ GRE) header at
   egress and strip it at ingress. The bytes on the wire are those of the kernel tunnels; the
@@ -23,12 +24,12 @@ import ipaddress
 import subprocess
 from typing import ClassVar
 
-from seconetbench import bpf, proc
+from seconetbench import bpf, probes, proc
 from seconetbench.backends.base import Deployment, Host
 from seconetbench.errors import DeployError
-from seconetbench.technology import Requirement, register
+from seconetbench.technology import register
 from seconetbench.testbed import netlink
-from seconetbench.tunnels._common import GRE, IPIP, Tunnel, Wire, container_subnet, host_pairs, kernel_has, peers
+from seconetbench.tunnels._common import GRE, IPIP, Tunnel, Wire, container_subnet, host_pairs, peers
 from seconetbench.tunnels.routing import route_subnets
 
 SOURCE = bpf.SOURCES / "tunnel_encap.bpf.c"
@@ -45,17 +46,14 @@ def _bytes(*addresses: str) -> str:
 class IpInIp(Tunnel):
     """What IPIP and GRE share; the subclasses name the protocol."""
 
-    KERNEL_OPTION: ClassVar[str]
     KERNEL_KIND: ClassVar[str]  # `ip link add ... type <kind>`
     ENCAP_SECTION: ClassVar[str]
-
-    def implementation(self) -> str:
-        return "kernel" if kernel_has(self.KERNEL_OPTION) else "tc-bpf"
+    implementations = ("kernel", "tc-bpf")
 
     def requires(self, setup):
         base = super().requires(setup)
         if self.implementation() == "kernel":
-            return [*base, Requirement("kernel", self.KERNEL_OPTION, f"{self.KERNEL_KIND} tunnel devices")]
+            return [*base, probes.requirement(self.kernel_probe, f"{self.KERNEL_KIND} tunnel devices")]
         return [*base, *bpf.requirements()]
 
     def device(self, deployment: Deployment, peer: Host) -> str:
@@ -129,7 +127,7 @@ class Ipip(IpInIp):
     name = "ipip"
     description = "IPIP (IP proto 4): kernel ipip devices, or tc-BPF encapsulation where the kernel has none"
     wire = Wire("IPIP (IP proto 4)", ((IPIP, None),))
-    KERNEL_OPTION = "CONFIG_NET_IPIP"
+    kernel_probe = "ipip"
     KERNEL_KIND = "ipip"
     ENCAP_SECTION = "encap_ipip"
 
@@ -142,7 +140,7 @@ class Gre(IpInIp):
     name = "gre"
     description = "GRE (IP proto 47): kernel gre devices, or tc-BPF encapsulation where the kernel has none"
     wire = Wire("GRE (IP proto 47)", ((GRE, None),))
-    KERNEL_OPTION = "CONFIG_NET_IPGRE"
+    kernel_probe = "gre"
     KERNEL_KIND = "gre"
     ENCAP_SECTION = "encap_gre"
 

@@ -1,8 +1,9 @@
 """IPsec in tunnel mode between every pair of hosts: strongSwan's charon, one per host namespace,
 configured through swanctl (vici), IKEv2 with a pre-shared key generated per deployment.
 
-ESP runs in the kernel (XFRM) where the kernel has it (CONFIG_INET_ESP); otherwise in userspace
-through the kernel-libipsec plugin, which moves packets through a TUN device `ipsec0` and, in
+ESP runs in the kernel (XFRM) where the probe installs an ESP state (seconetbench.probes);
+otherwise in userspace through the kernel-libipsec plugin (sweep.multi.implementations.ipsec pins
+one), which moves packets through a TUN device `ipsec0` and, in
 strongSwan 5.9, always encapsulates ESP in UDP 4500. libipsec makes ipsec0 with MTU 1400 and
 reads at most 1400 bytes per packet, so the path MTU is 1400 there whatever the suite allows.
 
@@ -19,21 +20,28 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from seconetbench import proc
+from seconetbench import probes, proc
 from seconetbench.backends.base import Deployment, Host
 from seconetbench.technology import Requirement, register
 from seconetbench.tunnels._common import (
-    ESP, UDP, Suite, Tunnel, Wire, container_subnet, host_pairs, kernel_has, key_dir, peers, spawn_daemon,
+    ESP, UDP, Suite, Tunnel, Wire, container_subnet, host_pairs, key_dir, peers, spawn_daemon,
     wait_for, with_private_run, write_private)
 
 CHARON = "/usr/lib/ipsec/charon"
 PLUGIN_DIR = Path("/usr/lib/ipsec/plugins")
 LIBIPSEC_MTU = 1400
-# IKE uses x25519 (curve25519 plugin) so that no suite needs the openssl plugin
-PLUGINS = ("random", "nonce", "aes", "sha1", "sha2", "hmac", "kdf", "curve25519", "kernel-netlink",
+# openssl goes before strongSwan's own crypto plugins so that it provides every algorithm it has
+# (charon takes an algorithm from the first plugin in `load` that offers it): with kernel-libipsec
+# charon itself encrypts every ESP packet, and strongSwan's portable aes and gcm plugins (no AES-NI,
+# bitwise GHASH) held IPsec at 1/6 of what the same charon reaches with OpenSSL's AES-GCM here
+# (docs/performance.md, "Parity"). The plugins after it stay as the fallback.
+PLUGINS = ("random", "nonce", "openssl", "aes", "sha1", "sha2", "hmac", "kdf", "curve25519", "kernel-netlink",
            "socket-default", "vici", "updown")
-PACKAGES = {"gcm": "libstrongswan-standard-plugins", "curve25519": "libstrongswan-extra-plugins",
-            "kernel-libipsec": "libcharon-extra-plugins"}
+PACKAGES = {"gcm": "libstrongswan-standard-plugins", "openssl": "libstrongswan-standard-plugins",
+            "curve25519": "libstrongswan-extra-plugins", "kernel-libipsec": "libcharon-extra-plugins"}
+# The ESP algorithms of each suite as `swanctl --list-algs` names them: describe() records which
+# plugin charon takes each from (the cause of a 6x slower IPsec once, see PLUGINS)
+ESP_ALGORITHMS = {"aes256gcm16": ("AES_GCM_16",), "aes256-sha1": ("AES_CBC", "HMAC_SHA1_96")}
 
 
 @dataclass(frozen=True)
@@ -71,17 +79,20 @@ class Ipsec(Tunnel):
     DEFAULT_SUITE = "aes256gcm16"
     wire = Wire("ESP (in UDP 4500) and IKE (UDP 500)", ((UDP, 4500), (UDP, 500), (ESP, None)), encrypted=True)
 
-    @staticmethod
-    def kernel() -> bool:
-        return kernel_has("CONFIG_INET_ESP") and kernel_has("CONFIG_XFRM_USER")
+    implementations = ("kernel", "userspace")
+    kernel_probe = "ipsec"
+
+    def kernel(self) -> bool:
+        return self.resolved_implementation() == "kernel"
 
     def requires(self, setup):
         needs = [*super().requires(setup), Requirement("binary", CHARON, "Debian package strongswan-charon"),
                  Requirement("binary", "swanctl", "Debian package strongswan-swanctl")]
         needs += [plugin(name) for name in self.plugins()]
-        if not self.kernel():
-            needs.append(Requirement("kernel", "CONFIG_TUN", "kernel-libipsec's TUN device (the kernel has no "
-                                                             "ESP, CONFIG_INET_ESP, so ESP runs in userspace)"))
+        if self.kernel():
+            needs.append(probes.requirement("ipsec", "ESP in the kernel (XFRM)"))
+        else:
+            needs.append(Requirement("kernel", "CONFIG_TUN", "kernel-libipsec's TUN device (ESP in userspace)"))
         return needs
 
     def plugins(self) -> tuple[str, ...]:
@@ -151,4 +162,18 @@ class Ipsec(Tunnel):
     def describe(self, deployment):
         first, second = deployment.hosts[0], deployment.hosts[1]
         sas = self.swanctl(deployment, first, "--list-sas", "--ike", second.name)
-        return {**super().describe(deployment), "security_associations": sas.strip().splitlines()}
+        return {**super().describe(deployment), "security_associations": sas.strip().splitlines(),
+                "esp_crypto_plugins": self.crypto_plugins(deployment, first)}
+
+    def crypto_plugins(self, deployment: Deployment, host: Host) -> dict[str, str]:
+        """The plugin that charon on *host* takes each ESP algorithm of the suite from, e.g.
+        {"AES_GCM_16": "openssl"}; "missing" when no loaded plugin offers it. With kernel ESP the
+        kernel encrypts, whatever charon's plugins are."""
+        if self.kernel():
+            return {name: "kernel (XFRM)" for name in ESP_ALGORITHMS[self.suite_name]}
+        offered = {}
+        for line in self.swanctl(deployment, host, "--list-algs").splitlines():
+            name, _, plugin = line.strip().rstrip("]").partition("[")
+            if plugin:
+                offered.setdefault(name, plugin)
+        return {name: offered.get(name, "missing") for name in ESP_ALGORITHMS[self.suite_name]}

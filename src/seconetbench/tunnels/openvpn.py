@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from seconetbench.backends.base import Deployment, Host
+from seconetbench.errors import ToolFailed
 from seconetbench.technology import Requirement, register
 from seconetbench.tunnels._common import (
     UDP, Suite, Tunnel, Wire, container_subnet, host_pairs, key_dir, spawn_daemon, tunnel_dir, write_private)
@@ -35,7 +36,7 @@ def openssl(directory: Path, *args: str) -> None:
     result = subprocess.run(["openssl", *args], cwd=directory, capture_output=True, text=True,
                             preexec_fn=lambda: os.umask(0o077))
     if result.returncode:
-        raise RuntimeError(f"openssl {args[0]} failed: {result.stderr.strip()}")
+        raise ToolFailed(["openssl", *args], result.returncode, None, result.stderr)
 
 
 @register
@@ -50,6 +51,7 @@ class Openvpn(Tunnel):
         "aes256gcm": Suite("AES-256-GCM", 52, ("data-ciphers AES-256-GCM",)),
     }
     DEFAULT_SUITE = "aes256cbc-sha1"
+    implementations = ("userspace",)
 
     def requires(self, setup):
         return [*super().requires(setup),

@@ -35,6 +35,7 @@ class Tinc(Tunnel):
     SUITES = {"aes256cbc-sha256": Suite("AES-256-CBC + HMAC-SHA256 (4-byte MAC)", 20 + 8 + 4 + 14 + 16 + 4 + 1,
                                         ("aes-256-cbc", "sha256", "4"))}
     DEFAULT_SUITE = "aes256cbc-sha256"
+    implementations = ("userspace",)
     wire = Wire(f"tinc UDP/TCP {PORT}", ((UDP, PORT), (TCP, PORT)), encrypted=True)
 
     def requires(self, setup):

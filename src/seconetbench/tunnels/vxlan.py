@@ -4,7 +4,7 @@ other hosts' container subnets via the peer's VXLAN address."""
 
 from __future__ import annotations
 
-from seconetbench import proc
+from seconetbench import probes, proc
 from seconetbench.backends.base import Deployment
 from seconetbench.technology import Requirement, register
 from seconetbench.testbed import netlink
@@ -21,9 +21,10 @@ class Vxlan(Tunnel):
     name = "vxlan"
     description = "kernel VXLAN, VNI 42, UDP 4789, unicast flood list per peer"
     wire = Wire(f"VXLAN UDP {PORT}", ((UDP, PORT),))
+    kernel_probe = "vxlan"  # the kernel's is the only implementation
 
     def requires(self, setup):
-        return [*super().requires(setup), Requirement("kernel", "CONFIG_VXLAN", "VXLAN devices"),
+        return [*super().requires(setup), probes.requirement("vxlan", "VXLAN devices"),
                 Requirement("binary", "bridge", "Debian package iproute2: the VXLAN flood entries")]
 
     def overhead(self) -> int:

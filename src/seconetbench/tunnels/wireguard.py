@@ -1,5 +1,6 @@
 """WireGuard between every pair of hosts, configured with `wg`: the kernel's implementation where
-the kernel has one (CONFIG_WIREGUARD), else the userspace wireguard-go on a TUN device.
+the probe creates a wireguard device (seconetbench.probes), else the userspace wireguard-go on a
+TUN device; sweep.multi.implementations.wireguard pins one.
 
 wireguard-go listens for `wg` on /run/wireguard/<ifname>.sock; each host's daemon and its `wg`
 calls get a private /run (tunnel/wg/<host>/run) so that nothing lands in the machine's /run.
@@ -12,12 +13,12 @@ from __future__ import annotations
 import subprocess
 from functools import lru_cache
 
-from seconetbench import proc
+from seconetbench import probes, proc
 from seconetbench.backends.base import Deployment, Host
 from seconetbench.technology import Requirement, register
 from seconetbench.testbed import netlink
 from seconetbench.tunnels._common import (
-    UDP, Tunnel, Wire, container_subnet, kernel_has, key_dir, peers, spawn_daemon, transfer_ip, tunnel_dir,
+    UDP, Tunnel, Wire, container_subnet, key_dir, peers, spawn_daemon, transfer_ip, tunnel_dir,
     wait_for, with_private_run, write_private)
 from seconetbench.tunnels.routing import route_subnets
 
@@ -37,17 +38,20 @@ class Wireguard(Tunnel):
     name = "wireguard"
     description = "WireGuard (kernel, else wireguard-go), UDP 51820, ChaCha20-Poly1305, full mesh of hosts"
     wire = Wire(f"WireGuard UDP {PORT}", ((UDP, PORT),), encrypted=True)
+    implementations = ("kernel", "userspace")
+    kernel_probe = "wireguard"
 
-    @staticmethod
-    def kernel() -> bool:
-        return kernel_has("CONFIG_WIREGUARD")
+    def kernel(self) -> bool:
+        return self.resolved_implementation() == "kernel"
 
     def requires(self, setup):
         needs = [*super().requires(setup), Requirement("binary", "wg", "Debian package wireguard-tools")]
-        if not self.kernel():
+        if self.kernel():
+            needs.append(probes.requirement("wireguard", "kernel WireGuard devices"))
+        else:
             needs += [Requirement("kernel", "CONFIG_TUN", "wireguard-go's TUN device"),
-                      Requirement("binary", "wireguard-go", "Debian package wireguard-go: the kernel has no "
-                                                            "WireGuard (CONFIG_WIREGUARD), so the userspace one runs")]
+                      Requirement("binary", "wireguard-go", "Debian package wireguard-go: the userspace "
+                                                            "implementation")]
         return needs
 
     def implementation(self) -> str:

@@ -1,16 +1,23 @@
-"""Workloads: traffic generators run between every sender/sink pair of a deployment."""
+"""Workloads: traffic generators run between every sender/sink pair of a deployment.
+
+Each workload class registers itself by its ``kind`` with ``@register`` (see registry.py); the
+modules of this package are imported on the first lookup, so adding a workload is one module.
+"""
 
 from __future__ import annotations
 
-from seconetbench.spec import WorkloadSpec
-from seconetbench.workloads.base import Workload
+from typing import TYPE_CHECKING
+
+from seconetbench.registry import Registry
+
+if TYPE_CHECKING:
+    from seconetbench.spec import WorkloadSpec
+    from seconetbench.workloads.base import Workload
+
+WORKLOADS: Registry[type[Workload]] = Registry("workload kind", package=__name__, name_of=lambda cls: cls.kind)
+register = WORKLOADS.register
 
 
 def get_workload(spec: WorkloadSpec) -> Workload:
-    from seconetbench.workloads import ditg, ping, security, throughput
-
-    implementations = {cls.kind: cls for cls in (ping.Latency, throughput.Throughput, *ditg.KINDS, *security.KINDS)}
-    try:
-        return implementations[spec.kind](spec)
-    except KeyError:
-        raise KeyError(f"workload kind '{spec.kind}' is not implemented; known: {sorted(implementations)}") from None
+    """The workload of *spec* (its class chosen by ``spec.kind``)."""
+    return WORKLOADS.get(spec.kind)(spec)

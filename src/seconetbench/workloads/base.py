@@ -8,14 +8,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from seconetbench import proc
 from seconetbench.backends.base import Container, Deployment
 from seconetbench.errors import WorkloadError
 from seconetbench.spec import WorkloadSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from seconetbench.backends.base import Backend
 
 
 @dataclass
@@ -24,9 +27,20 @@ class RunContext:
     registry: proc.Registry
     out_dir: Path  # the (temporary) raw target directory
     label: str  # "setup/workload/repN", used in error messages
-    # The backend that deployed it; asked whether a server listens (a pod is not a local process).
-    # None: the local /proc view, right for the netns and docker backends.
-    backend: Any = None
+    # The backend that deployed it: asked whether a server listens (a pod is not a local
+    # process) and for the containers' files (remote_path, push, pull).
+    backend: Backend
+    # testbed.cpu_pinning: {"sender": cpus, "sink": cpus} pins the generators of each side
+    cpu_pinning: dict[str, Any] | None = None
+
+    def generator_cpus(self, container: Container) -> set[int] | None:
+        """The CPUs a generator in *container* is pinned to: its side of the pair (the sender or
+        the sink container) in testbed.cpu_pinning, or None (not pinned)."""
+        if not self.cpu_pinning:
+            return None
+        side = "sender" if container.name in {sender for sender, _ in self.deployment.pairs} else "sink"
+        value = self.cpu_pinning.get(side)
+        return proc.pinned_cpus(value) if value is not None else None
 
 
 @dataclass
@@ -40,12 +54,16 @@ class Launched:
     container: Container | None = None
     started: float = field(default_factory=time.time)
     returncode: int | None = None
+    cpus: set[int] | None = None  # pinned to (testbed.cpu_pinning)
 
 
 class Workload:
     kind: ClassVar[str]
     table: ClassVar[str]  # the table kind its parsed rows belong to (seconetbench.tables)
     tools: ClassVar[tuple[str, ...]] = ()
+    # Capabilities (backends.base.Capabilities field names) the backend must have; the config
+    # check refuses the workload on a backend without them, before anything is deployed.
+    needs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: WorkloadSpec):
         self.spec = spec
@@ -70,11 +88,12 @@ class Workload:
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def launch(ctx: RunContext, pair: str, role: str, container: Container, argv: list[str]) -> Launched:
-        """Start *argv* inside *container* (through its backend's exec prefix)."""
+        """Start *argv* inside *container* (through its access object)."""
         stdout = ctx.out_dir / f"{pair}.{role}.stdout"
         stderr = ctx.out_dir / f"{pair}.{role}.stderr"
-        process = proc.spawn(proc.in_container(container, argv), stdout, stderr, ctx.registry, argv)
-        return Launched(pair, role, argv, process, stdout, stderr, container)
+        cpus = ctx.generator_cpus(container)
+        process = proc.spawn(proc.in_container(container, argv), stdout, stderr, ctx.registry, argv, cpus=cpus)
+        return Launched(pair, role, argv, process, stdout, stderr, container, cpus=cpus)
 
     @staticmethod
     def wait_all(ctx: RunContext, launched: Sequence[Launched], timeout_s: float, what: str) -> None:
@@ -104,7 +123,8 @@ class Workload:
     @staticmethod
     def record(launched: Sequence[Launched]) -> list[dict[str, Any]]:
         return [{"pair": i.pair, "role": i.role, "argv": i.argv, "returncode": i.returncode,
-                 "stdout": i.stdout.name, "stderr": i.stderr.name, "started": i.started}
+                 "stdout": i.stdout.name, "stderr": i.stderr.name, "started": i.started,
+                 **({"cpus": sorted(i.cpus)} if i.cpus else {})}
                 for i in launched]
 
 
@@ -128,23 +148,13 @@ def listening(pid: int, port: int, udp: bool = False) -> bool:
     return False
 
 
-def backend_of(ctx: RunContext):
-    """The backend that answers for the containers of *ctx* (listening, files); without one, the
-    local semantics of the netns backend."""
-    if ctx.backend is not None:
-        return ctx.backend
-    from seconetbench.backends.netns import NetnsBackend
-
-    return NetnsBackend
-
-
 def wait_listening(ctx: RunContext, servers: Sequence[Launched], port: int, udp: bool = False,
                    timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     pending = list(servers)
 
     def ready(server: Launched) -> bool:
-        return backend_of(ctx).listening(server.container, server.process.pid, port, udp)
+        return ctx.backend.listening(server.container, server.process.pid, port, udp)
 
     while pending and time.monotonic() < deadline:
         pending = [s for s in pending if not ready(s)]

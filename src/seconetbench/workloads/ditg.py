@@ -15,15 +15,15 @@ import math
 import random
 import subprocess
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from seconetbench import parsers
 from seconetbench.errors import ParseError, WorkloadError
-from seconetbench.parsers import itgdec
-from seconetbench.workloads.base import RunContext, Workload, backend_of, wait_listening
+from seconetbench.workloads import register
+from seconetbench.workloads.base import RunContext, Workload, wait_listening
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SIGNALING_PORT = 9000  # ITGRecv's TCP signaling port, one receiver per sink namespace
 TEARDOWN_S_PER_FLOW = 1.5  # ITGSend ends its flows one by one, about 1 s each (NOTES), plus slack
@@ -76,7 +76,7 @@ class DITG(Workload):
         go through the backend's file hooks: the same paths on this machine (netns, docker), or
         copied in and out of a pod (kubernetes)."""
         deployment = ctx.deployment
-        files = backend_of(ctx)
+        files = ctx.backend
         out = ctx.out_dir.resolve()
         receivers, senders, pairs = [], [], []
         try:
@@ -152,6 +152,8 @@ class DITG(Workload):
 
     # ------------------------------------------------------------------ parse
     def parse(self, raw_dir: Path, meta: dict[str, Any]) -> pd.DataFrame:
+        import pandas as pd  # here: validating a config reads this class, not its parsing
+
         run = meta["workload_run"]
         frames = []
         for record in run["pairs"]:
@@ -167,6 +169,11 @@ class DITG(Workload):
 def pair_rows(raw_dir: Path, pair: str, interval_ms: int) -> pd.DataFrame:
     """Rows of one pair: per flow, its whole-flow row (interval 0, from the summaries) and one row
     per interval of *interval_ms* (from the per-interval files)."""
+    import numpy as np
+    import pandas as pd
+
+    from seconetbench.parsers import itgdec
+
     received = parsers.parse_file("itgdec", raw_dir / pair_file(pair, "recv_summary")).samples
     sent = parsers.parse_file("itgdec", raw_dir / pair_file(pair, "send_summary")).samples
     flows = sent[["flow", "packets"]].rename(columns={"packets": "packets_sent"}).merge(
@@ -224,6 +231,7 @@ def pps(kbps: float, payload_bytes: int) -> float:
     return kbps * 1000 / 8 / payload_bytes
 
 
+@register
 class Bursty(DITG):
     """UDP on/off: ``burst_kbps`` of payload during each ON period, nothing during OFF."""
 
@@ -239,6 +247,7 @@ class Bursty(DITG):
                 for _ in range(p["flows"])]
 
 
+@register
 class TCP100(DITG):
     """Many simultaneous TCP flows per pair at a constant payload rate each."""
 
@@ -253,6 +262,7 @@ class TCP100(DITG):
                 for _ in range(p["flows"])]
 
 
+@register
 class Quake3(DITG):
     """D-ITG's Quake 3 application model (UDP; the model sets sizes and gaps)."""
 
@@ -288,6 +298,7 @@ def draw_videos(rng: random.Random, count: int) -> list[tuple[float, float]]:
     return videos
 
 
+@register
 class Video(DITG):
     """TCP flows with 1370-byte payloads, one per video, all starting together. Each video's
     length and size are drawn from the model; the rates are scaled so that the average stream
@@ -315,5 +326,3 @@ class Video(DITG):
             })
         return flows
 
-
-KINDS = (Bursty, TCP100, Quake3, Video)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from seconetbench import parsers
 from seconetbench.errors import WorkloadError
+from seconetbench.workloads import register
 from seconetbench.workloads.base import RunContext, Workload
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # ping exit codes: 0 = at least one reply, 1 = no reply (a valid 100 % loss result), 2 = error
 PING_ERROR = 2
 
 
+@register
 class Latency(Workload):
     kind = "latency"
     table = "latency"
@@ -44,6 +47,8 @@ class Latency(Workload):
         return {"generator": "ping", "processes": self.record(launched)}
 
     def parse(self, raw_dir: Path, meta: dict[str, Any]) -> pd.DataFrame:
+        import pandas as pd  # here: validating a config reads this class, not its parsing
+
         frames = []
         for record in meta["workload_run"]["processes"]:
             parsed = parsers.parse_file("ping", raw_dir / record["stdout"])

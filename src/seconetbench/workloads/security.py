@@ -22,22 +22,25 @@ every setup.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from seconetbench import proc, security, technology
 from seconetbench.backends.base import Deployment
-from seconetbench.backends.netns import underlay_switch
 from seconetbench.errors import WorkloadError
 from seconetbench.tunnels import _common as tunnels
+from seconetbench.workloads import register
 from seconetbench.workloads.base import RunContext, Workload
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROBES_FILE = "probes.json"
 PCAP_FILE = "underlay.pcap"
+TCPDUMP_STDERR = "tcpdump.stderr"  # ends with tcpdump's counts: captured, received, dropped
 MARKER_PORT = 47997  # confidentiality: the sink's TCP and UDP port
 GENUINE_ATTEMPTS = 3
 SPOOF_PORT = 47996  # spoofing: the sink's UDP socket
@@ -52,6 +55,8 @@ def whitelist_enforced(setup_filter: str) -> bool:
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """The table rows with identity ``pair`` (source-destination) and ``flow`` (probe number
     within that pair, from 1)."""
+    import pandas as pd  # here: validating a config reads this class, not its parsing
+
     frame = pd.DataFrame(rows)
     frame.insert(0, "pair", frame["source"] + "-" + frame["destination"])
     frame.insert(1, "flow", frame.groupby("pair").cumcount() + 1)
@@ -72,6 +77,7 @@ def not_applicable_rows(meta_run: dict[str, Any], check: str) -> pd.DataFrame:
 class SecurityWorkload(Workload):
     table = "security"
     check_name: str
+    needs = ("security_workloads",)
 
     def parse(self, raw_dir: Path, meta: dict[str, Any]) -> pd.DataFrame:
         run = meta["workload_run"]
@@ -97,6 +103,7 @@ def isolation_verdict(protocol: str, whitelisted: bool, reached: bool) -> str:
     return "ok"
 
 
+@register
 class Isolation(SecurityWorkload):
     kind = "isolation"
     tools = ("ping",)
@@ -151,10 +158,10 @@ def send_marked(deployment: Deployment, sender: str, sink: str, count: int, size
     markers, from *sender* to a socket of *sink*; how many arrived."""
     source, destination = deployment.container(sender), deployment.container(sink)
     address = (destination.ip, MARKER_PORT)
-    opened = [security.socket_in(destination.netns, socket.SOCK_DGRAM),
-              security.socket_in(destination.netns, socket.SOCK_STREAM),
-              security.socket_in(source.netns, socket.SOCK_DGRAM),
-              security.socket_in(source.netns, socket.SOCK_STREAM)]
+    opened = [security.socket_in(destination, socket.SOCK_DGRAM),
+              security.socket_in(destination, socket.SOCK_STREAM),
+              security.socket_in(source, socket.SOCK_DGRAM),
+              security.socket_in(source, socket.SOCK_STREAM)]
     receiver, listener, udp_out, tcp_out = opened
     try:
         for sock in opened:
@@ -209,19 +216,59 @@ def search_capture(pcap: bytes, pairs: list[dict[str, Any]]) -> dict[tuple[str, 
     return hits
 
 
+def capture_drops(stderr: str) -> int | None:
+    """The packets tcpdump says it lost ("N packets dropped by kernel", and "... by interface"
+    where the driver counts them); None when it printed no counts (it did not end normally, so
+    its losses are unknown)."""
+    if not re.search(r"^\d+ packets dropped by kernel$", stderr, flags=re.M):
+        return None
+    return sum(int(n) for n in re.findall(r"^(\d+) packets dropped by (?:kernel|interface)$", stderr, flags=re.M))
+
+
+def carrier_packets(pcap: bytes, run: dict[str, Any]) -> int:
+    """Captured IPv4 packets that can carry the pairs' traffic: between two hosts' underlay
+    addresses (an encapsulation) or between a pair's own addresses (no encapsulation)."""
+    packets, _ = tunnels.read_pcap(pcap)
+    hosts = {socket.inet_aton(ip) for ip in run["underlay_ips"]}
+    pairs = [{socket.inet_aton(p["sender_ip"]), socket.inet_aton(p["sink_ip"])} for p in run["pairs"]]
+    return sum((p.source in hosts and p.destination in hosts and p.source != p.destination)
+               or {p.source, p.destination} in pairs for p in packets)
+
+
+def capture_doubt(raw_dir: Path, run: dict[str, Any]) -> str | None:
+    """Why the capture cannot prove that nothing readable crossed the underlay (None when it
+    can). The positive control: tcpdump lost no packet, and the capture holds at least as many
+    carrier packets as marker datagrams were delivered across the underlay."""
+    stderr = raw_dir / run["capture"].get("stderr", TCPDUMP_STDERR)
+    drops = capture_drops(stderr.read_text(errors="replace")) if stderr.exists() else None
+    if drops is None:
+        return f"tcpdump printed no drop count ({stderr.name}): its losses are unknown"
+    if drops:
+        return f"tcpdump dropped {drops} packets"
+    if not run.get("underlay_ips"):
+        return "no underlay addresses recorded (measured before the positive control); measure again"
+    delivered = sum(p["udp_received"] for p in run["pairs"])
+    carried = carrier_packets((raw_dir / run["capture"]["file"]).read_bytes(), run)
+    if carried < delivered:
+        return f"the capture holds {carried} carrier packets, fewer than the {delivered} marker datagrams delivered"
+    return None
+
+
+@register
 class Confidentiality(SecurityWorkload):
     kind = "confidentiality"
     tools = ("tcpdump",)
+    needs = ("security_workloads", "observe_hosts")  # captures the underlay
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         deployment = ctx.deployment
         if deployment.setup.scenario != "multi":
             return not_applicable(deployment, self.kind)
         p = self.params
-        pcap, err = ctx.out_dir / PCAP_FILE, ctx.out_dir / "tcpdump.stderr"
+        pcap, err = ctx.out_dir / PCAP_FILE, ctx.out_dir / TCPDUMP_STDERR
         argv = ["tcpdump", "-i", "any", "-nn", "-U", "--immediate-mode", "-s", str(p["snaplen_bytes"]),
                 "-c", str(p["capture_packets"]), "-w", str(pcap)]
-        tcpdump = proc.spawn_in(underlay_switch(deployment.prefix), argv, ctx.out_dir / "tcpdump.stdout", err,
+        tcpdump = proc.spawn_in(deployment.underlay.switch_netns, argv, ctx.out_dir / "tcpdump.stdout", err,
                                 ctx.registry)
         pairs = []
         try:
@@ -244,11 +291,13 @@ class Confidentiality(SecurityWorkload):
             raise WorkloadError(f"{ctx.label}: the marker traffic did not arrive for {lost}; a capture without "
                                 "it proves nothing. Check that the setup passes its pairs' traffic (seconetbench deploy)")
         return {"applicable": True, "tunnel": deployment.setup.tunnel, "encrypted": tunnel_encrypted(deployment),
-                "capture": {"file": PCAP_FILE, "where": f"{underlay_switch(deployment.prefix)} (tcpdump -i any)",
-                            "argv": argv}, "port": MARKER_PORT, "pairs": pairs}
+                "capture": {"file": PCAP_FILE, "stderr": TCPDUMP_STDERR,
+                            "where": f"{deployment.underlay.switch_netns} (tcpdump -i any)", "argv": argv},
+                "underlay_ips": [h.underlay_ip for h in deployment.hosts if h.underlay_ip], "port": MARKER_PORT, "pairs": pairs}
 
     def rows(self, raw_dir: Path, run: dict[str, Any]) -> list[dict[str, Any]]:
         hits = search_capture((raw_dir / run["capture"]["file"]).read_bytes(), run["pairs"])
+        doubt = capture_doubt(raw_dir, run)  # a marker found is proof; its absence needs the control
         rows = []
         for pair in run["pairs"]:
             for what in ("udp", "tcp", "ipv4"):
@@ -261,6 +310,8 @@ class Confidentiality(SecurityWorkload):
                 sent = ("" if what == "ipv4" else
                         f"; {pair['udp_received']}/{pair['udp_sent']} datagrams delivered" if what == "udp" else
                         f"; {pair['tcp_bytes_received']}/{pair['tcp_bytes_sent']} bytes delivered")
+                if verdict == "ok" and doubt:
+                    verdict, sent = "inconclusive", f"{sent}; inconclusive: {doubt}"
                 rows.append({"check": "confidentiality", "source": pair["sender"], "destination": pair["sink"],
                              "protocol": what, "port": None if what == "ipv4" else run["port"], "whitelisted": True,
                              "observed": count > 0, "verdict": verdict,
@@ -309,11 +360,6 @@ def spoof_frame(deployment: Deployment, recipe: str, port: int | None, sender: s
     return security.ethernet(security.mac_of(target.netns, target.underlay_dev), SPOOF_MAC, security.ETH_P_IP, packet)
 
 
-def switch_port(deployment: Deployment, host_name: str) -> str:
-    """The underlay switch's port towards *host_name* (backends/netns.py names it <prefix>-s<h>)."""
-    return f"{deployment.prefix}-s{deployment.host(host_name).index}"
-
-
 def received_tags(sock: socket.socket, wanted: set[bytes], wait_s: float) -> set[bytes]:
     got: set[bytes] = set()
     deadline = time.monotonic() + wait_s
@@ -327,8 +373,10 @@ def received_tags(sock: socket.socket, wanted: set[bytes], wait_s: float) -> set
     return got
 
 
+@register
 class Spoofing(SecurityWorkload):
     kind = "spoofing"
+    needs = ("security_workloads", "observe_hosts")  # injects on the underlay
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         deployment = ctx.deployment
@@ -339,8 +387,8 @@ class Spoofing(SecurityWorkload):
         for sender, sink in deployment.pairs:
             pair = deployment.pair_name(sender, sink)
             source, destination = deployment.container(sender), deployment.container(sink)
-            receiver = security.socket_in(destination.netns, socket.SOCK_DGRAM)
-            genuine = security.socket_in(source.netns, socket.SOCK_DGRAM)
+            receiver = security.socket_in(destination, socket.SOCK_DGRAM)
+            genuine = security.socket_in(source, socket.SOCK_DGRAM)
             try:
                 receiver.bind((destination.ip, SPOOF_PORT))
                 control = f"seconetbench-genuine-{pair}".encode()
@@ -355,15 +403,15 @@ class Spoofing(SecurityWorkload):
                                         "traffic")
                 tags = [f"seconetbench-spoof-{pair}-{n}".encode() for n in range(self.params["packets"])]
                 frames = [spoof_frame(deployment, recipe, port, sender, sink, tag) for tag in tags]
-                security.send_frames(underlay_switch(deployment.prefix),
-                                     switch_port(deployment, destination.host), frames)
+                security.send_frames(deployment.underlay.switch_netns, deployment.underlay.ports[destination.host],
+                                     frames)
                 accepted = received_tags(receiver, set(tags), self.params["wait_s"])
             finally:
                 receiver.close()
                 genuine.close()
             results.append({"sender": sender, "sink": sink, "recipe": recipe, "port": port,
                             "sent": len(tags), "accepted": len(accepted), "genuine_attempts": attempt,
-                            "injected_at": switch_port(deployment, destination.host)})
+                            "injected_at": deployment.underlay.ports[destination.host]})
         return {"applicable": True, "tunnel": deployment.setup.tunnel, "encrypted": tunnel_encrypted(deployment),
                 "pairs": results}
 
@@ -379,5 +427,3 @@ class Spoofing(SecurityWorkload):
                                    f"(injected at {r['injected_at']})"})
         return rows
 
-
-KINDS = (Isolation, Confidentiality, Spoofing)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
-
-import pandas as pd
 
 from seconetbench import parsers
 from seconetbench.errors import ParseError, WorkloadError
+from seconetbench.workloads import register
 from seconetbench.workloads.base import RunContext, Workload, wait_listening
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 IPERF3_PORT = 5201
 UPERF_CONTROL_PORT = 20000
@@ -42,6 +44,7 @@ def uperf_profile(destination: str, payload_bytes: int, duration_s: float, proto
 """
 
 
+@register
 class Throughput(Workload):
     kind = "throughput"
     table = "throughput"
@@ -128,6 +131,8 @@ class Throughput(Workload):
 
     # ------------------------------------------------------------------ parse
     def parse(self, raw_dir: Path, meta: dict[str, Any]) -> pd.DataFrame:
+        import pandas as pd  # here: validating a config reads this class, not its parsing
+
         run = meta["workload_run"]
         generator = run["generator"]
         frames = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seconetbench.errors import ParseError
+from seconetbench.errors import ParseError, UnknownNameError
 from seconetbench.parsers import PARSERS, Parsed, dstat, iperf3, itgdec, itgdec_packets, parse_file, parse_text, ping, uperf
 from tests.conftest import SHARED_FIXTURES
 
@@ -61,8 +61,8 @@ def test_parse_file_replaces_undecodable_bytes(tmp_path, fixture_path):
     assert parse_file("ping", damaged).summary["packets_received"] == 20
 
 
-def test_unknown_tool():
-    with pytest.raises(ValueError, match="no parser for tool 'sockperf'"):
+def test_unknown_tool_names_the_known_ones():
+    with pytest.raises(UnknownNameError, match=r"no parser for tool 'sockperf'; known: \['dstat', 'iperf3'"):
         parse_text("sockperf", "")
 
 
