@@ -116,6 +116,7 @@ workloads:
 """
 
 
+@pytest.mark.privileged  # it measures the first config for real
 def test_a_config_of_other_parameters_is_refused_into_the_same_results_dir(tmp_path):
     workdir = make_workdir(tmp_path, ONE_CELL.format(count=3))
     (workdir / "other.yaml").write_text(ONE_CELL.format(count=9))

@@ -35,6 +35,8 @@ MIN_PATH_MTU = MAX_PAYLOAD + 28  # + IPv4 and UDP/ICMP header
 SOLUTIONS = ("bridge", "routing")  # route container subnets through the host: verified with tunnels
 FIRST_PACKET_TIMEOUT_S = 30.0
 CAPTURE_PACKETS = 400  # tcpdump -c: the capture ends at this count at the latest
+# at most this long for what was sent to show in a capture (tcpdump -U writes packet by packet)
+CAPTURE_FLUSH_S = 2.0
 MARKER = b"SECONETBENCH-CLR"  # 16 bytes filled into the probe pings: must never show in clear
 
 
@@ -101,11 +103,23 @@ def with_private_run(run_dir: Path, argv: Sequence[str]) -> list[str]:
 
 
 def wait_for(what: str, ready, timeout: float = 10.0, hint: str = "") -> None:
+    if not wait_until(ready, timeout):
+        raise DeployError(f"{what} did not happen within {timeout:.0f} s{'; ' + hint if hint else ''}")
+
+
+def wait_until(ready, timeout: float) -> bool:
+    """Poll *ready* until it is true (True) or *timeout* seconds have passed (False). A *ready*
+    that raises OSError or ParseError (a file not there yet, a record half written) is not ready."""
     deadline = time.monotonic() + timeout
-    while not ready():
+    while True:
+        try:
+            if ready():
+                return True
+        except (OSError, ParseError, struct.error):
+            pass
         if time.monotonic() > deadline:
-            raise DeployError(f"{what} did not happen within {timeout:.0f} s{'; ' + hint if hint else ''}")
-        time.sleep(0.02)
+            return False
+        time.sleep(0.01)
 
 
 # ------------------------------------------------------------------------------------ paths
@@ -278,7 +292,9 @@ def check_underlay(deployment: Deployment, wire: Wire) -> dict:
         options = ["-c", "3", "-i", "0.05", "-W", "1", "-M", "do", "-s", str(MAX_PAYLOAD), "-p", MARKER.hex()]
         pings = [ping(deployment, a, b, *options) for s, d in deployment.pairs for a, b in ((s, d), (d, s))]
         probes_passed = all(p.wait(timeout=15) == 0 for p in pings)
-        time.sleep(0.1)  # the last replies' frames reach tcpdump's buffer
+        if probes_passed:  # until the capture holds every echo request and reply (tcpdump -U)
+            echoes = 2 * 3 * len(pings)
+            wait_until(lambda: len(read_pcap(pcap.read_bytes())[0]) >= echoes, CAPTURE_FLUSH_S)
     finally:
         proc.terminate([tcpdump])
         registry(deployment).forget(tcpdump.pid)
