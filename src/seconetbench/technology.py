@@ -39,7 +39,9 @@ def kernel_config() -> dict[str, str]:
 
 # The module that provides a kernel option a requirement names, where it can be one (=m).
 OPTION_MODULES = {"CONFIG_VETH": "veth", "CONFIG_TUN": "tun", "CONFIG_BRIDGE": "bridge",
-                  "CONFIG_MACVLAN": "macvlan"}
+                  "CONFIG_MACVLAN": "macvlan", "CONFIG_BRIDGE_NETFILTER": "br_netfilter",
+                  "CONFIG_NET_CLS_BPF": "cls_bpf", "CONFIG_NET_SCH_INGRESS": "sch_ingress",
+                  "CONFIG_NF_TABLES_INET": "nf_tables"}
 
 
 @dataclass(frozen=True)

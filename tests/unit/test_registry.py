@@ -126,7 +126,7 @@ def test_validating_a_config_imports_neither_pandas_psutil_nor_pyroute2():
 def test_listing_the_setups_of_a_config_imports_neither_pandas_nor_a_client():
     """`setups` says what runs each setup here, so it probes this kernel (netlink, psutil); the
     parsers' pandas and the docker and kubernetes clients stay out."""
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import contextlib, io, sys
         from seconetbench.cli import main
         with contextlib.redirect_stdout(io.StringIO()) as listed:

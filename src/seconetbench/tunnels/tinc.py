@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 from functools import lru_cache
 
+from seconetbench import proc
 from seconetbench.backends.base import Deployment, Host
 from seconetbench.technology import Requirement, register
 from seconetbench.tunnels._common import (
@@ -68,8 +69,7 @@ class Tinc(Tunnel):
                 + "".join(f"ip route add {container_subnet(p)} dev $INTERFACE\n" for p in peers(deployment, host)))
             (conf / "tinc-up").chmod(0o700)
             # non-interactive without a terminal: private key to rsa_key.priv, public appended to hosts/<me>
-            subprocess.run(["tincd", "-c", str(conf), "-K2048"], stdin=subprocess.DEVNULL,
-                           capture_output=True, check=True, timeout=60)
+            proc.run(["tincd", "-c", str(conf), "-K2048"], input="", timeout=60)
         for host in deployment.hosts:
             public = (key_dir(deployment, f"tinc-{host.name}") / "hosts" / self.node(host)).read_text()
             for peer in peers(deployment, host):

@@ -79,10 +79,9 @@ class Wireguard(Tunnel):
         keys = key_dir(deployment, "wireguard")
         self.public = {}
         for host in deployment.hosts:
-            private = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True).stdout
+            private = proc.run(["wg", "genkey"]).stdout
             write_private(keys / f"{host.name}.key", private)
-            self.public[host.name] = subprocess.run(["wg", "pubkey"], input=private, capture_output=True,
-                                                    text=True, check=True).stdout.strip()
+            self.public[host.name] = proc.run(["wg", "pubkey"], input=private).stdout.strip()
 
     def start(self, deployment: Deployment) -> None:
         keys = key_dir(deployment, "wireguard")
