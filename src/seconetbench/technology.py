@@ -70,9 +70,11 @@ class Requirement:
             return f"the running kernel lacks {self.name}{' (' + self.why + ')' if self.why else ''}"
         raise InvalidValueError(f"unknown requirement kind {self.kind}; use 'binary' or 'kernel'")
 
+    @lru_cache(maxsize=None)  # noqa: B019 - a few frozen requirements; planning asks per setup
     def _module_missing(self) -> str | None:
         """A kernel option built as a module is satisfied when the module is loaded or loads now
-        (stock kernels build veth, tun, bridge and macvlan as modules): probed, not read."""
+        (stock kernels build veth, tun, bridge and macvlan as modules): probed, not read. Once
+        per requirement and process: planning asks for every setup, and modprobe is a process."""
         from seconetbench import probes
 
         module = OPTION_MODULES.get(self.name)

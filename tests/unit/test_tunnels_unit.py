@@ -129,10 +129,14 @@ def test_a_kernel_option_built_as_a_module_is_satisfied_only_when_the_module_loa
     monkeypatch.setattr(probes, "modprobe_possible", lambda: None)
     monkeypatch.setattr(probes, "run_probe_command",
                         lambda argv: (False, f"modprobe: FATAL: Module {argv[1]} not found"))
+    technology.Requirement._module_missing.cache_clear()  # each outcome below is a new machine
     said = technology.Requirement("kernel", "CONFIG_TUN").missing()
     assert said is not None and "modprobe surely_not_a_module_xyz" in said and "not found" in said
     monkeypatch.setattr(probes, "run_probe_command", lambda argv: (True, "ok"))
+    technology.Requirement._module_missing.cache_clear()
     assert technology.Requirement("kernel", "CONFIG_TUN").missing() is None
     monkeypatch.setattr(probes, "modprobe_possible", lambda: "/lib/modules/x does not exist")
+    technology.Requirement._module_missing.cache_clear()
     assert "cannot be loaded here" in technology.Requirement("kernel", "CONFIG_TUN").missing()
     assert "is a module" in technology.Requirement("kernel", "CONFIG_FOO").missing()
+    technology.Requirement._module_missing.cache_clear()  # nothing of this fake machine stays
