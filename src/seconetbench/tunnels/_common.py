@@ -16,6 +16,7 @@ never-assigned 198.18.128.0/17.
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import subprocess
 import time
@@ -36,7 +37,8 @@ SOLUTIONS = ("bridge", "routing")  # route container subnets through the host: v
 FIRST_PACKET_TIMEOUT_S = 30.0
 CAPTURE_PACKETS = 400  # tcpdump -c: the capture ends at this count at the latest
 # at most this long for what was sent to show in a capture (tcpdump -U writes packet by packet)
-CAPTURE_FLUSH_S = 2.0
+CAPTURE_FLUSH_S = 10.0  # bound on waiting for a capture's sentinel (it usually shows in milliseconds)
+SENTINEL_ETHERTYPE = 0x88B5  # IEEE 802 local experimental: the hosts' underlay interfaces drop it
 MARKER = b"SECONETBENCH-CLR"  # 16 bytes filled into the probe pings: must never show in clear
 
 
@@ -105,6 +107,26 @@ def with_private_run(run_dir: Path, argv: Sequence[str]) -> list[str]:
 def wait_for(what: str, ready, timeout: float = 10.0, hint: str = "") -> None:
     if not wait_until(ready, timeout):
         raise DeployError(f"{what} did not happen within {timeout:.0f} s{'; ' + hint if hint else ''}")
+
+
+def capture_flushed(deployment: Deployment, pcap: Path, timeout: float = CAPTURE_FLUSH_S) -> bool:
+    """Whether an underlay capture (tcpdump -U on the switch, -i any) holds every frame that
+    crossed the switch before this call: sends a sentinel frame out of a switch port and waits
+    until tcpdump has written it. The taps hand frames to the one capture socket in the order
+    they pass, so the sentinel comes after all traffic that was already delivered. False when
+    the sentinel did not show within *timeout* (the capture's own control then says so)."""
+    underlay = deployment.underlay
+    tag = b"SECONETBENCH-FLUSH-" + os.urandom(8).hex().encode()
+    with netlink.entered(underlay.switch_netns):
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    try:
+        sock.bind((next(iter(underlay.ports.values())), 0))
+        # broadcast from a locally administered source address: nothing of ours uses either
+        frame = b"\xff" * 6 + b"\x02\x00\x5e\x00\x00\x01" + struct.pack("!H", SENTINEL_ETHERTYPE) + tag
+        sock.send(frame.ljust(60, b"\0"))
+    finally:
+        sock.close()
+    return wait_until(lambda: tag in pcap.read_bytes(), timeout)
 
 
 def wait_until(ready, timeout: float) -> bool:
@@ -292,9 +314,7 @@ def check_underlay(deployment: Deployment, wire: Wire) -> dict:
         options = ["-c", "3", "-i", "0.05", "-W", "1", "-M", "do", "-s", str(MAX_PAYLOAD), "-p", MARKER.hex()]
         pings = [ping(deployment, a, b, *options) for s, d in deployment.pairs for a, b in ((s, d), (d, s))]
         probes_passed = all(p.wait(timeout=15) == 0 for p in pings)
-        if probes_passed:  # until the capture holds every echo request and reply (tcpdump -U)
-            echoes = 2 * 3 * len(pings)
-            wait_until(lambda: len(read_pcap(pcap.read_bytes())[0]) >= echoes, CAPTURE_FLUSH_S)
+        capture_flushed(deployment, pcap)  # every echo request and reply is in the file (tcpdump -U)
     finally:
         proc.terminate([tcpdump])
         registry(deployment).forget(tcpdump.pid)

@@ -278,12 +278,9 @@ class Confidentiality(SecurityWorkload):
                 delivered = send_marked(deployment, sender, sink, p["datagrams"], p["payload_bytes"], p["timeout_s"])
                 pairs.append({"sender": sender, "sink": sink, "sender_ip": deployment.container(sender).ip,
                               "sink_ip": deployment.container(sink).ip, **delivered})
-            # the event the positive control needs: the capture holds the delivered marker
-            # traffic's carrier packets (tcpdump -U writes each one as it comes); if it never
-            # does, the verdict says inconclusive, so the wait is bounded and does not fail
-            run_so_far = {"underlay_ips": [h.underlay_ip for h in deployment.hosts if h.underlay_ip], "pairs": pairs}
-            delivered = sum(r["udp_received"] for r in pairs)
-            tunnels.wait_until(lambda: carrier_packets(pcap.read_bytes(), run_so_far) >= delivered, tunnels.CAPTURE_FLUSH_S)
+            # the event the positive control needs: the capture holds all the marker traffic
+            # (UDP and TCP); if it never does, the control says inconclusive, so no failure here
+            tunnels.capture_flushed(deployment, pcap)
             if tcpdump.poll() is not None:
                 raise WorkloadError(f"{ctx.label}: the capture ended (tcpdump exited {tcpdump.returncode}: "
                                     f"{err.read_text().strip()[-200:]}) before the marker traffic did; a search "
