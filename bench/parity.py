@@ -20,6 +20,7 @@ and prints per technology the median over rounds of the paired ratios framework 
 as the runner does per target, so that no sweep measures at the same time. Needs root.
 
 Usage: bench/parity.py [--only ipsec,wireguard] [--rounds 4] [--quick] [--cpu 0] [--json out.json]
+       bench/parity.py --markdown out.json [more.json ...]   (the docs table of finished runs)
 docs/performance.md ("Parity") has the measured table and what each difference means.
 """
 
@@ -102,6 +103,14 @@ def pings(netns: str, ip: str) -> bool:
     return subprocess.run(proc.in_netns(netns, ["ping", "-c", "1", "-W", "0.3", ip]), capture_output=True).returncode == 0
 
 
+def add_namespaces(*names: str) -> None:
+    """Network namespaces with lo up and IPv6 off (the testbed is IPv4 only, as the framework's)."""
+    for netns in names:
+        sh("ip", "netns", "add", netns)
+        ns(netns, "ip", "link", "set", "lo", "up")
+        ns(netns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+
+
 @dataclass
 class Pair:
     """Where the generator runs: the client's namespace, the server's namespace and address."""
@@ -119,10 +128,7 @@ GATEWAY = "198.18.1.1"  # routing: the host's address on every container veth
 def single_host(solution: str) -> Pair:
     """Host namespace h1 with containers c1, c2 (interface e0) joined by *solution*."""
     host, containers = name("h1"), [name("c1"), name("c2")]
-    for netns in (host, *containers):
-        sh("ip", "netns", "add", netns)
-        ns(netns, "ip", "link", "set", "lo", "up")
-        ns(netns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+    add_namespaces(host, *containers)
     ns(host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
     if solution == "macvlan":  # bridge-mode macvlans of a veth parent in the host
         ns(host, "ip", "link", "add", name("mp"), "type", "veth", "peer", "name", name("mq"))
@@ -189,16 +195,12 @@ def two_hosts(mtu: int, recipe_shape: bool = False) -> Pair:
     namespace (a veth per host) and each host's containers hang on a bridge that holds the gateway.
     *recipe_shape* builds ../shared/reference/multi-host/lib.sh instead: one veth between the two
     hosts and a routed veth per container (the "testbed" row compares the two shapes)."""
-    for netns in ("h1", "h2", "c1", "c2"):
-        sh("ip", "netns", "add", name(netns))
-        ns(name(netns), "ip", "link", "set", "lo", "up")
-        ns(name(netns), "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+    add_namespaces(*(name(netns) for netns in ("h1", "h2", "c1", "c2")))
     if recipe_shape:
         ns(name("h1"), "ip", "link", "add", name("u1"), "type", "veth", "peer", "name", name("u2"), "netns", name("h2"))
     else:
         switch = name("ul")
-        sh("ip", "netns", "add", switch)
-        ns(switch, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+        add_namespaces(switch)
         ns(switch, "ip", "link", "add", name("ul"), "type", "bridge")
         ns(switch, "ip", "link", "set", name("ul"), "up")
         for h in (1, 2):
@@ -418,10 +420,7 @@ def ovs_bridge(whitelist: bool) -> Pair:
     (the userspace datapath neither completes partial checksums nor segments GSO frames). With
     *whitelist*: ARP NORMAL, c1<->c2 NORMAL, priority-0 drop, as OpenFlow 1.4 bundle."""
     host, containers = name("h1"), [name("c1"), name("c2")]
-    for netns in (host, *containers):
-        sh("ip", "netns", "add", netns)
-        ns(netns, "ip", "link", "set", "lo", "up")
-        ns(netns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+    add_namespaces(host, *containers)
     for i, (container, ip) in enumerate(zip(containers, (C1, C2)), 1):
         ns(host, "ip", "link", "add", name(f"v{i}"), "type", "veth", "peer", "name", name("e0"), "netns", container)
         ns(host, "ip", "link", "set", name(f"v{i}"), "up")
@@ -576,12 +575,40 @@ class Result:
     hand: list[Sample] = field(default_factory=list)
     facts: dict = field(default_factory=dict)
     error: str | None = None
+    load_1min: float | None = None  # the host's load average when the technology's rounds ended
+
+    def ratios(self, metric: str) -> list[float]:
+        """Framework / by hand, one per round (the rounds are the unit of replication)."""
+        return [getattr(f, metric) / getattr(h, metric) for f, h in zip(self.framework, self.hand)]
 
     def ratio(self, metric: str) -> float:
-        return statistics.median(getattr(f, metric) / getattr(h, metric) for f, h in zip(self.framework, self.hand))
+        return statistics.median(self.ratios(metric))
+
+    def quartiles(self, metric: str) -> tuple[float, float]:
+        """The middle half of the per-round ratios: how far one round's ratio strays."""
+        ratios = self.ratios(metric)
+        if len(ratios) < 2:
+            return ratios[0], ratios[0]
+        q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+        return q1, q3
 
     def median(self, side: str, metric: str) -> float:
         return statistics.median(getattr(s, metric) for s in getattr(self, side))
+
+    def as_json(self) -> dict:
+        measured = {} if self.error else {
+            "throughput_ratio": self.ratio("mbps"), "rtt_ratio": self.ratio("rtt_ms"),
+            "throughput_ratio_rounds": self.ratios("mbps"), "rtt_ratio_rounds": self.ratios("rtt_ms")}
+        return {"technology": self.technology.label, "setup": self.technology.setup,
+                "hand_built": self.technology.hand, "facts": self.facts, "error": self.error,
+                "load_1min": self.load_1min, "framework": [vars(s) for s in self.framework],
+                "hand": [vars(s) for s in self.hand], **measured}
+
+    @classmethod
+    def from_json(cls, row: dict) -> Result:
+        technology = next(t for t in TECHNOLOGIES if t.label == row["technology"])
+        return cls(technology, [Sample(**s) for s in row["framework"]], [Sample(**s) for s in row["hand"]],
+                   row["facts"], row["error"], row.get("load_1min"))
 
 
 @contextlib.contextmanager
@@ -631,6 +658,7 @@ def compare(technology: Technology, rounds: int, count: int, duration: float, cp
                 print(f"  {technology.label} round {r + 1}: framework {result.framework[-1].mbps:7.1f} Mbit/s "
                       f"{result.framework[-1].rtt_ms:.3f} ms | by hand {result.hand[-1].mbps:7.1f} Mbit/s "
                       f"{result.hand[-1].rtt_ms:.3f} ms", file=sys.stderr, flush=True)
+            result.load_1min = os.getloadavg()[0]
         except Exception as error:  # noqa: BLE001 - one technology failing must not stop the others
             result.error = f"{type(error).__name__}: {error}"
         finally:
@@ -640,10 +668,55 @@ def compare(technology: Technology, rounds: int, count: int, duration: float, cp
 
 
 def verdict(result: Result) -> str:
+    """ok, BELOW TARGET or ERROR; a testbed row compares two testbed shapes, not a technology
+    (the framework's switch namespace is deliberate), so it has no target: "shape"."""
     if result.error:
         return "ERROR"
+    if result.technology.kind == "testbed":
+        return "shape"
     ok = result.ratio("mbps") >= TARGET_THROUGHPUT and result.ratio("rtt_ms") <= TARGET_RTT
     return "ok" if ok else "BELOW TARGET"
+
+
+HEADER = (f"{'technology':<28}{'fw Mbit/s':>10}{'hand Mbit/s':>12}{'tput ratio':>11}{'tput IQR':>12}"
+          f"{'fw RTT ms':>10}{'hand RTT ms':>12}{'RTT ratio':>10}{'RTT IQR':>12}  verdict")
+
+
+def row(r: Result) -> str:
+    if r.error:
+        return f"{r.technology.label:<28}  ERROR {r.error}"
+    (t1, t3), (r1, r3) = r.quartiles("mbps"), r.quartiles("rtt_ms")
+    return (f"{r.technology.label:<28}{r.median('framework', 'mbps'):>10.1f}{r.median('hand', 'mbps'):>12.1f}"
+            f"{r.ratio('mbps'):>11.3f}{f'{t1:.2f}-{t3:.2f}':>12}{r.median('framework', 'rtt_ms'):>10.3f}"
+            f"{r.median('hand', 'rtt_ms'):>12.3f}{r.ratio('rtt_ms'):>10.3f}{f'{r1:.2f}-{r3:.2f}':>12}  {verdict(r)}")
+
+
+def markdown(runs: list[list[Result]]) -> str:
+    """The table of docs/performance.md ("Parity") from the --json of finished runs: a row per
+    technology from the first run given that measured it, and in the last column what the other
+    runs given (earlier runs, reruns with more rounds) measured for it, in the order given, as
+    throughput ratio / RTT ratio (rounds)."""
+    rows: dict[str, list[Result]] = {}
+    for run in runs:
+        for r in run:
+            rows.setdefault(r.technology.label, []).append(r)
+    lines = [("| technology | hand-built | rounds | fw Mbit/s | hand Mbit/s | throughput ratio | its quartiles "
+              "over rounds | fw RTT ms | hand RTT ms | RTT ratio | its quartiles over rounds | verdict | other runs: throughput / RTT ratio (rounds) |"),
+             "|" + "---|" * 13]
+    for label, results in rows.items():
+        measured = [r for r in results if not r.error]
+        if not measured:
+            lines.append(f"| {label} | {results[0].technology.hand} |" + " |" * 9 + f" ERROR: {results[0].error} | |")
+            continue
+        r, later = measured[0], measured[1:]
+        (t1, t3), (r1, r3) = r.quartiles("mbps"), r.quartiles("rtt_ms")
+        reruns = ", ".join(f"{x.ratio('mbps'):.3f} / {x.ratio('rtt_ms'):.3f} ({len(x.framework)})" for x in later)
+        lines.append(f"| {label} | {r.technology.hand} | {len(r.framework)} "
+                     f"| {r.median('framework', 'mbps'):.0f} | {r.median('hand', 'mbps'):.0f} "
+                     f"| {r.ratio('mbps'):.3f} | {t1:.2f}–{t3:.2f} | {r.median('framework', 'rtt_ms'):.3f} "
+                     f"| {r.median('hand', 'rtt_ms'):.3f} | {r.ratio('rtt_ms'):.3f} | {r1:.2f}–{r3:.2f} "
+                     f"| {verdict(r)} | {reruns} |")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -654,38 +727,35 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=3, help="iperf3 -t (default 3, as the recipes)")
     parser.add_argument("--cpu", type=int, default=0,
                         help="run iperf3's client and server on this CPU (default 0; -1: not pinned)")
-    parser.add_argument("--json", type=Path, help="also write every sample and ratio to this file")
+    parser.add_argument("--json", type=Path,
+                        help="also write every sample and ratio to this file (rewritten after each technology)")
+    parser.add_argument("--markdown", type=Path, nargs="+", metavar="JSON",
+                        help="measure nothing: print the docs/performance.md table of the --json files of "
+                             "finished runs: the first run's rows, the other runs' ratios in a column of their own")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown([[Result.from_json(r) for r in json.loads(path.read_text())["results"]] for path in args.markdown]))
+        return 0
     rounds, count = (2, 10) if args.quick else (args.rounds, 20)
     cpu = None if args.cpu < 0 else args.cpu
     chosen = select(args.only)
     lock_timeout = config.schema_default("testbed", "lock_timeout_s")
     results = []
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    print(f"{'technology':<20}{'fw Mbit/s':>10}{'hand Mbit/s':>12}{'tput ratio':>11}{'fw RTT ms':>10}"
-          f"{'hand RTT ms':>12}{'RTT ratio':>10}  verdict", flush=True)
+    print(HEADER, flush=True)
     for technology in chosen:  # a row as soon as its technology is done: a long run stays useful
         print(f"{technology.label}: {technology.setup} against {technology.hand}", file=sys.stderr, flush=True)
-        r = compare(technology, rounds, count, args.duration, cpu, lock_timeout)
-        results.append(r)
-        if r.error:
-            print(f"{r.technology.label:<20}  ERROR {r.error}", flush=True)
-            continue
-        print(f"{r.technology.label:<20}{r.median('framework', 'mbps'):>10.1f}{r.median('hand', 'mbps'):>12.1f}"
-              f"{r.ratio('mbps'):>11.3f}{r.median('framework', 'rtt_ms'):>10.3f}{r.median('hand', 'rtt_ms'):>12.3f}"
-              f"{r.ratio('rtt_ms'):>10.3f}  {verdict(r)}", flush=True)
+        results.append(compare(technology, rounds, count, args.duration, cpu, lock_timeout))
+        print(row(results[-1]), flush=True)
+        if args.json:
+            args.json.write_text(json.dumps({"started": started, "rounds": rounds, "iperf3_cpu": cpu,
+                                             "command": sys.argv, "results": [r.as_json() for r in results]},
+                                            indent=1))
     print(f"(started {started}; {rounds} interleaved rounds per technology, ratios = median over rounds of "
-          f"framework / by hand; iperf3 -t {args.duration:g} -l 653 "
+          f"framework / by hand, IQR = their quartiles; iperf3 -t {args.duration:g} -l 653 "
           f"{'unpinned' if cpu is None else f'client and server on CPU {cpu}'}, ping -c {count} -i 0.05; load "
           f"{os.getloadavg()[0]:.1f}; targets throughput >= {TARGET_THROUGHPUT}, RTT <= {TARGET_RTT})")
-    if args.json:
-        args.json.write_text(json.dumps({"started": started, "rounds": rounds, "iperf3_cpu": cpu, "results": [
-            {"technology": r.technology.label, "setup": r.technology.setup, "hand_built": r.technology.hand,
-             "facts": r.facts, "error": r.error, "framework": [vars(s) for s in r.framework],
-             "hand": [vars(s) for s in r.hand],
-             **({} if r.error else {"throughput_ratio": r.ratio("mbps"), "rtt_ratio": r.ratio("rtt_ms")})}
-            for r in results]}, indent=1))
-    return 0 if all(verdict(r) == "ok" for r in results) else 1
+    return 0 if all(verdict(r) in ("ok", "shape") for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -111,16 +111,24 @@ def measurement_lock(request):
         yield
 
 
-@pytest.fixture
-def prefix():
-    """A fresh run prefix; after the test, the testbed must hold nothing of it."""
+@contextlib.contextmanager
+def owned_prefix(start: str = "scnt"):
+    """A fresh run prefix (*start* and 4 hex digits); afterwards the testbed must hold nothing
+    of it (what is left is removed, and the test fails naming it)."""
     from seconetbench.testbed import cleanup
 
-    value = "scnt" + secrets.token_hex(2)
+    value = start + secrets.token_hex(2)
     yield value
     left = cleanup.leftovers(value)
     cleanup.remove(value)
     assert not any(left.values()), f"test left testbed objects behind: {left}"
+
+
+@pytest.fixture
+def prefix():
+    """A fresh run prefix; after the test, the testbed must hold nothing of it."""
+    with owned_prefix() as value:
+        yield value
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,9 @@ APT_PACKAGES=(
     # kubernetes backend, local test cluster: Go and the tools to build kube-* v1.20 from Debian's
     # source package (tools/build-k8s.sh), etcd, the CNI plugins, socat (docs/kubernetes.md)
     golang-go rsync jq dpkg-dev etcd-server etcd-client containernetworking-plugins socat
+    # ssh backend: the client, and the sshd each namespace lab host of the tests runs (never the
+    # machine's own ssh service); socat (above) carries the tests' control connections (docs/ssh.md)
+    openssh-client openssh-server python3-psutil
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

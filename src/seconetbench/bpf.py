@@ -146,11 +146,13 @@ def unmount_bpffs(prefix: str) -> None:
 
 # ---------------------------------------------------------------------------------------- tc
 def attach(deployment: Deployment, section: str) -> Path:
-    """Attach program *section* of TC_PROGRAMS at tc clsact ingress (direct-action) of every
-    container's host-side veth, replacing what the slot held. Returns the object file."""
+    """Attach program *section* of TC_PROGRAMS at tc clsact ingress (direct-action) of the
+    host-side veth of every container on the hosts this process builds (local_hosts), replacing
+    what the slot held. Returns the object file: each host compiles it from the same source (the
+    cache key makes it deterministic per clang version), so nothing is shipped between hosts."""
     obj = build()
     mount_bpffs(deployment.prefix)
-    for host in deployment.hosts:
+    for host in deployment.local_hosts():
         commands = []
         for container in deployment.containers_on(host):
             device = deployment.names.host_veth(container.name)

@@ -122,15 +122,15 @@ def cmd_teardown(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
+    from seconetbench.backends.base import BaseBackend
     from seconetbench.runner import HostLock
     from seconetbench.testbed import cleanup
 
-    if args.backend == "kubernetes":
-        # the cluster's namespaces of the run (label selector), in the config's context(s)
-        from seconetbench.backends import kubernetes
-
+    backend_class = BACKENDS.get(args.backend)
+    if backend_class.clean_remote is not BaseBackend.clean_remote:
+        # what the run left elsewhere: a cluster's namespaces, the ssh hosts' namespaces and daemons
         cfg = _load_config(args.config)
-        print(json.dumps(kubernetes.clean(cfg["testbed"], args.prefix)))
+        print(json.dumps(backend_class.clean_remote({**cfg["testbed"], "backend": args.backend}, args.prefix)))
         return 0
     if args.force:
         removed = cleanup.remove(args.prefix)
@@ -143,6 +143,74 @@ def cmd_clean(args: argparse.Namespace) -> int:
         print(f"still present: {left}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_hosts(args: argparse.Namespace) -> int:
+    """hosts check | hosts install: the ssh backend's hosts (logic in remote/hosts.py)."""
+    import tempfile
+
+    from seconetbench.remote import hosts
+
+    cfg = _load_config(args.config)
+    if cfg["testbed"]["backend"] != "ssh":
+        raise SeconetError(f"testbed.backend of {args.config} is {cfg['testbed']['backend']!r}; `hosts` works on the "
+                           "hosts of the ssh backend (testbed.backend: ssh, testbed.ssh.hosts; docs/ssh.md)")
+
+    def progress(line: str) -> None:
+        print(f"[hosts {args.action}] {line}", file=sys.stderr, flush=True)
+
+    # master connections of this command only (never those of a running sweep), ended at its end
+    with tempfile.TemporaryDirectory(prefix="scn-hosts-") as directory:
+        control = Path(directory) / "ssh"
+        if args.action == "check":
+            report = hosts.check_hosts(cfg, control, progress)
+        else:
+            report = hosts.install_hosts(cfg, control, progress)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    elif args.action == "check":
+        _print_hosts_check(report)
+    if report["unknown_binaries"]:
+        print(f"no Debian package known for {', '.join(report['unknown_binaries'])}: install them on every host by "
+              "hand", file=sys.stderr)
+    failed = [h["name"] for h in report["hosts"] if not h.get("ok", h.get("error") is None)]
+    if failed:
+        print(f"seconetbench hosts {args.action}: failed on {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_hosts_check(report: dict[str, Any]) -> None:
+    for host in report["hosts"]:
+        print(f"{host['name']} ({host['address']}:{host['port']}): {'ok' if host['ok'] else 'NOT USABLE'}")
+        if host["reachable"]:
+            tools = host["tools"]
+            missing = sorted(name for name, path in tools.items() if path is None)
+            print(f"  root      {'yes' if host['uid'] == 0 else 'NO'} (id -u: {host['uid']})")
+            print(f"  kernel    {host['kernel']}")
+            print(f"  tools     {len(tools) - len(missing)} of {len(tools)} present"
+                  + (f"; missing: {' '.join(missing)}" if missing else ""))
+            print("  packages  " + (f"missing: {' '.join(host['missing_packages'])}" if host["missing_packages"]
+                                    else "all installed"))
+            underlay = host["underlay"]
+            print(f"  underlay  {underlay['dev']} " + (f"mtu {underlay['mtu']}" if underlay["exists"]
+                                                      else f"MISSING ({underlay['error']})"))
+            clock = host["clock"]
+            if clock:
+                print(f"  clock     offset {clock['offset_ms']:+.3f} ms ± {clock['uncertainty_ms']:.3f} ms from this "
+                      f"machine (best round trip {clock['round_trip_ms']:.3f} ms of {clock['samples']})")
+            for source, state in host["clock_sync"].items():
+                print(f"  sync      {source}: " + ", ".join(f"{k}: {v}" for k, v in state.items()))
+            if not host["clock_sync"]:
+                print("  sync      neither chrony, timedatectl nor ptp4l answered")
+        for problem in host["problems"]:
+            print(f"  problem   {problem}")
+    if report["pairs"]:
+        print(f"\nclock offsets between hosts (bound {report['max_clock_offset_ms']} ms, "
+              "testbed.ssh.max_clock_offset_ms):")
+        for pair in report["pairs"]:
+            print(f"  {'-'.join(pair['hosts']):12} {pair['offset_ms']:+.3f} ms ± {pair['uncertainty_ms']:.3f} ms  "
+                  f"{pair['verdict']}: {pair['consequence']}")
 
 
 def cmd_local_k8s(args: argparse.Namespace) -> int:
@@ -208,9 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="even while a measurement holds the host lock")
     p.add_argument("--backend", choices=BACKENDS.names(), default="netns",
                    help="kubernetes: delete the run's namespaces in the cluster (context from --config); "
-                        "netns and docker: this machine's objects (docker containers and engine included)")
-    p.add_argument("--config", help=f"config file for the kubernetes context (default: {DEFAULT_CONFIG})")
+                        "ssh: every host's namespaces and daemons of the run (hosts from --config), then this "
+                        "machine's; netns and docker: this machine's objects (docker containers and engine included)")
+    p.add_argument("--config", help=f"config file for the kubernetes context or the ssh hosts (default: {DEFAULT_CONFIG})")
     p.set_defaults(func=cmd_clean)
+
+    p = sub.add_parser("hosts", help="the ssh backend's hosts: check them, or install what the sweep needs there")
+    p.add_argument("action", choices=("check", "install"),
+                   help="check: per host SSH, root, kernel, tools, underlay device and MTU, clock offset; "
+                        "install: the sweep's Debian packages over SSH (apt-get, only the missing ones)")
+    p.add_argument("--config", required=True, help="config file with testbed.backend: ssh and testbed.ssh")
+    p.add_argument("--json", action="store_true", help="the report as JSON on stdout (progress stays on stderr)")
+    p.set_defaults(func=cmd_hosts)
 
     p = sub.add_parser("local-k8s", help="the local single-node Kubernetes cluster for tests: up|down|status",
                        add_help=False)

@@ -154,11 +154,22 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     if isinstance(reps, dict) and reps["max"] < reps["min"]:
         raise ConfigError("repetitions.max", f"value {reps['max']} is below repetitions.min ({reps['min']}); "
                           "use max >= min")
+    if result["testbed"]["backend"] == "ssh":
+        _check_ssh_testbed(result)
     _check_technology_names(result["sweep"], result["testbed"]["backend"])
     _check_backend_capabilities(result)
     _check_payloads(result["workloads"])
     _check_cpu_pinning(result["testbed"])
     return result
+
+
+def _check_ssh_testbed(config: dict[str, Any]) -> None:
+    """testbed.ssh: identity files and known host keys in place, the hosts' addresses
+    unique and in 198.18.0.0/15, and enough of them for the sweep (remote/hosts.py)."""
+    from seconetbench.remote import hosts
+
+    parsed, _ = hosts.parse_ssh_testbed(config["testbed"])
+    hosts.check_sweep_fits(parsed, config["sweep"])
 
 
 def _check_backend_capabilities(config: dict[str, Any]) -> None:

@@ -70,6 +70,20 @@ class DeployError(SeconetError):
     """Deploying or verifying a setup failed."""
 
 
+class HostError(DeployError):
+    """A host of the ssh backend cannot be used: unreachable, its SSH connection lost, its host
+    key changed, a tool missing there. Names the host (and its address when given), the cause
+    and the fix."""
+
+    def __init__(self, host: str, cause: str, fix: str = "", address: str = ""):
+        self.host = host
+        self.address = address
+        self.cause = cause
+        self.fix = fix
+        where = f"host {host} ({address})" if address else f"host {host}"
+        super().__init__(f"{where}: {cause}" + (f"; {fix}" if fix else ""))
+
+
 class WorkloadError(SeconetError):
     """A traffic generator failed, hung or produced no usable output."""
 

@@ -15,7 +15,9 @@ Two snapshots of /proc, right before and right after the workload, and their dif
   outside processes directly, rather than host CPU minus the setup's, keeps two errors out: the
   generators end before the monitor's last sample (their last interval would look foreign), and
   the kernel's work for the setup (softirq, kworker crypto) is nobody's process;
-- ``load1``: the 1-minute load average at the end (every process, the setup's included).
+- ``load1``: the 1-minute load average at the end (every process, the setup's included), and
+  ``load1_per_cpu``: the same over the CPUs /proc/stat lists (``cpus``), which the threshold
+  bounds.
 
 docs/statistics.md describes the thresholds and the re-measurement; docs/decisions.md why.
 """
@@ -41,6 +43,7 @@ class CpuTimes:
     total: int
     idle: int  # idle + iowait
     steal: int
+    cpus: int = 0  # the cpuN lines: CPUs online; 0 when /proc/stat lists none
 
 
 @dataclass(frozen=True)
@@ -64,13 +67,16 @@ class Snapshot:
 
 def parse_cpu_line(proc_stat: str) -> CpuTimes:
     """The all-cores line of /proc/stat (user nice system idle iowait irq softirq steal guest
-    guest_nice). guest time is already part of user time, so it is not added again."""
-    for line in proc_stat.splitlines():
+    guest_nice), and how many per-CPU lines follow it. guest time is already part of user time,
+    so it is not added again."""
+    lines = proc_stat.splitlines()
+    cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+    for line in lines:
         if line.startswith("cpu "):
             values = [int(v) for v in line.split()[1:]] + [0] * 10
             user, nice, system, idle, iowait, irq, softirq, steal = values[:8]
             return CpuTimes(total=user + nice + system + idle + iowait + irq + softirq + steal,
-                            idle=idle + iowait, steal=steal)
+                            idle=idle + iowait, steal=steal, cpus=cpus)
     raise ParseError("no 'cpu ' line", source="/proc/stat")
 
 
@@ -128,9 +134,11 @@ def between(start: Snapshot, end: Snapshot, setup_netns: set[int], setup_pids: s
     started (daemons); *own_pid*: the measuring process, whose reaped children are the
     generators."""
     ticks = end.cpu.total - start.cpu.total
+    load = {"load1": end.load1, "cpus": end.cpu.cpus or None,
+            "load1_per_cpu": round(end.load1 / end.cpu.cpus, 3) if end.cpu.cpus else None}
     if ticks <= 0:  # /proc/stat did not advance: a window shorter than one tick
         return {"window_s": round(end.taken_at - start.taken_at, 3), "steal_pct": None, "busy_pct": None,
-                "outside_cpu_pct": None, "outside_top": [], "load1": end.load1}
+                "outside_cpu_pct": None, "outside_top": [], **load}
     outside: dict[int, int] = {}  # pid -> ticks in the window, of every outside process alive at the end
     for pid, now in end.processes.items():
         if (now.kernel_thread or pid == own_pid or pid in setup_pids
@@ -160,7 +168,7 @@ def between(start: Snapshot, end: Snapshot, setup_netns: set[int], setup_pids: s
         "outside_cpu_pct": round(100 * min(sum(outside.values()), busy) / ticks, 3),
         "outside_top": [{"pid": pid, "name": end.processes[pid].name,
                          "cpu_pct": round(100 * outside[pid] / ticks, 3)} for pid in top],
-        "load1": end.load1,
+        **load,
     }
 
 
@@ -170,7 +178,8 @@ def _same(before: ProcessTimes | None, now: ProcessTimes | None) -> bool:
 
 
 # The record's measures and the config key (testbed.noise) that bounds each.
-THRESHOLDS = {"steal_pct": "max_steal_pct", "outside_cpu_pct": "max_outside_cpu_pct"}
+THRESHOLDS = {"steal_pct": "max_steal_pct", "outside_cpu_pct": "max_outside_cpu_pct",
+              "load1_per_cpu": "max_load1_per_cpu"}
 
 
 def assess(record: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:

@@ -75,7 +75,8 @@ def incompatibility(setup: SetupSpec) -> str | None:
         return str(exc.args[0])
     for tech in techs:
         if setup.backend not in tech.backends:
-            return (f"{tech.kind} '{tech.name}' runs on the {' and '.join(tech.backends)} backend"
+            names = ", ".join(tech.backends[:-1]) + " and " * (len(tech.backends) > 1) + tech.backends[-1]
+            return (f"{tech.kind} '{tech.name}' runs on the {names} backend"
                     f"{'s' if len(tech.backends) > 1 else ''}, not on '{setup.backend}' (testbed.backend)")
         reason = tech.incompatibility(setup)
         if reason:

@@ -37,7 +37,7 @@ from seconetbench.technology import Requirement
 from seconetbench.testbed import cleanup, netlink
 
 CACHE_FILE = "probes.json"
-SCRATCH_NETNS = "probe"  # <prefix>-probe
+SCRATCH_NETNS = "probe"  # <prefix>-probe<pid>
 # Probes run outside a run (e.g. `seconetbench preflight` without a config) use this prefix.
 DEFAULT_PREFIX = "scnprobe"
 TIMEOUT_S = 20
@@ -228,7 +228,9 @@ def probe_one(probe: Probe, netns: str, device: str) -> ProbeResult:
 
 def probe_kernel(prefix: str) -> dict[str, ProbeResult]:
     """Run every probe in the scratch namespace ``<prefix>-probe`` (removed afterwards)."""
-    netns = f"{prefix}-{SCRATCH_NETNS}"
+    # the pid keeps concurrent probes apart: the ssh backend's agents on namespace lab hosts
+    # (tests) share one /run/netns; a killed probe's namespace goes with the run's cleanup
+    netns = f"{prefix}-{SCRATCH_NETNS}{os.getpid()}"
     device = f"{prefix}-p"
     if os.geteuid() != 0:
         said = "not root: cannot create a scratch network namespace (run as root to probe)"

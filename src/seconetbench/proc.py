@@ -104,12 +104,15 @@ class Registry:
 
 
 def spawn(command: Sequence[str], stdout: Path, stderr: Path, registry: Registry,
-          argv: Sequence[str] | None = None, cpus: set[int] | None = None) -> subprocess.Popen:
+          argv: Sequence[str] | None = None, cpus: set[int] | None = None,
+          stdin_open: bool = False) -> subprocess.Popen:
     """Start *command* in the background, its output going to files, registered by pid (with
     *argv*, the command without its namespace or exec prefix, as the record); pinned to *cpus*
-    (:func:`pin`) before anything else, when given."""
+    (:func:`pin`) before anything else, when given. *stdin_open* gives it a pipe that stays open
+    until it ends (a command over SSH ends its remote side when its stdin closes; see
+    ContainerAccess.ends_with_stdin), else /dev/null."""
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        process = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=out,
+        process = subprocess.Popen(list(command), stdin=subprocess.PIPE if stdin_open else subprocess.DEVNULL, stdout=out,
                                    stderr=err, start_new_session=True)
     if cpus:
         pin(process.pid, cpus)

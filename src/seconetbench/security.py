@@ -26,12 +26,12 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from seconetbench import proc, technology
-from seconetbench.errors import InvalidValueError, WorkloadError
+from seconetbench.errors import DeployError, InvalidValueError, WorkloadError
 from seconetbench.testbed import netlink
 
 if TYPE_CHECKING:
@@ -279,6 +279,125 @@ def send_frames(netns: str, ifname: str, frames: Sequence[bytes]) -> None:
     with _packet_socket(netns, ifname, ETH_P_IP) as sock:
         for frame in frames:
             sock.send(frame)
+
+
+# The destination side of the isolation probes: a TCP and a UDP socket on PROBE_PORT that report
+# what reaches them. perl-base is Essential in Debian images; the sender side needs only bash,
+# ping and timeout.
+LISTENER = r"""
+use IO::Socket::INET; use IO::Select;
+my ($ip, $port, $secs) = @ARGV; $| = 1;
+my $t = IO::Socket::INET->new(LocalAddr => $ip, LocalPort => $port, Proto => 'tcp', Listen => 64, ReuseAddr => 1) or die "tcp: $!";
+my $u = IO::Socket::INET->new(LocalAddr => $ip, LocalPort => $port, Proto => 'udp') or die "udp: $!";
+my $s = IO::Select->new($t, $u); print "ready\n"; my $end = time + $secs;
+while (time < $end) { for my $h ($s->can_read(0.2)) {
+  if ($h == $t) { my $c = $t->accept; print "tcp ", $c->peerhost, "\n" if $c; close $c if $c; }
+  else { my $m; $u->recv($m, 256); print "udp $m\n"; } } }
+"""
+PROBER = r"""
+port=$1; name=$2; shift 2
+for dst in "$@"; do
+  ( ping -n -q -c 1 -W 1 "$dst" >/dev/null 2>&1 && echo "icmp $dst 1" || echo "icmp $dst 0" ) &
+  ( timeout 1 bash -c "exec 3<>/dev/tcp/$dst/$port" 2>/dev/null && echo "tcp $dst 1" || echo "tcp $dst 0" ) &
+  ( echo "probe-from-$name" > "/dev/udp/$dst/$port" ) 2>/dev/null &
+done
+wait
+"""
+
+
+def check_whitelist_by_exec(deployment: Deployment,
+                            exec_in: Callable[[Container, list[str], float], tuple[int, str, str]],
+                            start_in: Callable[[Container, list[str]], subprocess.Popen] | None = None
+                            ) -> dict[str, Any]:
+    """:func:`probe_plan` over ICMP, TCP and UDP, probed from inside the containers where this
+    machine cannot open sockets in them (pods, namespaces on remote hosts): every destination runs
+    a listener, every source one prober over all its destinations. *exec_in(container, argv,
+    timeout_s)* runs a command inside a container and returns (exit code, stdout, stderr).
+
+    With *start_in(container, argv)* (a process whose stdout streams here and which ends when
+    its stdin is closed: the ssh backend) the probes start when every listener said "ready" and
+    the listeners end once every datagram that should arrive has (bounded): events. Without it
+    (a cluster's exec API returns only at the end) the listeners run a fixed time and the
+    probers start after a fixed wait."""
+    import concurrent.futures
+
+    from seconetbench.tunnels._common import wait_until
+
+    plan = probe_plan(deployment)
+    started = time.monotonic()
+    destinations = sorted({d for _, d, _ in plan})
+    sources = sorted({s for s, _, _ in plan})
+    listen_s = 3 + 2 * PROBE_TIMEOUT_S
+    heard: dict[str, list[str]] = {d: [] for d in destinations}
+    running: dict[str, subprocess.Popen] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2 * (len(destinations) + len(sources)))
+    try:
+        if start_in is not None:
+            def listen(d: str) -> None:
+                for line in running[d].stdout:
+                    heard[d].append(line.rstrip("\n"))
+
+            for d in destinations:
+                container = deployment.container(d)
+                running[d] = start_in(container, ["perl", "-e", LISTENER, container.ip, str(PROBE_PORT), "120"])
+                pool.submit(listen, d)
+            if not wait_until(lambda: all("ready" in heard[d] or running[d].poll() is not None
+                                           for d in destinations), 30):
+                raise DeployError("isolation check: the probe listeners did not say ready within 30 s")
+            failed = [d for d in destinations if "ready" not in heard[d]]
+            if failed:
+                raise DeployError(f"isolation check: the probe listener in {failed[0]} did not start: "
+                                  f"{running[failed[0]].stderr.read().strip()[-300:]}")
+        else:
+            listeners = {d: pool.submit(exec_in, deployment.container(d), [
+                "perl", "-e", LISTENER, deployment.container(d).ip, str(PROBE_PORT), str(listen_s)], listen_s + 20)
+                for d in destinations}
+            time.sleep(1.5)  # perl starts in well under a second; a late listener shows as 'unreachable'
+        probers = {s: pool.submit(exec_in, deployment.container(s), [
+            "bash", "-c", PROBER, "prober", str(PROBE_PORT), s,
+            *[deployment.container(d).ip for src, d, _ in plan if src == s]], 30) for s in sources}
+        sent: dict[str, dict[tuple[str, str], bool]] = {}
+        for s, future in probers.items():
+            code, out, err = future.result()
+            for line in out.splitlines():
+                protocol, ip, ok = line.split()
+                sent.setdefault(s, {})[(protocol, ip)] = ok == "1"
+        if start_in is not None:
+            # the datagrams that should arrive were sent with the others: once they are heard,
+            # the listeners have seen what they will see (bounded: a missing one is a failure)
+            due = [(s, d) for s, d, expected in plan if expected]
+            wait_until(lambda: all(f"udp probe-from-{s}" in heard[d] for s, d in due), 2 * PROBE_TIMEOUT_S)
+            for process in running.values():
+                process.stdin.close()
+            for process in running.values():
+                process.wait(timeout=30)
+        else:
+            for d, future in listeners.items():
+                code, out, err = future.result()
+                if "ready" not in out:
+                    raise DeployError(f"isolation check: the probe listener in {d} did not start: {err.strip()[-300:]}")
+                heard[d] = out.splitlines()
+    finally:
+        for process in running.values():
+            if process.poll() is None:
+                process.kill()
+        pool.shutdown(wait=start_in is not None)
+    failures = []
+    for source, destination, expected in plan:
+        ip = deployment.container(destination).ip
+        reached = {
+            "icmp": sent.get(source, {}).get(("icmp", ip), False),
+            "tcp": sent.get(source, {}).get(("tcp", ip), False),
+            "udp": f"udp probe-from-{source}" in heard.get(destination, []),
+        }
+        for protocol, ok in reached.items():
+            if ok != expected:
+                what = "reachable but not whitelisted" if ok else "whitelisted but unreachable"
+                failures.append(f"{source}->{destination} {protocol}: {what}")
+    return {"passed": not failures, "protocols": list(PROTOCOLS), "probes": len(plan) * 3,
+            "expected_dropped": sum(1 for *_, e in plan if not e) * 3, "failures": failures,
+            "duration_s": round(time.monotonic() - started, 3),
+            "method": "exec in the containers (perl listener, bash prober)"}
 
 
 def check_whitelist(deployment: Deployment) -> dict[str, Any]:

@@ -93,9 +93,10 @@ class Technology:
     kind: ClassVar[str]
     name: ClassVar[str]
     description: ClassVar[str] = ""
-    # Backends it can be built on: the framework wires netns and docker containers alike; on
+    # Backends it can be built on: the framework wires netns and docker containers alike, and
+    # namespaces on ssh hosts (each host's part in its agent, backends/ssh.py); on
     # kubernetes the cluster's CNI does it (solutions/cni.py and its kin).
-    backends: ClassVar[tuple[str, ...]] = ("netns", "docker")
+    backends: ClassVar[tuple[str, ...]] = ("netns", "docker", "ssh")
     # The implementations it comes in, as sweep.*.implementations names them ("kernel",
     # "userspace", "tc-bpf"); `auto` takes the kernel's when the probe named kernel_probe
     # (seconetbench.probes) passes, else the first other one. The setup's choice (SetupSpec

@@ -104,7 +104,8 @@ def test_pinning_and_the_noise_record_reach_meta_json(prefix, tmp_path, tools_av
     noise = meta["noise"]
     assert noise["attempt"] == 1 and noise["earlier_attempts"] == []
     assert noise["steal_pct"] >= 0 and noise["outside_cpu_pct"] >= 0 and noise["load1"] >= 0
-    assert noise["thresholds"] == {"max_steal_pct": 5, "max_outside_cpu_pct": 10}
+    assert noise["thresholds"] == {"max_steal_pct": 5, "max_outside_cpu_pct": 10, "max_load1_per_cpu": 4}
+    assert noise["cpus"] == os.cpu_count() and noise["load1_per_cpu"] == round(noise["load1"] / noise["cpus"], 3)
 
 
 def test_a_target_with_a_busy_process_outside_is_flagged_and_measured_again(prefix, tmp_path, tools_available):

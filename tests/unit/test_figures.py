@@ -89,17 +89,19 @@ def test_latency_boxplot_encodings_titles_and_n():
     assert _mark(box) == "boxplot" and _mark(median) == "tick"
     assert box["encoding"]["x"]["field"] == "rtt_ms"
     assert box["encoding"]["x"]["title"] == "round-trip time (ms)"
-    assert box["encoding"]["y"]["title"] == "setup"
+    assert box["encoding"]["y"]["title"] == "setup (implementation)"
     assert box["encoding"]["color"]["field"] == "filter"
-    assert {"n", "lost", "median", "median_ci_low", "median_ci_high", "setup"} <= _tooltip_fields(median)
+    assert {"n", "lost", "median", "median_ci_low", "median_ci_high", "setup_label"} <= _tooltip_fields(median)
     title, subtitle = _title(spec)
     received = int(latency["received"].sum())
     assert title == "Round-trip time per setup"
     assert f"n = {received:,} received probes of {len(latency):,} sent" in subtitle
     assert "2 setups, 2 repetitions" in subtitle
-    # the axis label carries each setup's n, computed in the spec
+    # the axis label carries each setup's implementation (from the data) and n (computed in the spec)
     (label,) = [t["calculate"] for t in spec["transform"] if t.get("as") == "label"]
-    assert "n=" in label
+    assert "datum.setup_label" in label and "n=" in label
+    labels = {row["setup_label"] for dataset in spec["datasets"].values() for row in dataset if "setup_label" in row}
+    assert labels == {"single-bridge-none-c2 (kernel)", "single-bridge-iptables-c2 (kernel)"}
 
 
 def test_latency_boxplot_embeds_only_received_probes_and_needed_columns():
@@ -108,7 +110,7 @@ def test_latency_boxplot_embeds_only_received_probes_and_needed_columns():
     values = _values(spec)
     assert len(values) == int(latency["received"].sum())
     assert all(v["rtt_ms"] is not None for v in values)
-    assert set(values[0]) == {*basic.LATENCY_COLUMNS, "sent"}
+    assert set(values[0]) == {*basic.LATENCY_COLUMNS, "sent"}  # the labels are looked up per setup
 
 
 def test_latency_boxplot_facets_by_container_count():
@@ -133,8 +135,8 @@ def test_throughput_by_payload_encodings_titles_and_n():
     for layer in (box, points):
         enc = layer["encoding"]
         assert (enc["x"]["field"], enc["x"]["type"]) == ("payload_bytes", "ordinal")
-        assert enc["xOffset"]["field"] == "setup"
-        assert enc["color"]["field"] == "setup"
+        assert enc["xOffset"]["field"] == "setup_label"
+        assert (enc["color"]["field"], enc["color"]["title"]) == ("setup_label", "setup (implementation)")
         assert (enc["y"]["field"], enc["y"]["title"]) == ("throughput_mbps", "throughput (Mbit/s)")
     assert {"n", "median", "median_ci_low", "throughput_mbps", "rep", "pair"} <= _tooltip_fields(points)
     assert _mark(median) == "tick" and {"n", "median", "median_ci_high"} <= _tooltip_fields(median)

@@ -141,6 +141,7 @@ def test_baseline_ratio_compares_each_filter_with_no_filter_and_marks_unconverge
     chart = comparison.baseline_ratio(summary)
     (point,) = values(chart)
     assert point["setup"] == SETUP and point["ratio_to_baseline"] == pytest.approx(2.0)
+    assert point["setup_label"] == f"{SETUP} (kernel)"  # the y axis names what ran the setup
     assert (point["pairing"], point["ratio_n"], point["conclusive"]) == ("paired", 6, True)
     assert point["converged"] is False  # drawn hollow
     assert "1 paired per round" in subtitle(chart)

@@ -159,3 +159,19 @@ def test_preflight_reports_every_excluded_combination_with_its_reason():
     for combo in preflight.report()["combinations"]:
         if combo["filter"] in ENFORCING and combo["solution"] not in PLACEMENTS:
             assert not combo["supported"] and combo["reason"], combo
+
+
+@pytest.mark.parametrize("solution", ["bridge", "macvlan"])
+def test_a_host_agent_loads_only_its_own_points_with_the_same_flows(solution):
+    """With Deployment.here set (a host agent of the ssh backend), apply() loads the points of
+    that host only; the flows of each point are those of the whole deployment's."""
+    setup = SetupSpec("multi", solution, "iptables", 8, tunnel="vxlan", hosts=2)
+    deployment = NetnsBackend("scnu1").plan(setup)
+    everywhere = enforcement_points(deployment)
+    assert enforcement_points(deployment, local_only=True) == everywhere  # here=None: every host
+    deployment.here = "h2"
+    local = enforcement_points(deployment, local_only=True)
+    assert local and local == [p for p in everywhere if p.host == "h2"]
+    on_h2 = {deployment.host("h2").netns} | {c.netns for c in deployment.containers if c.host == "h2"}
+    assert {p.netns for p in local} <= on_h2
+    assert enforcement_points(deployment) == everywhere  # the cross-host steps still see all points

@@ -26,7 +26,7 @@ def recorded(which: str) -> noise.Snapshot:
 
 def test_cpu_line_sums_every_state_but_guest():
     times = noise.parse_cpu_line("cpu  36355 0 9817 36770 327 0 460 508 12 0\ncpu0 1 2 3 4 5 6 7 8 9 0\n")
-    assert times == noise.CpuTimes(total=36355 + 9817 + 36770 + 327 + 460 + 508, idle=36770 + 327, steal=508)
+    assert times == noise.CpuTimes(total=36355 + 9817 + 36770 + 327 + 460 + 508, idle=36770 + 327, steal=508, cpus=1)
 
 
 def test_a_name_with_spaces_and_parentheses_does_not_shift_the_fields():
@@ -56,14 +56,19 @@ def test_recorded_window_steal_and_the_setup_left_out():
     assert by_pid["outside_cpu_pct"] == record["outside_cpu_pct"]
     assert RECORDED["setup_pid"] not in [p["pid"] for p in record["outside_top"]]
     assert record["load1"] == float(RECORDED["end"]["loadavg"].split()[0])
+    # the recorded machine has 2 CPUs (cpu0, cpu1 in /proc/stat)
+    assert record["cpus"] == 2 and record["load1_per_cpu"] == round(record["load1"] / 2, 3)
 
 
 def stat(pid: int, ppid: int, name: str, utime: int, cutime: int = 0, start: int = 100, flags: int = 4194560) -> str:
     return f"{pid} ({name}) S {ppid} {pid} {pid} 0 -1 {flags} 0 0 0 0 {utime} 0 {cutime} 0 20 0 1 0 {start} 0 0"
 
 
-def snapshot(lines: list[str], total: int, taken_at: float, own_netns: int = 1) -> noise.Snapshot:
-    return noise.snapshot_from_texts(f"cpu  {total // 2} 0 0 {total - total // 2} 0 0 0 0 0 0\n", "0.50 0.40 0.30 1/100 9",
+def snapshot(lines: list[str], total: int, taken_at: float, own_netns: int = 1, load1: float = 0.5,
+             cpus: int = 2) -> noise.Snapshot:
+    per_cpu = "".join(f"cpu{n} 0 0 0 0 0 0 0 0 0 0\n" for n in range(cpus))
+    return noise.snapshot_from_texts(f"cpu  {total // 2} 0 0 {total - total // 2} 0 0 0 0 0 0\n{per_cpu}",
+                                     f"{load1:.2f} 0.40 0.30 1/100 9",
                                      {int(line.split()[0]): (line, own_netns) for line in lines}, taken_at)
 
 
@@ -102,10 +107,38 @@ def test_a_window_shorter_than_a_tick_measures_nothing():
     (6.0, 30.0, ["max_steal_pct", "max_outside_cpu_pct"]), (5.0, 10.0, []),  # at the threshold is not above it
 ])
 def test_assess_names_each_threshold_exceeded(steal, outside, exceeded):
-    settings = {"max_steal_pct": 5, "max_outside_cpu_pct": 10, "remeasure": False}
-    assessed = noise.assess({"steal_pct": steal, "outside_cpu_pct": outside}, settings)
+    settings = {"max_steal_pct": 5, "max_outside_cpu_pct": 10, "max_load1_per_cpu": 4, "remeasure": False}
+    assessed = noise.assess({"steal_pct": steal, "outside_cpu_pct": outside, "load1_per_cpu": 1.0}, settings)
     assert assessed["exceeded"] == exceeded and assessed["noisy"] == bool(exceeded)
-    assert assessed["thresholds"] == {"max_steal_pct": 5, "max_outside_cpu_pct": 10}
+    assert assessed["thresholds"] == {"max_steal_pct": 5, "max_outside_cpu_pct": 10, "max_load1_per_cpu": 4}
+
+
+@pytest.mark.parametrize(("load1", "cpus", "exceeded"), [
+    (7.9, 2, []),  # 3.95 per CPU: below
+    (8.0, 2, []),  # 4.0 per CPU: at the threshold is not above it
+    (8.2, 2, ["max_load1_per_cpu"]),  # 4.1 per CPU: above
+    (8.2, 4, []),  # the same load on twice the CPUs: 2.05 per CPU
+    (3.0, 0, []),  # /proc/stat listed no CPU: no per-CPU load, nothing flagged
+])
+def test_load_per_cpu_is_flagged_above_its_threshold(load1, cpus, exceeded):
+    start = snapshot([stat(10, 1, "x", 5)], total=1000, taken_at=0.0, cpus=cpus)
+    end = snapshot([stat(10, 1, "x", 5)], total=1200, taken_at=1.0, load1=load1, cpus=cpus)
+    record = noise.between(start, end, set(), set(), own_pid=99)
+    assert record["load1"] == load1
+    assert record["load1_per_cpu"] == (round(load1 / cpus, 3) if cpus else None)
+    settings = {"max_steal_pct": 5, "max_outside_cpu_pct": 10, "max_load1_per_cpu": 4}
+    assessed = noise.assess(record, settings)
+    assert assessed["exceeded"] == exceeded and assessed["noisy"] == bool(exceeded)
+
+
+def test_the_load_threshold_defaults_to_four_per_cpu_and_null_turns_it_off():
+    from seconetbench import config
+
+    defaults = config.schema_default("testbed", "noise", "max_load1_per_cpu")
+    assert defaults == 4
+    busy = {"steal_pct": 0.0, "outside_cpu_pct": 0.0, "load1_per_cpu": 12.0}
+    assert noise.assess(busy, {"max_load1_per_cpu": defaults})["exceeded"] == ["max_load1_per_cpu"]
+    assert not noise.assess(busy, {"max_load1_per_cpu": None})["noisy"]
 
 
 def test_a_threshold_set_to_null_never_flags():

@@ -5,6 +5,7 @@ see tests/privileged/test_probes.py), both branches each."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
@@ -42,12 +43,13 @@ def outcome(**available: bool) -> probes.ProbeFunction:
 
 @pytest.fixture
 def machine(monkeypatch, tmp_path):
-    """Install injected probe outcomes: machine(wireguard=True, ...). The run's state goes to tmp_path."""
+    """Install injected probe outcomes: machine(wireguard=True, ...), or machine(probe) for a
+    probe function of its own. The run's state goes to tmp_path."""
     monkeypatch.setattr(cleanup, "STATE_ROOT", tmp_path)
     probes.forget()
 
-    def install(**available: bool):
-        probe = outcome(**available)
+    def install(probe: probes.ProbeFunction | None = None, **available: bool):
+        probe = probe or outcome(**available)
         probes.results(PREFIX, probe=probe, fresh=True)
         return probe
 
@@ -155,6 +157,79 @@ def test_the_ovs_datapath_follows_the_probe_or_the_pin(machine):
     assert NO_DEVICE in refused and "modprobe openvswitch" in refused
 
 
+# What `ip xfrm state add ... proto esp ... aead rfc4106(gcm(aes)) ...` said on the project's VM,
+# whose kernel has xfrm_user but no ESP (tests/fixtures/probes/kernel-6.18-no-modules.json).
+NO_ESP = "Error: Requested AEAD algorithm not found."
+
+
+def esp_outcome(esp_works: bool) -> probes.ProbeFunction:
+    """Injected probe outcomes that differ only in the IPsec probe: the kernel created the ESP
+    state (xfrm) the probe asks for, or refused it with the VM's words. The evidence carries the
+    probe's real command."""
+    def probe(prefix: str) -> dict[str, probes.ProbeResult]:
+        found = outcome()(prefix)
+        (argv,) = probes.PROBES["ipsec"].commands(f"{prefix}-probe", f"{prefix}-p")
+        evidence = (probes.Evidence("hint", "/sys/module/esp4", "present" if esp_works else "absent"),
+                    probes.Evidence("create", shlex.join(argv), "ok" if esp_works else NO_ESP, esp_works))
+        found["ipsec"] = probes.ProbeResult("ipsec", esp_works, evidence)
+        return found
+
+    return probe
+
+
+def ipsec(implementation="auto"):
+    return SetupSpec("multi", "bridge", "none", 2, tunnel="ipsec", hosts=2, implementation=implementation)
+
+
+def test_ipsec_with_kernel_esp_runs_xfrm_and_preflight_shows_the_passing_probe(machine):
+    machine(esp_outcome(esp_works=True))
+    tunnel = preflight.implementation_technology(ipsec())
+    assert tunnel.resolved_implementation() == "kernel" == preflight.resolved_implementation(ipsec())
+    assert tunnel.implementation().startswith("kernel (strongSwan") and tunnel.implementation().endswith("XFRM)")
+    assert "kernel-libipsec" not in tunnel.plugins()  # charon hands the SAs to the kernel
+    needs = {(r.kind, r.name): r for r in tunnel.requires(ipsec())}
+    assert needs[("probe", "ipsec")].missing() is None and ("kernel", "CONFIG_TUN") not in needs
+    (argv,) = probes.PROBES["ipsec"].commands(f"{PREFIX}-probe", f"{PREFIX}-p")
+    # meta.json's record and the identity column
+    facts = preflight.implementation_facts(ipsec())
+    assert (facts["requested"], facts["resolved"], facts["probe"]["kernel_available"]) == ("auto", "kernel", True)
+    assert facts["probe"]["evidence"][-1] == {"probe": "create", "command": shlex.join(argv), "said": "ok",
+                                              "passed": True}
+    assert pipeline.implementation({"deployment": {"implementation": facts}}) == "kernel"
+    # preflight: the technology, what auto resolves to, and the probe that decided
+    row = {r["technology"]: r for r in preflight.implementations(probes.results())}["ipsec"]
+    assert (row["resolved"], row["kernel_available"], row["offered"]) == ("kernel", True, ["kernel", "userspace"])
+    assert row["probe"] == f"`{shlex.join(argv)}` said 'ok'"
+    assert [e["probe"] for e in row["evidence"]] == ["hint", "create"]
+    # pinning either implementation is kept
+    assert preflight.pinned_unavailable(ipsec("kernel")) is None
+    assert preflight.resolved_implementation(ipsec("userspace")) == "userspace"
+
+
+def test_ipsec_without_kernel_esp_runs_libipsec_and_preflight_shows_the_refusal(machine):
+    machine(esp_outcome(esp_works=False))
+    tunnel = preflight.implementation_technology(ipsec())
+    assert tunnel.resolved_implementation() == "userspace" == preflight.resolved_implementation(ipsec())
+    assert tunnel.implementation().startswith("userspace (strongSwan")
+    assert tunnel.implementation().endswith("kernel-libipsec)")
+    assert tunnel.plugins()[0] == "kernel-libipsec"  # first, so that it, not kernel-netlink, takes the SAs
+    needs = {(r.kind, r.name) for r in tunnel.requires(ipsec())}
+    assert ("kernel", "CONFIG_TUN") in needs and ("probe", "ipsec") not in needs
+    facts = preflight.implementation_facts(ipsec())
+    assert (facts["requested"], facts["resolved"], facts["probe"]["kernel_available"]) == ("auto", "userspace", False)
+    assert facts["probe"]["evidence"][-1]["said"] == NO_ESP and facts["probe"]["evidence"][-1]["passed"] is False
+    assert pipeline.implementation({"deployment": {"implementation": facts}}) == "userspace"
+    row = {r["technology"]: r for r in preflight.implementations(probes.results())}["ipsec"]
+    assert (row["resolved"], row["kernel_available"]) == ("userspace", False)
+    assert "xfrm state add" in row["probe"] and row["probe"].endswith(f"said '{NO_ESP}'")
+    assert row["evidence"][-1]["said"] == NO_ESP
+    # a pinned kernel is refused with the probe's words and the fix, before any deploy
+    refused = preflight.pinned_unavailable(ipsec("kernel"))
+    assert f"said '{NO_ESP}'" in refused and "modprobe esp4 xfrm_user" in refused and "or use auto/userspace" in refused
+    with pytest.raises(ConfigError, match="sweep.multi.implementations.ipsec': kernel is not available here"):
+        expand(sweep_config({"ipsec": "kernel"}, tunnels=("ipsec",)), check_machine=True)
+
+
 def test_vxlan_without_the_kernels_is_excluded_with_the_probes_words(machine):
     machine(vxlan=False)
     sweep = expand(sweep_config(tunnels=("vxlan",)), check_machine=True)
@@ -234,9 +309,10 @@ def test_figures_say_what_ran_each_setup():
 
     latency = tablegen.latency_table(setups=["multi-wireguard-none-c4", "multi-vxlan-none-c4"])
     chart = basic.latency_boxplot(latency, tablegen.summary_table(latency))
-    subtitle = chart.to_dict()["title"]["subtitle"]
-    assert ("implementation (what ran the tunnel or solution): kernel: multi-vxlan-none-c4; "
-            "userspace: multi-wireguard-none-c4") in subtitle
+    labels = {row["setup_label"] for dataset in chart.to_dict()["datasets"].values() for row in dataset
+              if "setup_label" in row}
+    # tests/unit/test_figures_labels.py checks every figure
+    assert labels == {"multi-vxlan-none-c4 (kernel)", "multi-wireguard-none-c4 (userspace)"}
 
 
 def test_preflight_lists_each_technology_with_its_resolution_and_evidence():

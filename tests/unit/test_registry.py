@@ -97,8 +97,8 @@ def test_every_extension_point_is_a_registry_naming_what_its_modules_define():
     assert all(WORKLOADS[kind].kind == kind for kind in WORKLOADS)
     assert set(PARSERS) == {"ping", "iperf3", "uperf", "itgdec", "dstat", "itgdec_packets"}
     assert all(FIGURES[name].name == name for name in FIGURES)
-    assert BACKENDS.names() == ["docker", "kubernetes", "netns"]
-    with pytest.raises(UnknownNameError, match=r"^no testbed.backend 'vm'; known: \['docker', 'kubernetes', 'netns'\]"):
+    assert BACKENDS.names() == ["docker", "kubernetes", "netns", "ssh"]
+    with pytest.raises(UnknownNameError, match=r"^no testbed.backend 'vm'; known: \['docker', 'kubernetes', 'netns', 'ssh'\]"):
         get_backend("vm", "scnzz")
     with pytest.raises(UnknownNameError, match=r"^no filter 'pf'; known: \["):
         technology.get("filter", "pf")

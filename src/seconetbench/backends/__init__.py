@@ -1,5 +1,5 @@
-"""Backends deploy setups and run commands in their containers: netns (default), docker and
-kubernetes, all implementing :class:`seconetbench.backends.base.Backend` through
+"""Backends deploy setups and run commands in their containers: netns (default), docker,
+kubernetes and ssh, all implementing :class:`seconetbench.backends.base.Backend` through
 :class:`seconetbench.backends.base.BaseBackend` (shared plan, fingerprint and deploy-or-reuse;
 capabilities; each container's access object). :data:`BACKENDS` names
 them (registry.py); a new backend is one module and one ``BACKENDS.lazy`` line here."""
@@ -18,6 +18,7 @@ BACKENDS: Registry[type] = Registry("testbed.backend")
 BACKENDS.lazy("netns", "seconetbench.backends.netns:NetnsBackend")
 BACKENDS.lazy("docker", "seconetbench.backends.docker:DockerBackend")
 BACKENDS.lazy("kubernetes", "seconetbench.backends.kubernetes:KubernetesBackend")
+BACKENDS.lazy("ssh", "seconetbench.backends.ssh:SshBackend")
 
 
 def get_backend(name: str, prefix: str, testbed: dict[str, Any] | None = None,

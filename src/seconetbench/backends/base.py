@@ -67,6 +67,9 @@ class ContainerAccess(ABC):
     again by that kind in :data:`ACCESS_KINDS` (a new backend adds its kind there)."""
 
     kind: ClassVar[str]
+    # The command line of argv() ends its remote side when its stdin closes (ssh): whoever
+    # starts it keeps a pipe open to it (proc.spawn(stdin_open=...)) instead of /dev/null.
+    ends_with_stdin: ClassVar[bool] = False
 
     @abstractmethod
     def argv(self, argv: Sequence[str]) -> list[str]:
@@ -94,6 +97,18 @@ ACCESS_KINDS: Registry[type[ContainerAccess]] = Registry("container access kind"
 ACCESS_KINDS.lazy("netns", "seconetbench.backends.netns:NamespaceAccess")
 ACCESS_KINDS.lazy("nsenter", "seconetbench.backends.docker:NsenterAccess")
 ACCESS_KINDS.lazy("pod", "seconetbench.backends.k8s_exec:PodAccess")
+ACCESS_KINDS.lazy("ssh", "seconetbench.backends.ssh:SshAccess")
+
+
+def state_with_access(item: Any, key: str) -> dict[str, Any]:
+    """The fields of dataclass *item* as JSON data, its optional access object *key* included."""
+    values = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+    return {**values, key: values[key].to_state() if values[key] else None}
+
+
+def access_from_state(state: dict[str, Any], key: str) -> dict[str, Any]:
+    """*state* with its access object *key* made again (None when absent: older state files)."""
+    return {**state, key: ContainerAccess.from_state(state[key]) if state.get(key) else None}
 
 
 @dataclass
@@ -103,6 +118,16 @@ class Host:
     netns: str | None  # its namespace on this machine; None where a host is not one (a node)
     underlay_ip: str | None = None
     underlay_dev: str | None = None
+    # How commands run in the host's namespace from this machine (netns: `ip netns exec`; ssh:
+    # over the host's connection); None where nothing runs in a host (docker, kubernetes).
+    access: ContainerAccess | None = None
+
+    def to_state(self) -> dict[str, Any]:
+        return state_with_access(self, "access")
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Host:
+        return cls(**access_from_state(state, "access"))
 
 
 @dataclass
@@ -131,6 +156,22 @@ class Underlay:
     switch_netns: str  # the namespace whose bridge joins the hosts: every frame on the wire crosses it
     ports: dict[str, str]  # host name -> the switch's port towards it (where frames for it go out)
     mtu: int = UNDERLAY_MTU
+    # Where the underlay capture runs (tcpdump -i capture_ifname) and how commands get there:
+    # netns, the switch namespace with "any" (every port, a mirror of the wire); ssh, a host's
+    # namespace and its underlay device. None: the switch namespace on this machine.
+    capture_ifname: str = "any"
+    capture_access: ContainerAccess | None = None
+
+    def __post_init__(self) -> None:
+        if self.capture_access is None and self.switch_netns:
+            object.__setattr__(self, "capture_access", ACCESS_KINDS.get("netns")(netns=self.switch_netns))
+
+    def to_state(self) -> dict[str, Any]:
+        return state_with_access(self, "capture_access")
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Underlay:
+        return cls(**access_from_state(state, "capture_access"))
 
 
 @dataclass
@@ -142,10 +183,23 @@ class Deployment:
     pairs: list[tuple[str, str]]  # (sender, sink) container names, measured concurrently
     facts: dict[str, Any] = field(default_factory=dict)  # timings, technology facts, verification
     underlay: Underlay | None = None  # multi-host setups whose hosts this machine joins
+    # The one host this process builds (a host agent of the ssh backend); None: every host (netns,
+    # docker). Transient: never saved with the state, each process sets its own.
+    here: str | None = None
 
     @property
     def names(self) -> Names:
         return Names(self.prefix)
+
+    def local_hosts(self) -> list[Host]:
+        """The hosts whose devices, daemons and routes this process creates: all of them, or the
+        one named by :attr:`here` (the others are data: names, indices, underlay addresses)."""
+        return list(self.hosts) if self.here is None else [self.host(self.here)]
+
+    def local_containers(self) -> list[Container]:
+        """The containers on :meth:`local_hosts`, in the deployment's order."""
+        here = {host.name for host in self.local_hosts()}
+        return [c for c in self.containers if c.host in here]
 
     def container(self, name: str) -> Container:
         for container in self.containers:
@@ -183,8 +237,9 @@ class Deployment:
                             "ifname": c.ifname, "access": c.access.to_state()} for c in self.containers],
             "allowed_pairs": [[a, b] for a, b in self.pairs],
             "hosts": [{"name": h.name, "netns": h.netns, "underlay_ip": h.underlay_ip,
-                       "underlay_dev": h.underlay_dev} for h in self.hosts],
-            "underlay": dataclasses.asdict(self.underlay) if self.underlay else None,
+                       "underlay_dev": h.underlay_dev, "access": h.access.to_state() if h.access else None}
+                      for h in self.hosts],
+            "underlay": self.underlay.to_state() if self.underlay else None,
             "facts": self.facts,
         }
 
@@ -192,10 +247,10 @@ class Deployment:
         return {
             "setup": self.setup.to_dict(),
             "prefix": self.prefix,
-            "hosts": [dataclasses.asdict(h) for h in self.hosts],
+            "hosts": [h.to_state() for h in self.hosts],
             "containers": [c.to_state() for c in self.containers],
             "pairs": [list(p) for p in self.pairs],
-            "underlay": dataclasses.asdict(self.underlay) if self.underlay else None,
+            "underlay": self.underlay.to_state() if self.underlay else None,
             "facts": self.facts,
         }
 
@@ -217,11 +272,11 @@ class Deployment:
         return cls(
             setup=SetupSpec.from_dict(state["setup"]),
             prefix=state["prefix"],
-            hosts=[Host(**h) for h in state["hosts"]],
+            hosts=[Host.from_state(h) for h in state["hosts"]],
             containers=[Container.from_state(c) for c in state["containers"]],
             pairs=[tuple(p) for p in state["pairs"]],
             facts=state.get("facts", {}),
-            underlay=Underlay(**state["underlay"]) if state.get("underlay") else None,
+            underlay=Underlay.from_state(state["underlay"]) if state.get("underlay") else None,
         )
 
 
@@ -282,6 +337,32 @@ class Backend(Protocol):
 # What a failed deploy keeps of the files it wrote (BaseBackend.keep_produced).
 KEPT_SUFFIXES = {".log", ".err", ".out", ".conf", ".json", ".txt", ".yaml", ".sh"}
 KEPT_MAX_BYTES = 4 * 1024 * 1024
+
+
+# Below the state directory, where a failed deploy keeps only daemon logs, never the tunnels'
+# keys and the configs that quote them (tunnels/_common.prepared_dir; charon logs there).
+SECRET_DIRS = ("tunnel/prepared",)
+LOG_SUFFIXES = {".log", ".err", ".out"}
+
+
+def produced_files(prefix: str) -> dict[str, bytes]:
+    """The text files a deploy of *prefix* wrote under its state directory (KEPT_SUFFIXES, at
+    most KEPT_MAX_BYTES each; below SECRET_DIRS only logs), by path relative to that directory. The
+    ssh backend's agents call it on their hosts."""
+    from seconetbench.testbed import cleanup
+
+    source = cleanup.state_dir(prefix)
+    found: dict[str, bytes] = {}
+    for path in sorted(source.rglob("*")) if source.is_dir() else []:
+        relative = path.relative_to(source)
+        secret = any(relative.is_relative_to(directory) for directory in SECRET_DIRS)
+        if path.suffix in (LOG_SUFFIXES if secret else KEPT_SUFFIXES) and path.is_file() and not path.is_symlink() \
+                and path.stat().st_size <= KEPT_MAX_BYTES:
+            try:
+                found[str(relative)] = path.read_bytes()
+            except OSError:  # a file that vanished or cannot be read: keep the others
+                continue
+    return found
 
 
 def fingerprint(setup: SetupSpec, verify: bool, extra: dict[str, Any] | None = None) -> str:
@@ -363,19 +444,12 @@ class BaseBackend(ABC):
 
     def keep_produced(self, keep: Path) -> None:
         """Copy the text files a deploy wrote under this prefix's state directory (daemon logs,
-        their configs; not sockets, pinned BPF objects or anything large) to *keep*/deploy."""
-        from seconetbench.testbed import cleanup
-
-        source = cleanup.state_dir(self.prefix)
-        for path in sorted(source.rglob("*")) if source.is_dir() else []:
-            if path.suffix in KEPT_SUFFIXES and path.is_file() and not path.is_symlink() \
-                    and path.stat().st_size <= KEPT_MAX_BYTES:
-                target = keep / "deploy" / path.relative_to(source)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    target.write_bytes(path.read_bytes())
-                except OSError:  # a file that vanished or cannot be read: keep the others
-                    continue
+        their configs; not sockets, pinned BPF objects or anything large, never the tunnel's
+        keys and the configs that quote them) to *keep*/deploy."""
+        for relative, data in produced_files(self.prefix).items():
+            target = keep / "deploy" / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
 
     @abstractmethod
     def prepare(self, setup: SetupSpec) -> Deployment:
@@ -422,6 +496,13 @@ class BaseBackend(ABC):
 
     def close(self) -> None:
         """Release what this object holds open (not the deployment, which outlives it)."""
+
+    @classmethod
+    def clean_remote(cls, testbed: dict[str, Any], prefix: str | None) -> dict[str, list[str]]:
+        """`seconetbench clean --backend NAME`: remove what runs of *prefix* (every run when
+        None) left beyond this machine, then this machine's part. Backends whose testbeds are
+        all on this machine do not override it (clean removes their objects by prefix)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ observing
     def observed_namespaces(self, deployment: Deployment) -> list[str]:

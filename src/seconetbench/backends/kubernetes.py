@@ -55,30 +55,6 @@ DEFAULTS: dict[str, Any] = {
 POD_FILES_DIR = "/tmp"
 # A 100-flow D-ITG log is ~14 MB, ~19 MB as base64 through the exec stream.
 PULL_TIMEOUT_S = 120
-PROBE_PORT = security.PROBE_PORT
-PROBE_TIMEOUT_S = 1
-# The destination side of the isolation probes: a TCP and a UDP socket on PROBE_PORT that report
-# what reaches them. perl-base is Essential in Debian images; the sender side needs only bash,
-# ping and timeout.
-LISTENER = r"""
-use IO::Socket::INET; use IO::Select;
-my ($ip, $port, $secs) = @ARGV; $| = 1;
-my $t = IO::Socket::INET->new(LocalAddr => $ip, LocalPort => $port, Proto => 'tcp', Listen => 64, ReuseAddr => 1) or die "tcp: $!";
-my $u = IO::Socket::INET->new(LocalAddr => $ip, LocalPort => $port, Proto => 'udp') or die "udp: $!";
-my $s = IO::Select->new($t, $u); print "ready\n"; my $end = time + $secs;
-while (time < $end) { for my $h ($s->can_read(0.2)) {
-  if ($h == $t) { my $c = $t->accept; print "tcp ", $c->peerhost, "\n" if $c; close $c if $c; }
-  else { my $m; $u->recv($m, 256); print "udp $m\n"; } } }
-"""
-PROBER = r"""
-port=$1; shift
-for dst in "$@"; do
-  ( ping -n -q -c 1 -W 1 "$dst" >/dev/null 2>&1 && echo "icmp $dst 1" || echo "icmp $dst 0" ) &
-  ( timeout 1 bash -c "exec 3<>/dev/tcp/$dst/$port" 2>/dev/null && echo "tcp $dst 1" || echo "tcp $dst 0" ) &
-  ( echo "probe-from-$(hostname)" > "/dev/udp/$dst/$port" ) 2>/dev/null &
-done
-wait
-"""
 
 
 def settings(testbed: dict[str, Any] | None) -> dict[str, Any]:
@@ -360,52 +336,12 @@ class KubernetesBackend(BaseBackend):
 
     # ------------------------------------------------------------------ isolation check
     def check_isolation(self, deployment: Deployment) -> dict[str, Any]:
-        """security.probe_plan over ICMP, TCP and UDP, probed from inside the pods: every
-        destination runs a listener, every source one prober over all its destinations."""
-        context = deployment.facts["kubernetes"]["context"]
-        plan = security.probe_plan(deployment)
-        started = time.monotonic()
-        destinations = sorted({d for _, d, _ in plan})
-        sources = sorted({s for s, _, _ in plan})
-        listen_s = 3 + 2 * PROBE_TIMEOUT_S
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(destinations) + len(sources))
-        try:
-            listeners = {d: pool.submit(self._exec, context, d, [
-                "perl", "-e", LISTENER, deployment.container(d).ip, str(PROBE_PORT), str(listen_s)], listen_s + 20)
-                for d in destinations}
-            time.sleep(1.5)  # perl starts in well under a second; a late listener shows as 'unreachable'
-            probers = {s: pool.submit(self._exec, context, s, [
-                "bash", "-c", PROBER, "prober", str(PROBE_PORT),
-                *[deployment.container(d).ip for src, d, _ in plan if src == s]], 30) for s in sources}
-            sent: dict[str, dict[tuple[str, str], bool]] = {}
-            for s, future in probers.items():
-                code, out, err = future.result()
-                for line in out.splitlines():
-                    protocol, ip, ok = line.split()
-                    sent.setdefault(s, {})[(protocol, ip)] = ok == "1"
-            heard: dict[str, list[str]] = {}
-            for d, future in listeners.items():
-                code, out, err = future.result()
-                if "ready" not in out:
-                    raise DeployError(f"isolation check: the probe listener in pod {d} did not start: {err.strip()[-300:]}")
-                heard[d] = out.splitlines()
-        finally:
-            pool.shutdown(wait=False)
-        failures = []
-        for source, destination, expected in plan:
-            ip = deployment.container(destination).ip
-            reached = {
-                "icmp": sent.get(source, {}).get(("icmp", ip), False),
-                "tcp": sent.get(source, {}).get(("tcp", ip), False),
-                "udp": f"udp probe-from-{source}" in heard.get(destination, []),
-            }
-            for protocol, ok in reached.items():
-                if ok != expected:
-                    what = "reachable but not whitelisted" if ok else "whitelisted but unreachable"
-                    failures.append(f"{source}->{destination} {protocol}: {what}")
-        return {"passed": not failures, "protocols": list(security.PROTOCOLS), "probes": len(plan) * 3,
-                "expected_dropped": sum(1 for *_, e in plan if not e) * 3, "failures": failures,
-                "duration_s": round(time.monotonic() - started, 3), "method": "exec in pods (perl listener, bash prober)"}
+        """security.probe_plan over ICMP, TCP and UDP, probed from inside the pods."""
+        def exec_in(container: Container, argv: list[str], timeout_s: float) -> tuple[int, str, str]:
+            pod = self._pod(container)
+            return self._exec(pod.context, pod.pod, argv, timeout_s, namespace=pod.namespace)
+
+        return security.check_whitelist_by_exec(deployment, exec_in)
 
     # ------------------------------------------------------------------ reuse
     def current(self) -> Deployment | None:
@@ -494,6 +430,10 @@ class KubernetesBackend(BaseBackend):
                     raise
         local = cleanup.remove(self.prefix)
         return {"namespaces": removed, **local}
+
+    @classmethod
+    def clean_remote(cls, testbed: dict[str, Any], prefix: str | None) -> dict[str, list[str]]:
+        return clean(testbed, prefix)
 
     def close(self) -> None:
         """Close the API clients (their connection pools): targets are measured one after

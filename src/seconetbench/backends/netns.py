@@ -54,6 +54,44 @@ def switch_port(prefix: str, host: int) -> str:
     return f"{prefix}-s{host}"
 
 
+def build_namespaces(deployment: Deployment) -> None:
+    """The namespaces of the hosts this process builds (Deployment.local_hosts) and of their
+    containers, IPv6 off, forwarding on in the hosts, loopback up. The ssh backend's host
+    agents build their host's part with this too."""
+    hosts = deployment.local_hosts()
+    containers = deployment.local_containers()
+    for host in hosts:
+        netlink.create_netns(host.netns)
+        netlink.set_sysctls(host.netns, HOST_SYSCTLS)
+        netlink.set_sysctls(host.netns, NO_IPV6, optional=True)
+    for container in containers:
+        netlink.create_netns(container.netns)
+        netlink.set_sysctls(container.netns, NO_IPV6, optional=True)
+    for netns in [h.netns for h in hosts] + [c.netns for c in containers]:
+        with netlink.route(netns) as sock:
+            sock.link("set", index=netlink.index(sock, "lo"), state="up")
+
+
+def missing_parts(namespaces: list[str], daemons: list[dict[str, Any]]) -> str | None:
+    """What is gone of a deployment on this machine: one of *namespaces*, or one of *daemons*
+    (recorded pid and start time: a pid reused by another process does not count); None when
+    all are there."""
+    import psutil  # here: validating a config reads the backends' capabilities only
+
+    live = set(netlink.list_netns())
+    missing = [n for n in namespaces if n not in live]
+    if missing:
+        return f"namespaces missing: {missing[:5]}"
+    for daemon in daemons:
+        try:
+            alive = abs(psutil.Process(daemon["pid"]).create_time() - daemon["create_time"]) < 0.01
+        except psutil.NoSuchProcess:
+            alive = False
+        if not alive:
+            return f"daemon {daemon['name']} (pid {daemon['pid']}) is gone"
+    return None
+
+
 @dataclass(frozen=True)
 class NamespaceAccess(ContainerAccess):
     """A container that is a network namespace on this machine: `ip netns exec` runs a command
@@ -77,7 +115,8 @@ class NetnsBackend(BaseBackend):
 
     # ------------------------------------------------------------------ planning
     def plan_host(self, setup: SetupSpec, index: int) -> Host:
-        return Host(name=f"h{index}", index=index, netns=self.names.host_netns(index))
+        netns = self.names.host_netns(index)
+        return Host(name=f"h{index}", index=index, netns=netns, access=NamespaceAccess(netns))
 
     def plan_container(self, setup: SetupSpec, host: Host, name: str, index: int, on_host: int) -> Container:
         netns = self.names.container_netns(name)
@@ -154,16 +193,7 @@ class NetnsBackend(BaseBackend):
         deployment.facts["timings"] = {**timings, "deploy_s": round(time.monotonic() - started, 6)}
 
     def _namespaces(self, deployment: Deployment) -> None:
-        for host in deployment.hosts:
-            netlink.create_netns(host.netns)
-            netlink.set_sysctls(host.netns, HOST_SYSCTLS)
-            netlink.set_sysctls(host.netns, NO_IPV6, optional=True)
-        for container in deployment.containers:
-            netlink.create_netns(container.netns)
-            netlink.set_sysctls(container.netns, NO_IPV6, optional=True)
-        for netns in [h.netns for h in deployment.hosts] + [c.netns for c in deployment.containers]:
-            with netlink.route(netns) as sock:
-                sock.link("set", index=netlink.index(sock, "lo"), state="up")
+        build_namespaces(deployment)  # a method: the docker backend makes the containers itself
 
     def _underlay(self, deployment: Deployment) -> None:
         """Join the hosts through a switch namespace: bridge <prefix>-ul there, and per host h a veth
@@ -192,20 +222,10 @@ class NetnsBackend(BaseBackend):
     # ------------------------------------------------------------------ reuse
     def healthy(self, deployment: Deployment) -> str | None:
         """None when the live testbed still matches *deployment*, else what is wrong."""
-        import psutil  # here: validating a config reads this class's capabilities only
-
-        live = set(netlink.list_netns())
         wanted = self.observed_namespaces(deployment) + ([deployment.underlay.switch_netns] if deployment.underlay else [])
-        missing = [n for n in wanted if n not in live]
-        if missing:
-            return f"namespaces missing: {missing[:5]}"
-        for daemon in deployment.facts.get("daemons", []):
-            try:
-                alive = abs(psutil.Process(daemon["pid"]).create_time() - daemon["create_time"]) < 0.01
-            except psutil.NoSuchProcess:
-                alive = False
-            if not alive:
-                return f"daemon {daemon['name']} (pid {daemon['pid']}) is gone"
+        problem = missing_parts(wanted, deployment.facts.get("daemons", []))
+        if problem:
+            return problem
         for container in deployment.containers:
             with netlink.route(container.netns) as sock:
                 found = sock.link_lookup(ifname=container.ifname)

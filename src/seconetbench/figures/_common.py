@@ -137,19 +137,37 @@ def unconverged_colour(default: str = "black") -> dict:
     return alt.condition(UNCONVERGED_TEST, alt.value(UNCONVERGED_COLOUR), alt.value(default))
 
 
-def implementation_note(frame: pd.DataFrame) -> list[str]:
-    """The subtitle line that says what ran each setup's tunnel or solution (the identity column
-    `implementation`), e.g. "implementation: userspace: single-ovs-none-c2; kernel: 3 setups".
-    A setup id names its implementation only when it was pinned, so the figure says it for all."""
-    if "implementation" not in frame or frame.empty:
-        return []
-    by_setup = frame.groupby("setup", observed=True)["implementation"].first()
-    parts = []
-    for implementation, setups in sorted(by_setup.groupby(by_setup).groups.items()):
-        names = sorted(setups)
-        listed = ", ".join(names) if len(names) <= 3 else plural(len(names), "setup")
-        parts.append(f"{implementation}: {listed}")
-    return ["implementation (what ran the tunnel or solution): " + "; ".join(parts)]
+# what a label says for targets that did not record their implementation (docs/tables.md)
+UNKNOWN_IMPLEMENTATION = "implementation unknown"
+
+
+def implementation_label(name: str, implementation: Any) -> str:
+    """How every figure names a setup or technology it compares: *name* and what ran it, e.g.
+    "single-ovs-none-c2 (userspace)", "wireguard (userspace (wireguard-go 0.0.2023))". The
+    implementation is the identity column `implementation` (or a deploy's own words for it); a
+    setup id names it only when it was pinned, so the label says it for all, and says
+    "(implementation unknown)" where a target did not record it."""
+    known = isinstance(implementation, str) and implementation not in ("", "unknown")
+    return f"{name} ({implementation if known else UNKNOWN_IMPLEMENTATION})"
+
+
+def labelled(frame: pd.DataFrame, name: str = "setup") -> pd.DataFrame:
+    """*frame* with a column ``<name>_label``: :func:`implementation_label` of each row's *name*
+    (setup, solution, ...) and ``implementation``."""
+    labels = [implementation_label(value, implementation)
+              for value, implementation in zip(frame[name], frame["implementation"])]
+    return frame.assign(**{f"{name}_label": pd.Series(labels, index=frame.index, dtype=object)})
+
+
+def look_up_setup_labels(chart: alt.TopLevelMixin, frame: pd.DataFrame, figure: str) -> alt.TopLevelMixin:
+    """*chart* (a layer of raw rows with a ``setup`` column) with each row's ``setup_label``
+    (:func:`labelled`) looked up from the setups of *frame*. One label per setup rather than a
+    column per raw row keeps the embedded data small (some 50 bytes per latency probe). A setup
+    has one implementation: the cell fingerprint refuses repetitions that differ in it."""
+    require(frame, ["setup", "implementation"], figure)
+    labels = labelled(frame[["setup", "implementation"]].drop_duplicates("setup"))[["setup", "setup_label"]]
+    return chart.transform_lookup(lookup="setup", from_=alt.LookupData(data=inline(labels), key="setup",
+                                                                        fields=["setup_label"]))
 
 
 def flagged_label(text_expression: str) -> str:

@@ -9,7 +9,7 @@ from seconetbench import stats
 from seconetbench.errors import InvalidValueError
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
-    CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_tooltips, flagged_axis, flagged_label, implementation_note, inline, look_up_cells,
+    CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_tooltips, flagged_axis, flagged_label, inline, look_up_cells, look_up_setup_labels,
     median_tick, no_rows, plural, reps_text, require, summary_cells, unconverged_glyph, unconverged_note,
 )
 
@@ -22,7 +22,7 @@ LATENCY_COLUMNS = ["setup", "filter", "containers", "workload", "rep", "pair", "
 def latency_boxplot(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
     """Box plot of the round-trip time of received probes, one box per setup, coloured by filter.
 
-    y: setup, labelled "setup (n=…)"; x: ``rtt_ms``. Boxes follow Vega-Lite's default (whiskers at
+    y: setup, labelled "setup (implementation), n=…"; x: ``rtt_ms``. Boxes follow Vega-Lite's default (whiskers at
     1.5 IQR, points beyond them drawn as outliers). A tick on each median carries a tooltip with
     the summary table's n, median and 95 % CI of the cell, lost probes and percentiles; it is red,
     and the setup's label ends in a red "⚠", where the cell's repetitions did not converge. With
@@ -30,7 +30,7 @@ def latency_boxplot(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) ->
     workload.
     """
     figure = "latency_boxplot"
-    require(latency_frame, [*LATENCY_COLUMNS, "received"], figure)
+    require(latency_frame, [*LATENCY_COLUMNS, "implementation", "received"], figure)
     if latency_frame.empty:
         raise no_rows(figure, "'latency'")
     frame = latency_frame[[*LATENCY_COLUMNS, "received"]]
@@ -51,14 +51,13 @@ def latency_boxplot(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) ->
     subtitle = [
         f"n = {len(data):,} received probes of {len(frame):,} sent ({lost:,} lost); "
         f"{plural(n_setups, 'setup')}, {reps_text(data)}",
-        "box: quartiles and median; whiskers: 1.5 IQR; n per setup in the axis label, n, median and "
+        "box: quartiles and median; whiskers: 1.5 IQR; implementation and n per setup in the axis label; n, median and "
         "its 95 % CI in the median's tooltip",
         unconverged_note(),
-        *implementation_note(latency_frame),
     ]
 
-    group = ["setup", "filter", "containers", "workload"]
-    y = alt.Y("label:N", title="setup", sort="ascending", axis=flagged_axis(labelLimit=400))
+    group = ["setup", "setup_label", "filter", "containers", "workload"]
+    y = alt.Y("label:N", title="setup (implementation)", sort="ascending", axis=flagged_axis(labelLimit=400))
     x = alt.X("rtt_ms:Q", title="round-trip time (ms)", scale=alt.Scale(zero=False))
     color = alt.Color("filter:N", title="packet filter")
     box = alt.Chart().mark_boxplot(size=14).encode(x=x, y=y, color=color)
@@ -82,7 +81,7 @@ def latency_boxplot(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) ->
         x=alt.X("median_rtt_ms:Q"),
         y=y,
         tooltip=[
-            alt.Tooltip("setup:N", title="setup"),
+            alt.Tooltip("setup_label:N", title="setup (implementation)"),
             alt.Tooltip("filter:N", title="packet filter"),
             alt.Tooltip("containers:Q", title="containers"),
             *cell_tooltips("RTT (ms)"),
@@ -94,9 +93,9 @@ def latency_boxplot(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) ->
         ],
     )
     chart = (
-        look_up_cells(alt.layer(box, median, data=inline(data)), cells, CELL)
+        look_up_setup_labels(look_up_cells(alt.layer(box, median, data=inline(data)), cells, CELL), latency_frame, figure)
         .transform_joinaggregate(n_setup="count()", groupby=["setup", "workload"])
-        .transform_calculate(label=flagged_label("datum.setup + ' (n=' + format(datum.n_setup, ',') + ')'"))
+        .transform_calculate(label=flagged_label("datum.setup_label + ', n=' + format(datum.n_setup, ',')"))
     )
     title = alt.TitleParams("Round-trip time per setup", subtitle=subtitle, anchor="start")
     if several_containers or several_workloads:
@@ -144,14 +143,14 @@ def throughput_by_payload(throughput_frame: pd.DataFrame, summary_frame: pd.Data
         "pair throughput = bytes of all its flows × 8 / seconds covered; n, median and its 95 % CI per box "
         "in the tooltips",
         unconverged_note("red median tick / ⚠ above the box"),
-        *implementation_note(throughput_frame),
     ]
     x = alt.X("payload_bytes:O", title="payload (bytes per write)", sort="ascending", axis=alt.Axis(labelAngle=0))
-    offset = alt.XOffset("setup:N", sort="ascending")
+    offset = alt.XOffset("setup_label:N", sort="ascending")
     y = alt.Y("throughput_mbps:Q", title="throughput (Mbit/s)")
     # 20 distinguishable colours beyond 10 setups; past 20 they repeat (the tooltip names the setup)
     scale = alt.Scale(scheme="tableau20") if n_setups > 10 else alt.Undefined
-    color = alt.Color("setup:N", title="setup", sort="ascending", scale=scale, legend=alt.Legend(labelLimit=400))
+    color = alt.Color("setup_label:N", title="setup (implementation)", sort="ascending", scale=scale,
+                      legend=alt.Legend(labelLimit=400))
     box = alt.Chart().mark_boxplot(size=12, opacity=0.6).encode(x=x, xOffset=offset, y=y, color=color)
     box_tooltips = cell_tooltips("throughput of this box (Mbit/s)", ",.1f")
     points = alt.Chart().mark_circle(size=28, opacity=0.9).encode(
@@ -160,7 +159,7 @@ def throughput_by_payload(throughput_frame: pd.DataFrame, summary_frame: pd.Data
         y=y,
         color=color,
         tooltip=[
-            alt.Tooltip("setup:N", title="setup"),
+            alt.Tooltip("setup_label:N", title="setup (implementation)"),
             alt.Tooltip("workload:N", title="workload"),
             alt.Tooltip("protocol:N", title="protocol"),
             alt.Tooltip("generator:N", title="generator"),
@@ -174,15 +173,16 @@ def throughput_by_payload(throughput_frame: pd.DataFrame, summary_frame: pd.Data
         ],
     )
     per_box = alt.Chart().transform_aggregate(
-        max_mbps="max(throughput_mbps)", groupby=[*box_keys, *CELL_STATISTICS, *CELL_CONVERGENCE])
+        max_mbps="max(throughput_mbps)", groupby=[*box_keys, "setup_label", *CELL_STATISTICS, *CELL_CONVERGENCE])
     median = median_tick(
         per_box, 12, x=x, xOffset=offset, y=alt.Y("median:Q"),
-        tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"), *box_tooltips])
+        tooltip=[alt.Tooltip("setup_label:N", title="setup (implementation)"), alt.Tooltip("workload:N", title="workload"),
+                 *box_tooltips])
     warning = unconverged_glyph(per_box).encode(
         x=x, xOffset=offset, y=alt.Y("max_mbps:Q"))
     width = max(320, n_payloads * (n_setups * 16 + 24))
     layers = alt.layer(box, points, median, warning, data=inline(data))
-    chart = look_up_cells(layers, cells, CELL).properties(width=width, height=300)
+    chart = look_up_setup_labels(look_up_cells(layers, cells, CELL), pairs, figure).properties(width=width, height=300)
     title = alt.TitleParams("Throughput per pair by payload size", subtitle=subtitle, anchor="start")
     if data["protocol"].nunique() > 1:
         return chart.facet(column=alt.Column("protocol:N", title="protocol")).properties(title=title)
@@ -196,7 +196,7 @@ register(
         builder=latency_boxplot,
         caption=(
             "Round-trip time of the received ping probes per setup (box: quartiles and median, "
-            "whiskers: 1.5 IQR), coloured by packet filter; n per setup in the axis label, n, median and "
+            "whiskers: 1.5 IQR), coloured by packet filter; implementation and n per setup in the axis label; n, median and "
             "its 95 % CI in the tooltip of the median tick, which is red, with a red ⚠ after the "
             "setup, where the setup's repetitions did not converge."
         ),

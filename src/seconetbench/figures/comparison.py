@@ -8,7 +8,7 @@ import pandas as pd
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
     CELL, CELL_CONVERGENCE, CELL_STATISTICS, NOT_CONVERGED, cell_tooltips, drawn_cells, flagged_axis,
-    flagged_label, implementation_note, inline, look_up_cells, median_tick, no_rows, require, unconverged_note,
+    flagged_label, inline, labelled, look_up_cells, look_up_setup_labels, median_tick, no_rows, require, unconverged_note,
 )
 
 EFFECT_STATISTICS = ["pairing", "ratio_to_baseline", "ratio_ci_low", "ratio_ci_high", "ratio_n", "effect_conclusive"]
@@ -21,7 +21,7 @@ def baseline_ratio(summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
     Setups with extra rules are left out (rule_scaling shows them); effects whose CI contains 1
     (inconclusive) are drawn pale; cells whose repetitions did not converge are drawn hollow."""
     figure = "baseline_ratio"
-    require(summary_frame, ["setup", "filter", "metric", "workload", "effect_of", "baseline_setup",
+    require(summary_frame, ["setup", "implementation", "filter", "metric", "workload", "effect_of", "baseline_setup",
                             *EFFECT_STATISTICS, *CELL_STATISTICS, *CELL_CONVERGENCE], figure)
     plain = summary_frame[~summary_frame["setup"].str.contains(r"-r\d+", regex=True)]
     if plain.empty:
@@ -29,11 +29,12 @@ def baseline_ratio(summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
     data = plain[(plain["effect_of"] == "filter") & plain["ratio_to_baseline"].notna()]
     if data.empty:
         raise no_rows(figure, "any workload on a setup with a filter and its no-filter baseline")
-    data = data.assign(converged=data["convergence"] != NOT_CONVERGED,
-                       conclusive=data["effect_conclusive"].fillna(False).astype(bool))
-    columns = ["setup", "filter", "metric", "workload", *CELL_STATISTICS, *CELL_CONVERGENCE, "baseline_setup",
-               *EFFECT_STATISTICS, "converged", "conclusive"]
-    base = alt.Chart().encode(y=alt.Y("setup:N", title="setup"), color=alt.Color("workload:N", title="workload"))
+    data = labelled(data).assign(converged=data["convergence"] != NOT_CONVERGED,
+                                 conclusive=data["effect_conclusive"].fillna(False).astype(bool))
+    columns = ["setup", "setup_label", "filter", "metric", "workload", *CELL_STATISTICS, *CELL_CONVERGENCE,
+               "baseline_setup", *EFFECT_STATISTICS, "converged", "conclusive"]
+    base = alt.Chart().encode(y=alt.Y("setup_label:N", title="setup (implementation)", axis=alt.Axis(labelLimit=400)),
+                              color=alt.Color("workload:N", title="workload"))
     interval = base.mark_rule().encode(x=alt.X("ratio_ci_low:Q"), x2="ratio_ci_high:Q",
                                        opacity=alt.condition("datum.conclusive", alt.value(1.0), alt.value(0.35)))
     point = base.mark_point(size=60).encode(
@@ -41,7 +42,7 @@ def baseline_ratio(summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
         shape=alt.Shape("filter:N", title="packet filter"),
         fill=alt.condition("datum.converged", alt.Color("workload:N", legend=None), alt.value("transparent")),
         opacity=alt.condition("datum.conclusive", alt.value(1.0), alt.value(0.35)),
-        tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
+        tooltip=[alt.Tooltip("setup_label:N", title="setup (implementation)"), alt.Tooltip("workload:N", title="workload"),
                  alt.Tooltip("metric:N", title="metric (unit of the median)"),
                  *cell_tooltips("of the setup"),
                  alt.Tooltip("baseline_setup:N", title="baseline (no filter)"),
@@ -88,19 +89,20 @@ def first_packet_figure(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame
     long["probe"] = long["probe"].map({"first_ms": "first probe", "steady_ms": "steady state (median)"})
     box_of = [*CELL, "probe"]
     cells = drawn_cells(long, "rtt_ms", box_of, summary_frame, figure)
-    y = alt.Y("label:N", title="setup", axis=flagged_axis(labelLimit=400))
+    y = alt.Y("label:N", title="setup (implementation)", axis=flagged_axis(labelLimit=400))
     offset = alt.YOffset("probe:N")
     box = alt.Chart().mark_boxplot(size=10).encode(
         y=y, yOffset=offset, x=alt.X("rtt_ms:Q", title="round-trip time (ms)"),
         color=alt.Color("probe:N", title="probe"))
     per_box = alt.Chart().transform_aggregate(  # one row per box, with its looked-up statistics
-        count="count()", groupby=[*box_of, "label", *CELL_STATISTICS, *CELL_CONVERGENCE])
+        count="count()", groupby=[*box_of, "setup_label", "label", *CELL_STATISTICS, *CELL_CONVERGENCE])
     median = median_tick(
         per_box, 10, y=y, yOffset=offset, x=alt.X("median:Q"),
-        tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
+        tooltip=[alt.Tooltip("setup_label:N", title="setup (implementation)"), alt.Tooltip("workload:N", title="workload"),
                  alt.Tooltip("probe:N", title="probe"), *cell_tooltips("RTT (ms)")])
-    chart = look_up_cells(alt.layer(box, median, data=inline(long)), cells, box_of).transform_calculate(
-        label=flagged_label("datum.setup")).properties(width=420)
+    chart = look_up_setup_labels(look_up_cells(alt.layer(box, median, data=inline(long)), cells, box_of),
+                                 latency_frame, figure).transform_calculate(
+        label=flagged_label("datum.setup_label")).properties(width=420)
     if long["workload"].nunique() > 1:
         # independent y: a setup's label carries the convergence of its cell, which differs by workload
         chart = chart.facet(column=alt.Column("workload:N", title="workload")).resolve_scale(y="independent")
@@ -108,7 +110,7 @@ def first_packet_figure(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame
         "First packet of a flow against the steady state", anchor="start",
         subtitle=[f"n = {len(data):,} flows (pair and repetition); the first probe pays for ARP and "
                   "flow set-up (e.g. OVS's userspace classification); n, median and its 95 % CI per box in "
-                  "the median's tooltip", unconverged_note(), *implementation_note(latency_frame)]))
+                  "the median's tooltip", unconverged_note()]))
 
 
 def has_baselines(sweep, config) -> bool:

@@ -10,7 +10,7 @@ from seconetbench import stats
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
     CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_point_layers, cell_tooltips, drawn_cells, flagged_axis,
-    flagged_label, inline, look_up_cells, median_tick, no_rows, require, summary_cells, unconverged_note,
+    flagged_label, inline, labelled, look_up_cells, look_up_setup_labels, median_tick, no_rows, require, summary_cells, unconverged_note,
 )
 
 TARGET = ["setup", "filter", "solution", "containers", "workload", "rep"]
@@ -42,23 +42,23 @@ def cpu_per_gbit_figure(throughput_frame: pd.DataFrame, host_usage_frame: pd.Dat
         raise no_rows(figure, "a throughput workload with the monitor enabled")
     data = data[[*TARGET, "payload_bytes", "cpu_s", "gigabits", "cpu_s_per_gbit"]]
     cells = drawn_cells(data, "cpu_s_per_gbit", CELL, summary_frame, figure)
-    y = alt.Y("label:N", title="setup", axis=flagged_axis(labelLimit=400))
+    y = alt.Y("label:N", title="setup (implementation)", axis=flagged_axis(labelLimit=400))
     x = alt.X("cpu_s_per_gbit:Q", title="host CPU-seconds per gigabit delivered")
     color = alt.Color("filter:N", title="packet filter")
     box = alt.Chart().mark_boxplot(size=14, opacity=0.6).encode(x=x, y=y, color=color)
     targets = alt.Chart().mark_circle(size=30).encode(x=x, y=y, color=color, tooltip=[
-        alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
+        alt.Tooltip("setup_label:N", title="setup (implementation)"), alt.Tooltip("workload:N", title="workload"),
         alt.Tooltip("rep:Q", title="repetition"), alt.Tooltip("cpu_s:Q", title="CPU-seconds", format=",.2f"),
         alt.Tooltip("gigabits:Q", title="gigabits delivered", format=",.3f"),
         alt.Tooltip("cpu_s_per_gbit:Q", title="CPU-seconds per gigabit", format=",.3f")])
     per_cell = alt.Chart().transform_aggregate(  # one row per box, with its looked-up statistics
-        count="count()", groupby=["setup", "label", "workload", *CELL_STATISTICS, *CELL_CONVERGENCE])
+        count="count()", groupby=["setup", "setup_label", "label", "workload", *CELL_STATISTICS, *CELL_CONVERGENCE])
     median = median_tick(
         per_cell, 14, x=alt.X("median:Q"), y=y,
-        tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
+        tooltip=[alt.Tooltip("setup_label:N", title="setup (implementation)"), alt.Tooltip("workload:N", title="workload"),
                  *cell_tooltips("CPU-seconds per gigabit")])
-    layers = look_up_cells(alt.layer(box, targets, median, data=inline(data)), cells, CELL).transform_calculate(
-        label=flagged_label("datum.setup"))
+    layers = look_up_setup_labels(look_up_cells(alt.layer(box, targets, median, data=inline(data)), cells, CELL),
+                                  throughput_frame, figure).transform_calculate(label=flagged_label("datum.setup_label"))
     # independent y: a setup's label carries the convergence of its cell, which differs by payload
     return layers.properties(width=420).facet(row=alt.Row("payload_bytes:O", title="payload (bytes)")).resolve_scale(
         y="independent").properties(
@@ -71,20 +71,20 @@ def cpu_per_gbit_figure(throughput_frame: pd.DataFrame, host_usage_frame: pd.Dat
 
 def deploy_time(deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
     """Deploy time, rule-install time and rule-update time of every fresh deploy, per setup."""
-    require(deployment_frame, ["reused", "deploy_s", "filter_apply_s", "rule_update_s", "setup", "filter"],
-            "deploy_time")
+    require(deployment_frame, ["reused", "deploy_s", "filter_apply_s", "rule_update_s", "setup", "implementation",
+                               "filter"], "deploy_time")
     fresh = deployment_frame[~deployment_frame["reused"]]
     if fresh.empty:
         raise no_rows("deploy_time", "any workload")
     steps = {"deploy_s": "whole deploy", "filter_apply_s": "filter rules", "rule_update_s": "one more pair (live)"}
-    data = fresh.melt(id_vars=["setup", "filter", "extra_rules"], value_vars=list(steps),
-                      var_name="step", value_name="seconds").dropna()
+    data = labelled(fresh).melt(id_vars=["setup", "setup_label", "filter", "extra_rules"], value_vars=list(steps),
+                                var_name="step", value_name="seconds").dropna(subset=["seconds"])
     data["step"] = data["step"].map(steps)
     return alt.Chart(inline(data)).mark_tick(thickness=2, size=14).encode(
-        y=alt.Y("setup:N", title="setup"),
+        y=alt.Y("setup_label:N", title="setup (implementation)", axis=alt.Axis(labelLimit=400)),
         x=alt.X("seconds:Q", title="seconds"),
         color=alt.Color("step:N", title="what"),
-        tooltip=["setup:N", "step:N", "seconds:Q", "extra_rules:Q"],
+        tooltip=[alt.Tooltip("setup_label:N", title="setup (implementation)"), "step:N", "seconds:Q", "extra_rules:Q"],
     ).properties(title=alt.TitleParams(
         "Deploy and rule-install time", anchor="start",
         subtitle=f"n = {len(fresh):,} fresh deploys (reused deployments are not counted)"))
@@ -98,20 +98,23 @@ def rule_scaling(throughput_frame: pd.DataFrame, deployment_frame: pd.DataFrame,
     require(deployment_frame, ["setup", "extra_rules"], figure)
     pairs = stats.per_pair_throughput(throughput_frame)
     rules = deployment_frame.groupby("setup", observed=True)["extra_rules"].first().reset_index()
-    identity = ["setup", "workload", "solution", "filter", "containers", "payload_bytes"]
+    identity = ["setup", "workload", "solution", "implementation", "filter", "containers", "payload_bytes"]
     cells = pairs[identity].drop_duplicates().merge(rules, on="setup")
     cells = cells[cells["filter"] != "none"]
     if cells.empty:
         raise no_rows(figure, "a throughput workload on setups with a filter")
     # a point per setup x workload cell: its convergence is the cell's (setups with different rule
     # counts are different setups)
-    cells = cells.merge(summary_cells(summary_frame, "throughput_mbps", figure), on=CELL)
-    line_of = ["solution", "filter", "containers"]  # what a line connects over the rule counts
+    cells = labelled(cells.merge(summary_cells(summary_frame, "throughput_mbps", figure), on=CELL), "solution")
+    # a line connects one solution (and implementation), filter and container count over the rule counts
     base = alt.Chart().encode(x=alt.X("extra_rules:O", title="extra rules before the whitelist"),
                               color=alt.Color("filter:N", title="packet filter"), detail="containers:N")
     y = alt.Y("median:Q", title="median throughput per pair (Mbit/s)")
-    line = base.mark_line().encode(y=y, strokeDash=alt.StrokeDash("solution:N", title="solution"))
-    tooltip = [*(alt.Tooltip(f"{c}:N", title=c) for c in ["setup", *line_of]),
+    line = base.mark_line().encode(y=y, strokeDash=alt.StrokeDash("solution_label:N", title="solution (implementation)",
+                                                                   legend=alt.Legend(labelLimit=400)))
+    tooltip = [alt.Tooltip("setup:N", title="setup"),
+               alt.Tooltip("solution_label:N", title="solution (implementation)"),
+               *(alt.Tooltip(f"{c}:N", title=c) for c in ["filter", "containers"]),
                alt.Tooltip("extra_rules:Q", title="extra rules"),
                *cell_tooltips("throughput per pair (Mbit/s)", ",.1f")]
     facet = {"column": alt.Column("payload_bytes:O", title="payload (bytes)")}

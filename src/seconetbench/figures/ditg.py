@@ -10,8 +10,8 @@ import pandas as pd
 from seconetbench.errors import InvalidValueError
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
-    CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_tooltips, drawn_cells, flagged_axis, flagged_label, implementation_note, inline,
-    look_up_cells, median_tick, no_rows, plural, reps_text, require, unconverged_note,
+    CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_tooltips, drawn_cells, flagged_axis, flagged_label, inline,
+    look_up_cells, look_up_setup_labels, median_tick, no_rows, plural, reps_text, require, unconverged_note,
 )
 
 FLOW_KEYS = ["setup", "filter", "containers", "workload", "traffic", "rep", "pair", "flow"]
@@ -41,17 +41,17 @@ def _boxes(ditg_frame: pd.DataFrame, summary_frame: pd.DataFrame, figure: str, v
     cells = drawn_cells(data, value, CELL, summary_frame, figure)
     subtitle = [f"n = {len(data):,} flows (one value per flow and repetition); "
                 f"{plural(data['setup'].nunique(), 'setup')}, {reps_text(data)}", note,
-                "n, median and its 95 % CI of each box in the median's tooltip", unconverged_note(),
-                *implementation_note(ditg_frame)]
-    y = alt.Y("label:N", title="setup", axis=flagged_axis(labelLimit=400))
+                "n, median and its 95 % CI of each box in the median's tooltip", unconverged_note()]
+    y = alt.Y("label:N", title="setup (implementation)", axis=flagged_axis(labelLimit=400))
     x = alt.X(f"{value}:Q", title=axis_title, scale=alt.Scale(zero=False))
     color = alt.Color("filter:N", title="packet filter")
     box = alt.Chart().mark_boxplot(size=14).encode(x=x, y=y, color=color)
     per_cell = alt.Chart().transform_aggregate(
         q1=f"q1({value})", q3=f"q3({value})",
-        groupby=["setup", "label", "filter", "containers", "workload", *CELL_STATISTICS, *CELL_CONVERGENCE])
+        groupby=["setup", "setup_label", "label", "filter", "containers", "workload", *CELL_STATISTICS,
+                 *CELL_CONVERGENCE])
     median = median_tick(per_cell, 14, x=alt.X("median:Q"), y=y, tooltip=[
-            alt.Tooltip("setup:N", title="setup"),
+            alt.Tooltip("setup_label:N", title="setup (implementation)"),
             alt.Tooltip("workload:N", title="workload"),
             *cell_tooltips(axis_title),
             alt.Tooltip("q1:Q", title="25th percentile", format=",.3f"),
@@ -61,8 +61,8 @@ def _boxes(ditg_frame: pd.DataFrame, summary_frame: pd.DataFrame, figure: str, v
     if data["containers"].nunique() > 1:
         facet["row"] = alt.Row("containers:O", title="containers")
     return (
-        look_up_cells(alt.layer(box, median, data=inline(data)), cells, CELL)
-        .transform_calculate(label=flagged_label("datum.setup"))
+        look_up_setup_labels(look_up_cells(alt.layer(box, median, data=inline(data)), cells, CELL), ditg_frame, figure)
+        .transform_calculate(label=flagged_label("datum.setup_label"))
         .properties(width=260)
         .facet(**facet)
         .resolve_scale(x="independent", y="independent")

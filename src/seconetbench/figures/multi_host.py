@@ -13,8 +13,8 @@ import pandas as pd
 
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
-    CELL, CELL_TOP, UNCONVERGED_TEST, cell_point_layers, cell_tooltips, inline, no_rows, plural, require, summary_cells,
-    unconverged_colour, unconverged_glyph, unconverged_note,
+    CELL, CELL_TOP, UNCONVERGED_TEST, cell_point_layers, cell_tooltips, implementation_label, inline, no_rows, plural,
+    require, summary_cells, unconverged_colour, unconverged_glyph, unconverged_note,
 )
 
 FACT_COLUMNS = ["setup", "tunnel", "implementation", "cipher", "path_mtu", "overhead_bytes", "setup_s"]
@@ -35,16 +35,19 @@ def tunnel_facts(deployment_frame: pd.DataFrame) -> pd.DataFrame:
 
 def _labelled(frame: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     """*frame* with a column 'tunnel_label': 'wireguard (userspace (wireguard-go ...))', and the
-    cipher suite in brackets where a sweep ran one tunnel with several suites."""
+    cipher suite in brackets where a sweep ran one tunnel with several suites. The implementation
+    is the setup's (a sweep may measure a tunnel's kernel and userspace implementations side by
+    side), else the tunnel's in other setups."""
     def joined(values: pd.Series) -> str:
         return " / ".join(sorted({str(v) for v in values if pd.notna(v)}))
 
-    implementation = facts.groupby("tunnel")["implementation"].agg(joined)
+    by_setup = facts.groupby("setup")["implementation"].agg(joined)
+    by_tunnel = facts.groupby("tunnel")["implementation"].agg(joined)
     cipher = facts.groupby("setup")["cipher"].agg(joined)
     several = facts.groupby("tunnel")["cipher"].nunique()
     def label(tunnel: str, setup: str) -> str:
         suite = f" [{cipher.get(setup, '')}]" if several.get(tunnel, 0) > 1 else ""
-        return f"{tunnel}{suite} ({implementation.get(tunnel, 'implementation unknown')})"
+        return implementation_label(f"{tunnel}{suite}", by_setup.get(setup) or by_tunnel.get(tunnel))
 
     frame = frame.copy()
     frame["tunnel_label"] = [label(t, s) for t, s in zip(frame["tunnel"], frame["setup"])]

@@ -8,7 +8,7 @@ import pandas as pd
 
 from seconetbench import stats
 from seconetbench.figures import FigureSpec, register
-from seconetbench.figures._common import inline, no_rows, plural, require
+from seconetbench.figures._common import inline, labelled, no_rows, plural, require
 
 CHECKS = ["isolation", "confidentiality", "spoofing"]
 # The worst verdict of a cell decides its colour (first in this list wins).
@@ -31,27 +31,31 @@ def _cell(rows: pd.DataFrame) -> pd.Series:
 
 
 def security_cells(security_frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per setup x check: the worst verdict, its count as text, violations and breaks."""
-    require(security_frame, ["setup", "check", "verdict"], "security_matrix")
-    return security_frame.groupby(["setup", "check"], observed=True)[["verdict"]].apply(_cell).reset_index()
+    """One row per setup x check: the worst verdict, its count as text, violations and breaks,
+    and the setup's label with its implementation (``setup_label``)."""
+    require(security_frame, ["setup", "implementation", "check", "verdict"], "security_matrix")
+    cells = security_frame.groupby(["setup", "implementation", "check"], observed=True)[["verdict"]].apply(_cell)
+    return labelled(cells.reset_index())
 
 
 def setup_costs(latency_frame: pd.DataFrame, throughput_frame: pd.DataFrame) -> pd.DataFrame:
     """Per setup: median RTT over received probes, and median per-pair throughput at the largest
-    payload measured (long form: setup, measure, value, n)."""
+    payload measured (long form: setup, setup_label, measure, value, n)."""
     frames = []
+    setup = ["setup", "implementation"]
     received = latency_frame[latency_frame["received"]] if "received" in latency_frame else latency_frame
     if not received.empty:
-        rtt = received.groupby("setup", observed=True)["rtt_ms"].agg(["median", "size"]).reset_index()
+        rtt = received.groupby(setup, observed=True)["rtt_ms"].agg(["median", "size"]).reset_index()
         frames.append(rtt.assign(measure="median RTT (ms)"))
     pairs = stats.per_pair_throughput(throughput_frame)
     if not pairs.empty:
         largest = pairs[pairs["payload_bytes"] == pairs["payload_bytes"].max()]
-        rate = largest.groupby("setup", observed=True)["throughput_mbps"].agg(["median", "size"]).reset_index()
+        rate = largest.groupby(setup, observed=True)["throughput_mbps"].agg(["median", "size"]).reset_index()
         frames.append(rate.assign(measure=f"median throughput per pair (Mbit/s, {int(largest['payload_bytes'].iloc[0])} B)"))
     if not frames:
-        return pd.DataFrame(columns=["setup", "median", "size", "measure"])
-    return pd.concat(frames, ignore_index=True).rename(columns={"median": "value", "size": "n"})
+        return pd.DataFrame(columns=["setup", "setup_label", "value", "n", "measure"])
+    costs = pd.concat(frames, ignore_index=True).rename(columns={"median": "value", "size": "n"})
+    return labelled(costs).drop(columns="implementation")
 
 
 def security_matrix(security_frame: pd.DataFrame, latency_frame: pd.DataFrame,
@@ -59,26 +63,29 @@ def security_matrix(security_frame: pd.DataFrame, latency_frame: pd.DataFrame,
     cells = security_cells(security_frame)
     if cells.empty:
         raise no_rows("security_matrix", "isolation, confidentiality or spoofing")
-    setups = sorted(cells["setup"].unique())
-    y = alt.Y("setup:N", title="setup", sort=setups, scale=alt.Scale(domain=setups))
+    setups = sorted(cells["setup_label"].unique())
+    y = alt.Y("setup_label:N", title="setup (implementation)", sort=setups, scale=alt.Scale(domain=setups),
+              axis=alt.Axis(labelLimit=400))
     base = alt.Chart(inline(cells)).encode(
         y=y, x=alt.X("check:N", title=None, sort=CHECKS, axis=alt.Axis(orient="top", labelAngle=0)))
     matrix = (base.mark_rect(stroke="white").encode(
         color=alt.Color("verdict:N", title="worst verdict", scale=alt.Scale(domain=SEVERITY, range=COLOURS)),
-        tooltip=["setup:N", "check:N", "verdict:N", "text:N", "probes:Q", "violations:Q", "breaks:Q"])
+        tooltip=[alt.Tooltip("setup_label:N", title="setup (implementation)"), "check:N", "verdict:N", "text:N",
+                 "probes:Q", "violations:Q", "breaks:Q"])
         + base.mark_text(fontSize=10).encode(text="text:N")).properties(width=330)
     costs = setup_costs(latency_frame, throughput_frame)
     panels = [matrix]
     for measure in sorted(costs["measure"].unique()):
         data = costs[costs["measure"] == measure]
         panels.append(alt.Chart(inline(data)).mark_bar().encode(
-            y=alt.Y("setup:N", sort=setups, scale=alt.Scale(domain=setups), axis=None),
+            y=alt.Y("setup_label:N", sort=setups, scale=alt.Scale(domain=setups), axis=None),
             x=alt.X("value:Q", title=measure, axis=alt.Axis(orient="top")),
-            tooltip=["setup:N", alt.Tooltip("value:Q", title=measure, format=".3g"), alt.Tooltip("n:Q", title="n")],
+            tooltip=[alt.Tooltip("setup_label:N", title="setup (implementation)"),
+                     alt.Tooltip("value:Q", title=measure, format=".3g"), alt.Tooltip("n:Q", title="n")],
         ).properties(width=160))
     return alt.hconcat(*panels, spacing=6).properties(title=alt.TitleParams(
         "Security matrix and what it costs", anchor="start",
-        subtitle=[f"n = {plural(len(security_frame), 'probe')} over {plural(len(setups), 'setup')}; "
+        subtitle=[f"n = {plural(len(security_frame), 'probe')} over {plural(cells['setup'].nunique(), 'setup')}; "
                   "cell = worst verdict of the check (violation > break > visible > expected > inconclusive > ok)",
                   "bars: median RTT over received pings and median per-pair throughput, n per bar in the tooltip"]))
 

@@ -68,21 +68,26 @@ class EnforcementPoint:
     netns: str
     interface: str | None  # filter only packets arriving here (containers); None: all forwarded
     flows: tuple[Flow, ...]  # whitelisted directions this point admits
+    host: str  # the host it is on (a host namespace, or a container's host)
 
 
 def enforcement_points(deployment: Deployment, pairs: Sequence[tuple[str, str]] | None = None,
-                       ) -> list[EnforcementPoint]:
+                       local_only: bool = False) -> list[EnforcementPoint]:
     """Where the whitelist of *pairs* (default: the deployment's) is enforced, and what each
-    point admits. A container's input filter needs only the directions towards it."""
+    point admits. A container's input filter needs only the directions towards it. *local_only*:
+    the points on the hosts this process builds (Deployment.local_hosts); the flows are the
+    same either way, since they derive from the deployment alone."""
     pairs = deployment.pairs if pairs is None else pairs
     flows = []
     for a, b in pairs:
         ip_a, ip_b = deployment.container(a).ip, deployment.container(b).ip
         flows += [(ip_a, ip_b), (ip_b, ip_a)]
     if PLACEMENTS[deployment.setup.solution].where == "host":
-        return [EnforcementPoint(h.netns, None, tuple(flows)) for h in deployment.hosts]
-    return [EnforcementPoint(c.netns, c.ifname, tuple(f for f in flows if f[1] == c.ip))
-            for c in deployment.containers]
+        hosts = deployment.local_hosts() if local_only else deployment.hosts
+        return [EnforcementPoint(h.netns, None, tuple(flows), h.name) for h in hosts]
+    containers = deployment.local_containers() if local_only else deployment.containers
+    return [EnforcementPoint(c.netns, c.ifname, tuple(f for f in flows if f[1] == c.ip), c.host)
+            for c in containers]
 
 
 class NetfilterWhitelist(Technology):
@@ -122,16 +127,22 @@ class NetfilterWhitelist(Technology):
         return None
 
     def apply(self, deployment: Deployment) -> None:
+        """Load the rule set at each enforcement point on the hosts this process builds."""
         if deployment.setup.solution == "bridge":
-            for host in deployment.hosts:
+            for host in deployment.local_hosts():
                 netlink.set_sysctls(host.netns, {"net.bridge.bridge-nf-call-iptables": 1})
-        for point in enforcement_points(deployment):
+        for point in enforcement_points(deployment, local_only=True):
             proc.run_in(point.netns, self.loader, input=self.ruleset(deployment, point, deployment.setup.extra_rules))
 
     def update_pair(self, deployment: Deployment, a: str, b: str) -> float:
         """Whitelist the pair (a, b) live, both directions; return the seconds until every
         enforcement point has it installed (the rule-update time). deployment.pairs, which the
-        workloads measure, stays as it is."""
+        workloads measure, stays as it is.
+
+        Cross-host: it changes every point on every host and times the whole, so it runs where
+        all their namespaces are local (netns, docker). On the ssh backend it is a controller
+        step that must reach each point through access objects (Host.access, Container.access),
+        not from a host agent."""
         started = time.monotonic()
         for point in enforcement_points(deployment, [(a, b)]):
             if point.flows:
@@ -139,7 +150,8 @@ class NetfilterWhitelist(Technology):
         return time.monotonic() - started
 
     def remove_pair(self, deployment: Deployment, a: str, b: str) -> float:
-        """Undo update_pair(a, b) at every enforcement point; return the seconds it took."""
+        """Undo update_pair(a, b) at every enforcement point; return the seconds it took.
+        Cross-host, like update_pair."""
         started = time.monotonic()
         for point in enforcement_points(deployment, [(a, b)]):
             if point.flows:

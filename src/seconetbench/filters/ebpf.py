@@ -46,7 +46,9 @@ def flows(deployment: Deployment, pairs: list[tuple[str, str]]) -> list[Flow]:
 
 def update_pair(deployment: Deployment, a: str, b: str) -> float:
     """Whitelist containers *a* and *b* live, both directions (two map updates, one bpftool);
-    return the seconds it took. deployment.pairs, which the workloads measure, stays as it is."""
+    return the seconds it took. deployment.pairs, which the workloads measure, stays as it is.
+    It writes the pair map pinned on this machine: a step for where the map is (the filter is
+    single-host; on the ssh backend, the host's agent or a command through Host.access)."""
     return bpf.fill(deployment.prefix, flows(deployment, [(a, b)]))
 
 
@@ -81,6 +83,8 @@ class EbpfFilter(Technology):
         return bpf.drain(deployment.prefix, flows(deployment, [(a, b)]))
 
     def apply(self, deployment: Deployment) -> None:
+        """Attach on the hosts this process builds (bpf.attach) and fill their pair map with
+        the whole whitelist, which derives from the deployment alone."""
         started = time.monotonic()
         bpf.attach(deployment, SECTIONS[deployment.setup.solution])
         self.timings["attach_s"] = time.monotonic() - started

@@ -66,8 +66,10 @@ class OvsFilter(Technology):
         return None
 
     def apply(self, deployment: Deployment) -> None:
+        """Install the flow table in the bridge of each host this process builds. The table
+        derives from the deployment alone, so every host writes the same file."""
         table = flow_table(deployment, deployment.setup.extra_rules)
-        for host in deployment.hosts:
+        for host in deployment.local_hosts():
             flows = OvsHost.of(deployment, host).run_dir / "filter.flows"
             flows.write_text(table)
             started = time.monotonic()
@@ -76,7 +78,9 @@ class OvsFilter(Technology):
 
     def update_pair(self, deployment: Deployment, a: str, b: str) -> float:
         """Whitelist containers *a* and *b* on the running bridges; the seconds until the
-        datapath enforces it."""
+        datapath enforces it. Cross-host: it changes every host's bridge and times the whole,
+        so it runs where their OVS control sockets are local (netns); on the ssh backend a
+        controller step, through each host's access object."""
         flows = "\n".join(pair_flows(deployment, a, b)) + "\n"
         started = time.monotonic()
         for host in deployment.hosts:
@@ -84,7 +88,8 @@ class OvsFilter(Technology):
         return time.monotonic() - started
 
     def remove_pair(self, deployment: Deployment, a: str, b: str) -> float:
-        """Undo update_pair: delete exactly those two flows (strict match, actions left out)."""
+        """Undo update_pair: delete exactly those two flows (strict match, actions left out).
+        Cross-host, like update_pair."""
         matches = "\n".join(flow.rsplit(",actions=", 1)[0] for flow in pair_flows(deployment, a, b)) + "\n"
         started = time.monotonic()
         for host in deployment.hosts:

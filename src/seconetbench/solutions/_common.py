@@ -1,4 +1,13 @@
-"""Steps shared by solutions that give each container one veth to its host."""
+"""Steps shared by solutions that give each container one veth to its host, and what every
+solution and filter builds on: the containers of the hosts this process builds.
+
+Per-host building: a solution or filter creates devices, routes, daemons and rules only on
+``deployment.local_hosts()`` and in their containers (``deployment.local_containers()``); every other host
+is data (names, indices, addresses). On netns and docker that is every host; a host agent of the
+ssh backend (``deployment.here`` set) builds its own host's part only. What a technology derives
+for the whole deployment (addresses, the whitelist, flow tables) is computed from the deployment
+alone, so each host computes the same.
+"""
 
 from __future__ import annotations
 

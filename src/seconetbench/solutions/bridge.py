@@ -28,7 +28,7 @@ class Bridge(Technology):
                 Requirement("kernel", "CONFIG_VETH", "veth pairs")]
 
     def apply(self, deployment: Deployment) -> None:
-        for host in deployment.hosts:
+        for host in deployment.local_hosts():
             bridge = deployment.names.bridge(host.index)
             with netlink.route(host.netns) as sock:
                 # STP off (the default) so ports forward at once; no address on the bridge.

@@ -27,7 +27,7 @@ class Macvlan(Technology):
                 Requirement("kernel", "CONFIG_VETH", "veth pair as the macvlan parent")]
 
     def apply(self, deployment: Deployment) -> None:
-        for host in deployment.hosts:
+        for host in deployment.local_hosts():
             parent, peer = deployment.names.macvlan_parent(host.index)
             with netlink.route(host.netns) as sock:
                 sock.link("add", ifname=parent, kind="veth", peer={"ifname": peer})

@@ -62,7 +62,7 @@ class Ovs(Technology):
 
     def apply(self, deployment: Deployment) -> None:
         datapath = self.datapath_type()
-        for host in deployment.hosts:
+        for host in deployment.local_hosts():
             switch = OvsHost.of(deployment, host)
             switch.start(datapath)
             bridge = deployment.names.bridge(host.index)
@@ -79,12 +79,14 @@ class Ovs(Technology):
             switch.vsctl(*command)
 
     def remove(self, deployment: Deployment) -> None:
-        for host in deployment.hosts:
+        for host in deployment.local_hosts():
             OvsHost.of(deployment, host).stop()
 
     def describe(self, deployment: Deployment):
+        """Facts of the switches this process built (their daemons answer here): `datapaths` is
+        what the local hosts' ovs-vswitchd report; the bridge names are data of every host."""
         datapath = self.datapath_type()
-        switches = [OvsHost.of(deployment, host) for host in deployment.hosts]
+        switches = [OvsHost.of(deployment, host) for host in deployment.local_hosts()]
         return {
             "version": ovs_daemon.version(),
             "datapath_type": datapath,
@@ -108,6 +110,11 @@ def first_packet_latency(deployment: Deployment, source: str, destination: str,
     the datapath's flow cache and is classified by ovs-vswitchd's OpenFlow tables (an upcall);
     the following pings hit the cached flows. MAC tables and the containers' ARP caches stay
     warm, so only the flow setup is measured. One ping process sends all probes.
+
+    Cross-host: it flushes every host's datapath and pings from a container, so it runs where
+    every host's OVS control sockets and the source container's namespace are local (netns). On
+    the ssh backend this is a controller step, which must reach each host and the container
+    through access objects (Host.access, Container.access) instead.
     """
     for host in deployment.hosts:
         OvsHost.of(deployment, host).appctl("dpctl/del-flows")

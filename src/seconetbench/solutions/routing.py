@@ -30,7 +30,7 @@ class Routing(Technology):
         return [Requirement("kernel", "CONFIG_VETH", "veth pairs")]
 
     def apply(self, deployment: Deployment) -> None:
-        for host in deployment.hosts:
+        for host in deployment.local_hosts():
             proxy_arp = {}
             for container in deployment.containers_on(host):
                 host_end = add_container_veth(deployment, container)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import os
 import re
 import shutil
 import subprocess
@@ -20,7 +21,11 @@ from seconetbench import proc
 from seconetbench.testbed import netlink
 from seconetbench.testbed.naming import PROJECT_PREFIX
 
-STATE_ROOT = Path("/run/seconetbench")
+STATE_ROOT_ENV = "SECONETBENCH_STATE_ROOT"
+# Where every run keeps its state (pids, deployment file, keys, configs): $SECONETBENCH_STATE_ROOT,
+# read at import, or /run/seconetbench. A host agent of the ssh backend gets a root of its own
+# (use_state_root): namespace lab hosts share one filesystem.
+STATE_ROOT = Path(os.environ.get(STATE_ROOT_ENV, "/run/seconetbench"))
 ANY_RUN = re.compile(rf"^{PROJECT_PREFIX}[a-z0-9]{{0,5}}-")
 # Modules owning objects of a prefix that the generic steps below cannot see, or must not end
 # blindly: a container engine (its containers go through its API, and its daemon stops
@@ -48,6 +53,14 @@ def _hooks() -> dict[str, object]:
 
 def state_dir(prefix: str) -> Path:
     return STATE_ROOT / prefix
+
+
+def use_state_root(root: Path) -> None:
+    """From now on keep every run's state under *root*, in this process and in the commands it
+    starts (they inherit $SECONETBENCH_STATE_ROOT)."""
+    global STATE_ROOT
+    STATE_ROOT = Path(root)
+    os.environ[STATE_ROOT_ENV] = str(root)
 
 
 def mounts_below(directory: Path) -> list[str]:

@@ -4,8 +4,13 @@ until the first packet passes, and the underlay capture that proves what the wir
 A tunnel subclasses :class:`Tunnel` and says how it is built (:meth:`Tunnel.prepare` for keys
 and configs, :meth:`Tunnel.start` for what counts into the setup time), what it adds to each
 packet (:meth:`Tunnel.overhead`) and what the underlay must show (:attr:`Tunnel.wire`).
-:meth:`Tunnel.apply` then sets the MTU on the container path, starts the tunnel, waits for the
-first packet of every pair and checks the underlay; describe() puts all of it in meta.json.
+:meth:`Tunnel.apply` runs it in three steps, which the ssh backend runs in different places:
+prepare (once, on the controller: everything start needs goes to files under
+:func:`prepared_dir`), :meth:`Tunnel.apply_local` (the MTU on the container path and start, for
+the hosts this process builds: ``deployment.local_hosts()``; the other hosts are data) and
+:meth:`Tunnel.verify` (the first packet of every pair and the underlay check, which reach the
+containers and the capture place only through their access objects); describe() puts all of it
+in meta.json.
 
 Addresses: the hosts' underlay is 198.18.0.h/24 (backends/netns.py); the containers of host h
 are 198.19.h.0/24. Tunnels that need addresses of their own (transfer networks) take
@@ -26,7 +31,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from seconetbench import proc
-from seconetbench.backends.base import UNDERLAY_MTU, Deployment, Host
+from seconetbench.backends.base import UNDERLAY_MTU, ContainerAccess, Deployment, Host
 from seconetbench.errors import DeployError, InvalidValueError, ParseError
 from seconetbench.technology import Requirement, Technology
 from seconetbench.testbed import cleanup, netlink
@@ -52,6 +57,8 @@ def transfer_ip(net: int, host: Host) -> str:
 
 
 def peers(deployment: Deployment, host: Host) -> list[Host]:
+    """Every other host of *deployment*, local or not (their names, indices and underlay
+    addresses are data to a host's build)."""
     return [h for h in deployment.hosts if h.name != host.name]
 
 
@@ -69,9 +76,21 @@ def tunnel_dir(deployment: Deployment, *parts: str) -> Path:
     return path
 
 
+def prepared_dir(deployment: Deployment) -> Path:
+    """The private directory (0700) that holds everything :meth:`Tunnel.prepare` makes and
+    :meth:`Tunnel.start` reads (keys, certificates, configs). The ssh backend copies it as it is
+    to every host; so nothing in it may name a path of this machine, and start reads nothing
+    that prepare kept in memory."""
+    path = tunnel_dir(deployment, "prepared")
+    os.chmod(path, 0o700)
+    return path
+
+
 def key_dir(deployment: Deployment, name: str) -> Path:
-    """A private directory (0700) for keys, certificates and configs that quote secrets."""
-    path = tunnel_dir(deployment, "keys", name)
+    """A private directory (0700) under :func:`prepared_dir` for keys, certificates and configs
+    that quote secrets."""
+    path = prepared_dir(deployment) / name
+    path.mkdir(mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)
     return path
 
@@ -110,23 +129,82 @@ def wait_for(what: str, ready, timeout: float = 10.0, hint: str = "") -> None:
 
 
 def capture_flushed(deployment: Deployment, pcap: Path, timeout: float = CAPTURE_FLUSH_S) -> bool:
-    """Whether an underlay capture (tcpdump -U on the switch, -i any) holds every frame that
-    crossed the switch before this call: sends a sentinel frame out of a switch port and waits
-    until tcpdump has written it. The taps hand frames to the one capture socket in the order
-    they pass, so the sentinel comes after all traffic that was already delivered. False when
-    the sentinel did not show within *timeout* (the capture's own control then says so)."""
+    """Whether an underlay capture (tcpdump -U at the underlay's capture place) holds every frame
+    that crossed it before this call: sends a sentinel frame out of the captured interface (on
+    netns a switch port, the capture being -i any) and waits until *pcap* holds it. The taps hand
+    frames to the one capture socket in the order they pass, so the sentinel comes after all
+    traffic that was already delivered. False when the sentinel did not show within *timeout*
+    (the capture's own control then says so).
+
+    A capture place on this machine gets the frame from a packet socket opened in its namespace
+    and sent as a broadcast (nothing else listens on the switch). A remote one (ssh) gets it
+    from a short python3 in that namespace, through the access object, sent to the interface's
+    own MAC address: a macvlan (the ssh backend's underlay) delivers that to itself, so the frame
+    never leaves the host; the capture, written to stdout and into *pcap* here, brings it back."""
     underlay = deployment.underlay
+    access = underlay.capture_access
+    ifname = next(iter(underlay.ports.values())) if underlay.capture_ifname == "any" else underlay.capture_ifname
     tag = b"SECONETBENCH-FLUSH-" + os.urandom(8).hex().encode()
-    with netlink.entered(underlay.switch_netns):
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-    try:
-        sock.bind((next(iter(underlay.ports.values())), 0))
-        # broadcast from a locally administered source address: nothing of ours uses either
-        frame = b"\xff" * 6 + b"\x02\x00\x5e\x00\x00\x01" + struct.pack("!H", SENTINEL_ETHERTYPE) + tag
-        sock.send(frame.ljust(60, b"\0"))
-    finally:
-        sock.close()
+    frame = sentinel_frame(tag)
+    if access.local_netns is not None:
+        with netlink.entered(access.local_netns):
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        try:
+            sock.bind((ifname, 0))
+            sock.send(frame)
+        finally:
+            sock.close()
+    else:
+        sender = start_at(access, ["python3", "-c", SEND_TO_SELF, ifname, frame.hex()],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            code = sender.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sender.kill()
+            code = sender.wait()
+        finally:
+            if sender.stdin:
+                sender.stdin.close()
+        with sender.stderr:
+            said = sender.stderr.read().decode(errors="replace").strip()
+        if code != 0:
+            raise DeployError(f"sending the capture's sentinel frame at {place(access)} failed (exit {code}): "
+                              f"{said[-300:]}")
     return wait_until(lambda: tag in pcap.read_bytes(), timeout)
+
+
+def sentinel_frame(tag: bytes) -> bytes:
+    """A broadcast Ethernet frame from a locally administered source address (nothing of ours
+    uses either) with the experimental ethertype, carrying *tag*."""
+    return (b"\xff" * 6 + b"\x02\x00\x5e\x00\x00\x01" + struct.pack("!H", SENTINEL_ETHERTYPE) + tag).ljust(60, b"\0")
+
+
+# python3 -c SEND_TO_SELF <ifname> <frame hex>: the frame, readdressed to the interface's own MAC
+# address, out of that interface (capture_flushed on a remote capture place).
+SEND_TO_SELF = (
+    "import socket, sys\n"
+    "ifname, frame = sys.argv[1], bytes.fromhex(sys.argv[2])\n"
+    "own = bytes.fromhex(open(f'/sys/class/net/{ifname}/address').read().strip().replace(':', ''))\n"
+    "sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n"
+    "sock.bind((ifname, 0))\n"
+    "sock.send(own + frame[6:])\n")
+
+
+def start_at(access: ContainerAccess, argv: Sequence[str], **popen) -> subprocess.Popen:
+    """Start *argv* in the namespace *access* reaches (a container, the capture place). A command
+    over SSH ends when its stdin closes (ContainerAccess.ends_with_stdin): it gets a pipe that
+    stays open until the caller is done with it, else this process's stdin as before."""
+    stdin = subprocess.PIPE if access.ends_with_stdin else None
+    return subprocess.Popen(access.argv(argv), stdin=stdin, **popen)
+
+
+def place(access: ContainerAccess) -> str:
+    """Where *access* runs commands, for messages and meta.json: its namespace here, else its
+    host and namespace ('h1:scnab12-h1') or its kind."""
+    if access.local_netns is not None:
+        return access.local_netns
+    host, netns = getattr(access, "host", None), getattr(access, "netns", None)
+    return f"{host}:{netns}" if host and netns else access.kind
 
 
 def wait_until(ready, timeout: float) -> bool:
@@ -146,20 +224,21 @@ def wait_until(ready, timeout: float) -> bool:
 
 # ------------------------------------------------------------------------------------ paths
 def set_path_mtu(deployment: Deployment, mtu: int) -> None:
-    """MTU *mtu* on both ends of every container's veth (the bridge follows its ports), as a CNI
-    plugin does: containers never send more than the tunnel carries, whatever PMTU discovery does."""
-    for container in deployment.containers:
-        host = deployment.host_of(container)
-        with netlink.route(container.netns) as sock:
-            sock.link("set", index=netlink.index(sock, container.ifname), mtu=mtu)
-        with netlink.route(host.netns) as sock:
-            sock.link("set", index=netlink.index(sock, deployment.names.host_veth(container.name)), mtu=mtu)
+    """MTU *mtu* on both ends of every local container's veth (the bridge follows its ports), as a
+    CNI plugin does: containers never send more than the tunnel carries, whatever PMTU discovery
+    does. Local: the containers of ``deployment.local_hosts()``."""
+    for host in deployment.local_hosts():
+        for container in deployment.containers_on(host):
+            with netlink.route(container.netns) as sock:
+                sock.link("set", index=netlink.index(sock, container.ifname), mtu=mtu)
+            with netlink.route(host.netns) as sock:
+                sock.link("set", index=netlink.index(sock, deployment.names.host_veth(container.name)), mtu=mtu)
 
 
 def ping(deployment: Deployment, source: str, destination: str, *options: str) -> subprocess.Popen:
+    """A ping from container *source* to *destination*, started through *source*'s access."""
     argv = ["ping", "-n", "-q", *options, deployment.container(destination).ip]
-    return subprocess.Popen(proc.in_netns(deployment.container(source).netns, argv),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return start_at(deployment.container(source).access, argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def first_packet(deployment: Deployment, started: float, hint: str) -> dict[str, float]:
@@ -299,18 +378,24 @@ def verdict(counts: dict, wire: Wire, probes_passed: bool) -> list[str]:
 
 
 def check_underlay(deployment: Deployment, wire: Wire) -> dict:
-    """Capture the underlay (every port of its switch, tcpdump -i any, bounded by CAPTURE_PACKETS
-    and the probes' duration) while every pair pings both ways: 3 DF echo requests with
-    MAX_PAYLOAD bytes filled with MARKER. Returns the counts and the problems found."""
+    """Capture the underlay at its capture place (netns: every port of its switch, tcpdump -i any;
+    see Underlay.capture_access), bounded by CAPTURE_PACKETS and the probes' duration, while every
+    pair pings both ways: 3 DF echo requests with MAX_PAYLOAD bytes filled with MARKER. Returns
+    the counts and the problems found. A capture place on another machine writes the capture to
+    its stdout (-w -), which lands in the same file here."""
+    underlay = deployment.underlay
+    access, ifname = underlay.capture_access, underlay.capture_ifname
     pcap = tunnel_dir(deployment, "capture") / "underlay.pcap"
     pcap.unlink(missing_ok=True)
-    switch = deployment.underlay.switch_netns
-    tcpdump = proc.spawn_in(switch, ["tcpdump", "-i", "any", "-nn", "-U", "--immediate-mode", "-s", "0", "-c", str(CAPTURE_PACKETS),
-                                     "-w", str(pcap)], pcap.with_suffix(".out"), pcap.with_suffix(".err"),
-                            registry(deployment))
+    local = access.local_netns is not None
+    argv = ["tcpdump", "-i", ifname, "-nn", "-U", "--immediate-mode", "-s", "0", "-c", str(CAPTURE_PACKETS),
+            "-w", str(pcap) if local else "-"]
+    err = pcap.with_suffix(".err")
+    tcpdump = proc.spawn(access.argv(argv), pcap.with_suffix(".out") if local else pcap, err, registry(deployment),
+                         argv, stdin_open=access.ends_with_stdin)
     try:
-        wait_for("tcpdump listening on the underlay", lambda: b"listening on" in pcap.with_suffix(".err").read_bytes(),
-                 hint=f"see {pcap.with_suffix('.err')}")
+        wait_for("tcpdump listening on the underlay", lambda: b"listening on" in err.read_bytes(),
+                 hint=f"see {err}")
         options = ["-c", "3", "-i", "0.05", "-W", "1", "-M", "do", "-s", str(MAX_PAYLOAD), "-p", MARKER.hex()]
         pings = [ping(deployment, a, b, *options) for s, d in deployment.pairs for a, b in ((s, d), (d, s))]
         probes_passed = all(p.wait(timeout=15) == 0 for p in pings)
@@ -324,8 +409,10 @@ def check_underlay(deployment: Deployment, wire: Wire) -> dict:
     counts = classify(packets, wire, inner)
     problems = verdict(counts, wire, probes_passed)
     pcap.unlink()
+    where = (f"{place(access)}: every underlay port (tcpdump -i any)" if ifname == "any"
+             else f"{place(access)}: {ifname} (tcpdump -i {ifname})")
     return {"passed": not problems, "expected": wire.label or "no encapsulation", "encrypted": wire.encrypted,
-            "where": f"{switch}: every underlay port (tcpdump -i any)", "probe_payload_bytes": MAX_PAYLOAD,
+            "where": where, "probe_payload_bytes": MAX_PAYLOAD,
             "non_ipv4_frames": other, **counts, "problems": problems}
 
 
@@ -381,9 +468,13 @@ class Tunnel(Technology):
         return self.wire
 
     def prepare(self, deployment: Deployment) -> None:
-        """Keys and configuration files: done before the setup time starts."""
+        """Keys and configuration files, for every host: done once (on the ssh backend, on the
+        controller) before the setup time starts. Everything start needs goes to files under
+        prepared_dir(deployment) (key_dir); nothing kept on *self* reaches start."""
 
     def start(self, deployment: Deployment) -> None:
+        """Bring the tunnel up on the hosts ``deployment.local_hosts()`` only (devices, daemons,
+        routes), reading what prepare wrote; the other hosts are data (peers, addresses)."""
         raise NotImplementedError
 
     def hint(self, deployment: Deployment) -> str:
@@ -406,13 +497,33 @@ class Tunnel(Technology):
                 Requirement("binary", "ping", "Debian package iputils-ping: first packet and probes")]
 
     def apply(self, deployment: Deployment) -> None:
-        set_path_mtu(deployment, self.mtu())
+        """The whole tunnel from one process (netns, docker): prepare, the local part (every host
+        is local), then the checks, timed from the start of the tunnel."""
         self.prepare(deployment)
+        started = self.apply_local(deployment)
+        self.verify(deployment, started)
+
+    def apply_local(self, deployment: Deployment) -> float:
+        """What this process builds of the tunnel, after prepare (whose files it reads): the path
+        MTU of the local containers, then start on the local hosts. Returns the time.monotonic()
+        at which start began (verify's *started* when the checks run in this process too)."""
+        set_path_mtu(deployment, self.mtu())
         started = time.monotonic()
         self.start(deployment)
+        return started
+
+    def verify(self, deployment: Deployment, started: float | None = None,
+               implementation: str | None = None) -> None:
+        """Once every host's part is up: time the first packet of every pair from *started*
+        (default: now; the ssh backend times the hosts' starts itself) and prove the underlay
+        capture; record both for describe(). Reaches the containers and the capture place only
+        through their access objects, so it runs on a controller that is none of the hosts;
+        there *implementation* is what the hosts said :meth:`implementation` is (it asks the
+        binaries, which the controller need not have)."""
+        started = time.monotonic() if started is None else started
         timing = first_packet(deployment, started, self.hint(deployment))
         capture = check_underlay(deployment, self.wire_of(deployment))
-        self.facts = {"implementation": self.implementation(), "cipher": self.cipher(),
+        self.facts = {"implementation": implementation or self.implementation(), "cipher": self.cipher(),
                       "suite": self.suite_name,
                       "overhead_bytes": self.overhead(), "path_mtu": self.mtu(),
                       "setup_s": timing["first_packet_s"], **timing, "underlay_capture": capture}
@@ -421,4 +532,12 @@ class Tunnel(Technology):
                               f"{'; '.join(capture['problems'])}")
 
     def describe(self, deployment: Deployment) -> dict:
-        return dict(self.facts)
+        """verify's facts, and the first host's :meth:`host_facts` when that host is on this
+        machine (elsewhere its agent reads them: they are files and daemons of that host)."""
+        first = deployment.hosts[0]
+        local = first.access is None or first.access.local_netns is not None
+        return {**self.facts, **(self.host_facts(deployment, first) if local else {})}
+
+    def host_facts(self, deployment: Deployment, host: Host) -> dict:
+        """Facts only *host* can tell (its daemon's state or log), read where *host* is local."""
+        return {}

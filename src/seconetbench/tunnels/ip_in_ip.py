@@ -67,7 +67,7 @@ class IpInIp(Tunnel):
 
     # ------------------------------------------------------------------ kernel devices
     def _start_kernel(self, deployment: Deployment) -> None:
-        for host in deployment.hosts:
+        for host in deployment.local_hosts():
             for peer in peers(deployment, host):
                 device = self.device(deployment, peer)
                 proc.run_in(host.netns, ["ip", "link", "add", device, "type", self.KERNEL_KIND,
@@ -83,7 +83,7 @@ class IpInIp(Tunnel):
     def _start_bpf(self, deployment: Deployment) -> None:
         obj = bpf.build(SOURCE)
         bpf.mount_bpffs(deployment.prefix)
-        for host in deployment.hosts:  # loading the first program creates and pins both maps
+        for host in deployment.local_hosts():  # loading the first program creates and pins both maps
             device = host.underlay_dev
             bpf.tc_batch(deployment.prefix, host.netns, [
                 f"qdisc replace dev {device} clsact",

@@ -24,7 +24,7 @@ from seconetbench import probes, proc
 from seconetbench.backends.base import Deployment, Host
 from seconetbench.technology import Requirement, register
 from seconetbench.tunnels._common import (
-    ESP, UDP, Suite, Tunnel, Wire, container_subnet, host_pairs, key_dir, peers, spawn_daemon,
+    ESP, UDP, Suite, Tunnel, Wire, container_subnet, host_pairs, key_dir, peers, prepared_dir, spawn_daemon,
     wait_for, with_private_run, write_private)
 
 CHARON = "/usr/lib/ipsec/charon"
@@ -144,26 +144,33 @@ class Ipsec(Tunnel):
                 (run / stale).unlink(missing_ok=True)
 
     def start(self, deployment: Deployment) -> None:
-        for host in deployment.hosts:
+        """charon on every local host, then each pair's IKE SA, initiated by the pair's second
+        host: where the hosts start one after the other in host order (one process per host), the
+        first host's charon is up by then; where they start in parallel (the ssh backend's
+        agents), a responder not up yet is reached by charon's IKE retransmits (after 4 s and
+        11 s; swanctl waits 20 s)."""
+        local = deployment.local_hosts()
+        for host in local:
             spawn_daemon(deployment, host, f"charon-{host.name}", self.in_host(deployment, host, [CHARON]))
-        for host in deployment.hosts:
+        for host in local:
             socket = self.run_dir(deployment, host) / "charon.vici"
             wait_for(f"charon's vici socket {socket}", socket.exists, hint=self.hint(deployment))
             self.swanctl(deployment, host, "--load-all", "--file", "/run/swanctl.conf")
         for a, b in host_pairs(deployment):
-            self.swanctl(deployment, a, "--initiate", "--ike", b.name, "--child", b.name, "--timeout", "20")
+            if b in local:
+                self.swanctl(deployment, b, "--initiate", "--ike", a.name, "--child", a.name, "--timeout", "20")
 
     def swanctl(self, deployment: Deployment, host: Host, *args: str) -> str:
         return proc.run_in(host.netns, self.in_host(deployment, host, ["swanctl", *args]), timeout=30).stdout
 
     def hint(self, deployment: Deployment) -> str:
-        return f"see charon.log in {key_dir(deployment, 'ipsec-h1').parent}/ipsec-<host>/"
+        return f"see charon.log in {prepared_dir(deployment)}/ipsec-<host>/"
 
-    def describe(self, deployment):
-        first, second = deployment.hosts[0], deployment.hosts[1]
-        sas = self.swanctl(deployment, first, "--list-sas", "--ike", second.name)
-        return {**super().describe(deployment), "security_associations": sas.strip().splitlines(),
-                "esp_crypto_plugins": self.crypto_plugins(deployment, first)}
+    def host_facts(self, deployment: Deployment, host: Host) -> dict:
+        peer = peers(deployment, host)[0]
+        sas = self.swanctl(deployment, host, "--list-sas", "--ike", peer.name)
+        return {"security_associations": sas.strip().splitlines(),
+                "esp_crypto_plugins": self.crypto_plugins(deployment, host)}
 
     def crypto_plugins(self, deployment: Deployment, host: Host) -> dict[str, str]:
         """The plugin that charon on *host* takes each ESP algorithm of the suite from, e.g.

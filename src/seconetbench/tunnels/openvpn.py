@@ -84,9 +84,11 @@ class Openvpn(Tunnel):
                     "-CAcreateserial", "-days", "2", "-extfile", f"{host.name}.ext", "-out", f"{host.name}.crt")
         for k, a, b in self.links(deployment):
             for me, peer, server in ((a, b, True), (b, a, False)):
-                write_private(keys / f"link{k}-{me.name}.conf", self.config(deployment, keys, k, me, peer, server))
+                write_private(keys / f"link{k}-{me.name}.conf", self.config(deployment, k, me, peer, server))
 
-    def config(self, deployment: Deployment, keys: Path, k: int, me: Host, peer: Host, server: bool) -> str:
+    def config(self, deployment: Deployment, k: int, me: Host, peer: Host, server: bool) -> str:
+        """Link *k*'s config for *me*; its files are named relative to the key directory, where
+        openvpn starts (--cd): the directory may be a copy on another machine (ssh)."""
         local, remote = (f"198.18.{NET}.{2 * k + 1}", f"198.18.{NET}.{2 * k + 2}")
         if not server:
             local, remote = remote, local
@@ -96,7 +98,7 @@ class Openvpn(Tunnel):
             f"local {me.underlay_ip}", f"lport {PORT + k}", f"remote {peer.underlay_ip} {PORT + k}",
             f"ifconfig {local} {remote}", f"route {subnet} 255.255.255.0 {remote}",
             f"tun-mtu {self.mtu()}", "disable-dco", "verb 3",
-            f"ca {keys}/ca.crt", f"cert {keys}/{me.name}.crt", f"key {keys}/{me.name}.key",
+            "ca ca.crt", f"cert {me.name}.crt", f"key {me.name}.key",
             *(["tls-server", "dh none", "remote-cert-tls client"] if server
               else ["tls-client", "remote-cert-tls server"]),
             *self.suite.options,
@@ -105,18 +107,21 @@ class Openvpn(Tunnel):
 
     def start(self, deployment: Deployment) -> None:
         keys = key_dir(deployment, "openvpn")
+        local = deployment.local_hosts()
         for k, a, b in self.links(deployment):
             for host in (a, b):
-                spawn_daemon(deployment, host, f"openvpn-link{k}-{host.name}",
-                             ["openvpn", "--config", str(keys / f"link{k}-{host.name}.conf")])
+                if host in local:
+                    spawn_daemon(deployment, host, f"openvpn-link{k}-{host.name}",
+                                 ["openvpn", "--cd", str(keys), "--config", f"link{k}-{host.name}.conf"])
 
-    def negotiated(self, deployment: Deployment) -> list[str]:
-        """What OpenVPN reports it runs on the data channel (its log of link 0, first host)."""
-        log = tunnel_dir(deployment, "logs") / f"openvpn-link0-{deployment.hosts[0].name}.log"
+    def host_facts(self, deployment: Deployment, host: Host) -> dict:
+        """What OpenVPN reports it runs on the data channel (*host*'s log of its first link)."""
+        k = next(k for k, a, b in self.links(deployment) if host in (a, b))
+        log = tunnel_dir(deployment, "logs") / f"openvpn-link{k}-{host.name}.log"
         lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-        return sorted({line.split("Data Channel: ", 1)[1] for line in lines if "Data Channel: " in line})
+        return {"data_channel": sorted({line.split("Data Channel: ", 1)[1] for line in lines if "Data Channel: " in line})}
 
     def describe(self, deployment):
-        return {**super().describe(deployment), "data_channel": self.negotiated(deployment),
+        return {**super().describe(deployment),
                 "links": len(self.links(deployment)),
                 "devices": [f"{deployment.prefix}-ov{k}" for k, *_ in self.links(deployment)]}

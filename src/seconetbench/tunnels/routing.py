@@ -13,10 +13,10 @@ from seconetbench.tunnels._common import Tunnel, Wire, container_subnet, peers
 
 
 def route_subnets(deployment: Deployment, device: str | None = None, via=None, hosts=None) -> None:
-    """On every host (or on *hosts*), a route to each other host's container subnet, out of
-    *device* (default: the underlay) via *via(peer)* (default: the peer's underlay address;
-    a *via* that returns None: on-link)."""
-    for host in hosts or deployment.hosts:
+    """On every local host (deployment.local_hosts(), or on *hosts*), a route to each other
+    host's container subnet, out of *device* (default: the underlay) via *via(peer)* (default:
+    the peer's underlay address; a *via* that returns None: on-link)."""
+    for host in hosts or deployment.local_hosts():
         with netlink.route(host.netns) as sock:
             index = netlink.index(sock, device or host.underlay_dev)
             for peer in peers(deployment, host):

@@ -76,7 +76,7 @@ class Tinc(Tunnel):
                 (key_dir(deployment, f"tinc-{peer.name}") / "hosts" / self.node(host)).write_text(public)
 
     def start(self, deployment: Deployment) -> None:
-        for host in deployment.hosts:
+        for host in deployment.local_hosts():
             conf = key_dir(deployment, f"tinc-{host.name}")
             spawn_daemon(deployment, host, f"tincd-{host.name}",
                          ["tincd", "-c", str(conf), "-D", "--pidfile", str(conf / "tinc.pid"),

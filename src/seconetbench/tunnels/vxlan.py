@@ -35,7 +35,7 @@ class Vxlan(Tunnel):
 
     def start(self, deployment: Deployment) -> None:
         device = self.device(deployment)
-        for host in deployment.hosts:
+        for host in deployment.local_hosts():
             with netlink.route(host.netns) as sock:
                 sock.link("add", ifname=device, kind="vxlan", vxlan_id=VNI, vxlan_port=PORT,
                           vxlan_local=host.underlay_ip, vxlan_learning=0,

@@ -76,16 +76,18 @@ class Wireguard(Tunnel):
         return proc.run_in(host.netns, argv, input=input).stdout
 
     def prepare(self, deployment: Deployment) -> None:
+        """A key pair per host: <host>.key (private) and <host>.pub in key_dir (start reads a
+        peer's public key from its file: it may run in another process, on another machine)."""
         keys = key_dir(deployment, "wireguard")
-        self.public = {}
         for host in deployment.hosts:
             private = proc.run(["wg", "genkey"]).stdout
             write_private(keys / f"{host.name}.key", private)
-            self.public[host.name] = proc.run(["wg", "pubkey"], input=private).stdout.strip()
+            write_private(keys / f"{host.name}.pub", proc.run(["wg", "pubkey"], input=private).stdout)
 
     def start(self, deployment: Deployment) -> None:
         keys = key_dir(deployment, "wireguard")
-        for host in deployment.hosts:
+        local = deployment.local_hosts()
+        for host in local:
             device = self.device(deployment, host)
             if self.kernel():
                 with netlink.route(host.netns) as sock:
@@ -97,19 +99,19 @@ class Wireguard(Tunnel):
                 socket = run / "wireguard" / f"{device}.sock"
                 wait_for(f"wireguard-go's socket {socket}", socket.exists,
                          hint=f"see {tunnel_dir(deployment, 'logs')}/wireguard-go-{host.name}.err")
-        for host in deployment.hosts:
+        for host in local:
             device = self.device(deployment, host)
             # the key goes in on stdin: the private /run hides the key directory from `wg`
             args = ["set", device, "listen-port", str(PORT), "private-key", "/dev/stdin"]
             for peer in peers(deployment, host):
-                args += ["peer", self.public[peer.name], "endpoint", f"{peer.underlay_ip}:{PORT}",
+                args += ["peer", (keys / f"{peer.name}.pub").read_text().strip(), "endpoint", f"{peer.underlay_ip}:{PORT}",
                          "allowed-ips", f"{transfer_ip(NET, peer)}/32,{container_subnet(peer)}"]
             self.wg(deployment, host, *args, input=(keys / f"{host.name}.key").read_text())
             with netlink.route(host.netns) as sock:
                 index = netlink.index(sock, device)
                 sock.addr("add", index=index, address=transfer_ip(NET, host), prefixlen=24)
                 sock.link("set", index=index, mtu=self.mtu(), state="up")
-        for host in deployment.hosts:
+        for host in local:
             route_subnets(deployment, self.device(deployment, host), via=lambda peer: None, hosts=[host])
 
     def describe(self, deployment):

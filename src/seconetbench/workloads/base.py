@@ -92,7 +92,8 @@ class Workload:
         stdout = ctx.out_dir / f"{pair}.{role}.stdout"
         stderr = ctx.out_dir / f"{pair}.{role}.stderr"
         cpus = ctx.generator_cpus(container)
-        process = proc.spawn(proc.in_container(container, argv), stdout, stderr, ctx.registry, argv, cpus=cpus)
+        process = proc.spawn(proc.in_container(container, argv), stdout, stderr, ctx.registry, argv, cpus=cpus,
+                             stdin_open=container.access.ends_with_stdin)
         return Launched(pair, role, argv, process, stdout, stderr, container, cpus=cpus)
 
     @staticmethod

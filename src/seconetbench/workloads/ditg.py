@@ -76,6 +76,7 @@ class DITG(Workload):
         go through the backend's file hooks: the same paths on this machine (netns, docker), or
         copied in and out of a pod (kubernetes)."""
         deployment = ctx.deployment
+        refuse_unsynchronised_clocks(ctx.label, deployment)
         files = ctx.backend
         out = ctx.out_dir.resolve()
         receivers, senders, pairs = [], [], []
@@ -229,6 +230,23 @@ def pair_rows(raw_dir: Path, pair: str, interval_ms: int) -> pd.DataFrame:
 def pps(kbps: float, payload_bytes: int) -> float:
     """Packets per second that carry *kbps* (payload, decimal kbit/s) in *payload_bytes* packets."""
     return kbps * 1000 / 8 / payload_bytes
+
+
+def refuse_unsynchronised_clocks(label: str, deployment) -> None:
+    """D-ITG's delays are one-way: the receiver's clock minus the sender's. Between hosts whose
+    clocks the backend could not show to be within testbed.ssh.max_clock_offset_ms of each
+    other (deployment facts "clocks": the ssh backend measures them), they would be the clock
+    offset as much as the network, so the workload is refused before anything runs."""
+    clocks = deployment.facts.get("clocks")
+    if not clocks:
+        return  # one machine's clock on both ends (netns, docker) or a cluster's nodes (not measured)
+    hosts = {c.name: c.host for c in deployment.containers}
+    wanted = {frozenset((hosts[s], hosts[d])) for s, d in deployment.pairs if hosts[s] != hosts[d]}
+    for pair in clocks["pairs"]:
+        if frozenset(pair["hosts"]) in wanted and pair["verdict"] != "within":
+            raise WorkloadError(f"{label}: one-way delays between hosts {pair['hosts'][0]} and {pair['hosts'][1]} "
+                                f"need their clocks within {pair['bound_ms']} ms; measured {pair['offset_ms']} ms "
+                                f"± {pair['uncertainty_ms']} ms ({pair['verdict']}). {pair['consequence']}")
 
 
 @register

@@ -1,0 +1,1 @@
+"""Reaching the hosts of the ssh backend: one OpenSSH master connection per host (ssh.py)."""
