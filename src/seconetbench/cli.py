@@ -127,7 +127,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from seconetbench.testbed import cleanup
 
     backend_class = BACKENDS.get(args.backend)
-    if backend_class.clean_remote is not BaseBackend.clean_remote:
+    if backend_class.clean_remote.__func__ is not BaseBackend.clean_remote.__func__:
         # what the run left elsewhere: a cluster's namespaces, the ssh hosts' namespaces and daemons
         cfg = _load_config(args.config)
         print(json.dumps(backend_class.clean_remote({**cfg["testbed"], "backend": args.backend}, args.prefix)))

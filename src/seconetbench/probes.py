@@ -4,7 +4,7 @@ Some technologies come in a kernel implementation and another one: WireGuard (ke
 wireguard-go), IPsec (kernel XFRM ESP or strongSwan's libipsec), IPIP and GRE (kernel devices or
 tc-BPF encapsulation), the Open vSwitch datapath (kernel or userspace); VXLAN has the kernel's
 only. Whether the kernel's runs is decided here by a *probe*: in a scratch network namespace of
-the run (``<prefix>-probe``, deleted afterwards, also when a probe fails) the probe creates what
+the run (``<prefix>-probe<pid>``, deleted afterwards, also when a probe fails) the probe creates what
 the technology would create (``ip link add ... type wireguard``, an ESP state, an OVS datapath),
 after ``modprobe`` of its modules where the kernel loads modules. What it said is the evidence.
 ``/sys/module``, ``/boot/config-$(uname -r)`` and ``/proc/config.gz`` are recorded as hints and
@@ -227,7 +227,7 @@ def probe_one(probe: Probe, netns: str, device: str) -> ProbeResult:
 
 
 def probe_kernel(prefix: str) -> dict[str, ProbeResult]:
-    """Run every probe in the scratch namespace ``<prefix>-probe`` (removed afterwards)."""
+    """Run every probe in the scratch namespace ``<prefix>-probe<pid>`` (removed afterwards)."""
     # the pid keeps concurrent probes apart: the ssh backend's agents on namespace lab hosts
     # (tests) share one /run/netns; a killed probe's namespace goes with the run's cleanup
     netns = f"{prefix}-{SCRATCH_NETNS}{os.getpid()}"
@@ -236,7 +236,6 @@ def probe_kernel(prefix: str) -> dict[str, ProbeResult]:
         said = "not root: cannot create a scratch network namespace (run as root to probe)"
         return {name: ProbeResult(name, False, (*hints(p), Evidence("create", f"ip netns add {netns}", said, False)))
                 for name, p in PROBES.items()}
-    netlink.delete_netns(netns)  # a leftover of a probe that was killed
     try:
         netlink.create_netns(netns)
     except OSError as error:

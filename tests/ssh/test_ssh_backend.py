@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from seconetbench import config as configuration
 from seconetbench import tables
 from seconetbench.backends.ssh import SshBackend
 from seconetbench.errors import DeployError, HostError
 from seconetbench.spec import SetupSpec
+from seconetbench.testbed import cleanup
 from tests.conftest import REPO, owned_prefix
 
 pytestmark = [pytest.mark.ssh, pytest.mark.privileged]
@@ -100,14 +102,15 @@ def test_a_host_lost_mid_workload_fails_that_command_and_ends_its_remote_side(la
         backend.teardown()
 
 
-def sweep_config(lab, workdir: Path) -> Path:
+def sweep_config(lab, workdir: Path, tunnels: list[str] = TUNNELS,
+                 workloads: tuple[str, ...] = ("latency", "throughput_653"), repetitions: int = 1) -> Path:
     config = {
         "results_dir": "results",
-        "repetitions": 1,
+        "repetitions": repetitions,
         "testbed": lab.testbed_config(),
-        "sweep": {"multi": {"tunnels": TUNNELS, "filters": ["none"], "containers": [2], "hosts": 2,
+        "sweep": {"multi": {"tunnels": tunnels, "filters": ["none"], "containers": [2], "hosts": 2,
                             "solution": "bridge"},
-                  "workloads": ["latency", "throughput_653"]},
+                  "workloads": list(workloads)},
         "workloads": {"latency": {"kind": "latency", "count": 5, "interval_s": 0.05},
                       "throughput_653": {"kind": "throughput", "payload_bytes": 653, "duration_s": 1}},
     }
@@ -131,6 +134,48 @@ def test_a_multi_host_sweep_runs_through_the_ssh_backend(lab, tmp_path):
     assert (throughput["throughput_mbps"] > 0).all()
     meta = json.loads(next((tmp_path / "results" / "raw").glob("multi-wireguard-*/latency/rep1/meta.json")).read_text())
     assert meta["setup"]["backend"] == "ssh" and set(meta["deployment"]["hosts"]) == {h.name for h in lab.hosts}
-    clean = subprocess.run([sys.executable, "-m", "seconetbench", "clean", "--backend", "ssh", "--config", str(config)],
-                           capture_output=True, text=True, timeout=300)
+    # the run's prefix only: without --prefix clean removes every run's objects (the lab's too)
+    run = configuration.run_prefix({"results_dir": str(tmp_path / "results")})
+    clean = subprocess.run([sys.executable, "-m", "seconetbench", "clean", "--backend", "ssh", "--config", str(config),
+                            "--prefix", run], capture_output=True, text=True, timeout=300)
     assert clean.returncode == 0, clean.stderr
+    assert not any(cleanup.leftovers(run).values())
+
+
+def complete_targets(workdir: Path) -> dict[str, float]:
+    """Raw targets that are complete (meta.json) -> when they started."""
+    return {str(p.parent.relative_to(workdir / "results" / "raw")): json.loads(p.read_text())["started_at"]
+            for p in (workdir / "results" / "raw").glob("*/*/rep*/meta.json")}
+
+
+@pytest.mark.slow
+def test_a_host_lost_mid_sweep_fails_its_targets_naming_it_and_a_rerun_completes_only_those(lab, tmp_path):
+    from seconetbench.tunnels._common import wait_until
+
+    config = sweep_config(lab, tmp_path, tunnels=["vxlan", "wireguard"], workloads=("latency",), repetitions=2)
+    argv = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "1",
+            "--keep-going", "--configfile", str(config)]
+    sweep = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # the event: one target is complete; then the second host's sshd dies (its connection too)
+        assert wait_until(lambda: complete_targets(tmp_path) or sweep.poll() is not None, 900)
+        lab.kill_sshd(2)
+        output, _ = sweep.communicate(timeout=900)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode != 0, output[-3000:]
+    before = complete_targets(tmp_path)
+    assert 1 <= len(before) < 4
+    logs = [p.read_text() for p in (tmp_path / "results" / "logs" / "run_target").glob("*/*/rep*.log")]
+    assert any("host lab2" in log for log in logs), output[-3000:]
+    # the workflow's teardown cleaned the reachable host and named the other
+    assert "lab2" in output
+    lab.start_sshd(2)
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=1500)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    after = complete_targets(tmp_path)
+    assert len(after) == 4
+    assert all(after[target] == started for target, started in before.items())  # kept, not measured again
+    run = configuration.run_prefix({"results_dir": str(tmp_path / "results")})
+    assert not any(cleanup.leftovers(run).values())  # the workflow's teardown on every host

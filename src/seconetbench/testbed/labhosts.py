@@ -137,6 +137,13 @@ class LabHosts:
         listener.wait()
         self.registry.forget(listener.pid)
 
+    def start_sshd(self, i: int) -> None:
+        """Start lab host *i*'s sshd again after :meth:`kill_sshd` (a host back after a crash)."""
+        listener = self.sshd.get(i)
+        if listener is not None and listener.poll() is None:
+            return
+        self._start_sshd(i)
+
     def control_link(self, i: int, up: bool) -> None:
         """Lab host *i*'s control interface (ctl0) up or down: its SSH connection stalls."""
         with netlink.route(lab_netns(self.prefix, i)) as sock:
