@@ -102,11 +102,8 @@ class SshBackend(BaseBackend):
     def channel(self, name: str):
         """The host's master connection (opened on first use; ControlPersist keeps it for the
         next target's process, which finds it by its socket)."""
-        from seconetbench.remote.ssh import SshChannel, control_dir
-
         if name not in self._channels:
-            host = next(h for h in self.config_hosts if h.name == name)
-            channel = SshChannel(host, self.options, control_dir(self.prefix))
+            channel = self._new_channel(name)
             channel.open()
             self._channels[name] = channel
         return self._channels[name]
@@ -158,7 +155,7 @@ class SshBackend(BaseBackend):
 
         netns = self.names.container_netns(name)
         return Container(name=name, index=index, host=host.name, netns=netns, ifname=self.names.container_if(),
-                         ip=container_ip(host.index, on_host), access=SshAccess(host.name, tuple(self._ssh_argv(host.name)), netns))
+                         ip=container_ip(host.index, on_host), access=SshAccess(host.name, host.access.ssh, netns))
 
     def plan_underlay(self, setup: SetupSpec, hosts: list[Host]) -> Underlay | None:
         if setup.scenario != "multi":
@@ -168,13 +165,17 @@ class SshBackend(BaseBackend):
         return Underlay(switch_netns=hosts[0].netns, ports={h.name: h.underlay_dev for h in hosts},
                         capture_ifname=hosts[0].underlay_dev, capture_access=hosts[0].access)
 
-    def _ssh_argv(self, name: str) -> list[str]:
+    def _new_channel(self, name: str):
+        """An unopened channel to the configured host *name*."""
         from seconetbench.remote.ssh import SshChannel, control_dir
 
-        host = next((h for h in self.config_hosts if h.name == name), None)
-        if host is None:
+        host = next(h for h in self.config_hosts if h.name == name)
+        return SshChannel(host, self.options, control_dir(self.prefix))
+
+    def _ssh_argv(self, name: str) -> list[str]:
+        if not any(h.name == name for h in self.config_hosts):
             return []
-        return SshChannel(host, self.options, control_dir(self.prefix)).argv([])
+        return self._new_channel(name).argv([])
 
     # ------------------------------------------------------------------ deploy
     def prepare(self, setup: SetupSpec) -> Deployment:
