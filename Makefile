@@ -6,7 +6,7 @@ CORES ?= 2
 CONFIG ?= config/config.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-k8s run test test-unit test-privileged test-workflow test-docker test-kubernetes clean figures report bench
+.PHONY: setup setup-k8s setup-browser run test test-unit test-privileged test-workflow test-docker test-kubernetes test-browser clean figures report bench
 setup:
 	@bash tools/setup.sh
 
@@ -28,7 +28,11 @@ RESULTS_DIR = $(shell $(VENV)/bin/python -c "from seconetbench import config; pr
 report: setup
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG) --report $(RESULTS_DIR)/report.html
 
-test: setup setup-k8s
+# Debian's chromium, for the browser tier (tests/browser): only the tests need it.
+setup-browser:
+	@bash tools/setup.sh browser
+
+test: setup setup-k8s setup-browser
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Quicker subsets for daily work.
@@ -42,6 +46,10 @@ test-docker: setup
 	$(VENV)/bin/python -m pytest -m docker $(PYTEST_ARGS)
 test-kubernetes: setup-k8s
 	$(VENV)/bin/python -m pytest -m kubernetes $(PYTEST_ARGS)
+test-vm: setup
+	$(VENV)/bin/python -m pytest -m vm $(PYTEST_ARGS)
+test-browser: setup-browser
+	$(VENV)/bin/python -m pytest -m browser $(PYTEST_ARGS)
 
 bench: setup
 	$(VENV)/bin/python bench/framework_overhead.py

@@ -1,6 +1,8 @@
 # SeCoNetBench: table of contents of the workflow.
-#   snakemake --cores 2 --configfile config/config.yaml           the sweep (measure, parse, tables, figures)
+#   snakemake --cores 2 --configfile config/config.yaml           the sweep (measure, parse, tables, figures, findings)
 #   snakemake figures --cores 2 --configfile config/config.yaml   figures from existing tables, never measures
+#   snakemake findings --cores 2 --configfile config/config.yaml  the paper's findings checked (results/…/findings.md)
+#   snakemake compare --cores 2 --configfile config/config.yaml   candidate runs against a baseline (config compare:)
 #     (name targets before --configfile, which takes several values)
 # The workflow profile profiles/default (loaded automatically) sets testbed=1, keep-going,
 # force-use-threads (run_target measures inside this process), ...
@@ -26,6 +28,8 @@ include: "workflow/rules/measure.smk"
 include: "workflow/rules/parse.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/compare.smk"
+include: "workflow/rules/findings.smk"
 
 
 report: "workflow/report/workflow.rst"
@@ -36,6 +40,8 @@ rule all:
     input:
         TABLE_FILES,
         FIGURE_FILES,
+        COMPARE_FILES,
+        FINDINGS_FILES,
 
 
 rule measure:
@@ -51,6 +57,16 @@ rule tables:
 rule figures:
     input:
         FIGURE_FILES,
+
+
+rule compare:
+    input:
+        COMPARE_FILES,
+
+
+rule findings:
+    input:
+        FINDINGS_FILES,
 
 
 onsuccess:

@@ -27,7 +27,14 @@ APT_PACKAGES=(
     # ssh backend: the client, and the sshd each namespace lab host of the tests runs (never the
     # machine's own ssh service); socat (above) carries the tests' control connections (docs/ssh.md)
     openssh-client openssh-server python3-psutil
+    # vm backend: QEMU, and Debian's stock kernel that the VMs boot (its modules are copied into
+    # the VM image, which debootstrap above builds; docs/vm.md)
+    qemu-system-x86 linux-image-amd64
 )
+
+# Test tiers that need more than the above, named as arguments (`tools/setup.sh browser`):
+# browser: Debian's chromium, which tests/browser opens the HTML figures and the report in.
+declare -A TIER_PACKAGES=([browser]="chromium")
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -37,6 +44,11 @@ extra=()
 if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
     extra+=(python3-venv)
 fi
+for tier in "$@"; do
+    [ -n "${TIER_PACKAGES[$tier]:-}" ] || { log "unknown test tier '$tier'; known: ${!TIER_PACKAGES[*]}"; exit 2; }
+    read -ra packages <<< "${TIER_PACKAGES[$tier]}"
+    extra+=("${packages[@]}")
+done
 install_debian_packages setup "${APT_PACKAGES[@]}" "${extra[@]}"
 
 stamp=.venv/.setup-stamp

@@ -104,10 +104,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise SeconetError(str(exc)) from None
     from seconetbench import preflight
 
-    refused = preflight.pinned_unavailable(setup)  # before waiting for the host lock
+    backend = _backend(cfg, args.prefix)
+    # before waiting for the host lock; remote hosts (ssh, vm) check themselves at deploy
+    refused = preflight.pinned_unavailable(setup) if backend.capabilities.technologies_here else None
     if refused:
         raise SeconetError(f"setup {setup.id}: {refused}")
-    backend = _backend(cfg, args.prefix)
     with HostLock(cfg["testbed"]["lock_timeout_s"]):
         deployment = backend.deploy(setup, verify=not args.no_verify)
     print(json.dumps(deployment.describe(), indent=1))
@@ -116,7 +117,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_teardown(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
-    removed = _backend(cfg, args.prefix).teardown()
+    removed = _backend(cfg, args.prefix).finish()
     print(json.dumps(removed))
     return 0
 
@@ -241,6 +242,43 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_findings(args: argparse.Namespace) -> int:
+    """findings RESULTS [--out DIR] (logic in findings.py; docs/findings.md)."""
+    from seconetbench import findings
+
+    results = findings.build_in(args.results, args.out)
+    print(findings.overview(results))
+    return 0
+
+
+def _metric_threshold(text: str) -> tuple[str, float]:
+    metric, _, pct = text.partition("=")
+    try:
+        return metric, float(pct)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use METRIC=PERCENT, e.g. throughput_mbps=3") from None
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """compare BASE CANDIDATE… | compare --series DIR (logic in compare.py; docs/compare.md)."""
+    from seconetbench import compare
+
+    thresholds = compare.thresholds_for(args.threshold_pct, dict(args.threshold))
+    if args.series:
+        if args.runs:
+            raise SeconetError("--series DIR compares the runs under DIR; give no BASE/CANDIDATE with it")
+        report = compare.series(args.series, thresholds)
+        print(json.dumps(report, indent=1) if args.json else compare.format_series(report))
+        return compare.REGRESSION_EXIT if report["regressed"] else 0
+    if len(args.runs) < 2:
+        raise SeconetError("name a baseline and at least one candidate results directory (or --series DIR)")
+    report = compare.compare(args.runs[0], args.runs[1:], thresholds)
+    if args.out:
+        compare.write_outputs(report, args.out)
+    print(json.dumps(report, indent=1) if args.json else compare.format_report(report, show_all=args.all))
+    return compare.REGRESSION_EXIT if report["regressions"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seconetbench", description=__doc__)
     parser.add_argument("--version", action="version", version=f"seconetbench {__version__}")
@@ -294,12 +332,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_local_k8s)
 
+    p = sub.add_parser("compare", help="candidate runs against a baseline run, per cell and metric; exit 3 on a "
+                                       "regression (docs/compare.md)")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="BASE CANDIDATE [CANDIDATE...]: results directories "
+                   "(or their tables/ directories)")
+    p.add_argument("--series", metavar="DIR", help="change points over the results directories under DIR, in the "
+                   "order they were measured (jumpavg); exit 3 when the newest run is in a regressed group")
+    p.add_argument("--threshold-pct", type=float, default=5.0,
+                   help="a regression is a ratio whose 95 %% CI lies beyond this many percent on the metric's bad side "
+                        "(default 5)")
+    p.add_argument("--threshold", type=_metric_threshold, action="append", default=[], metavar="METRIC=PCT",
+                   help="the threshold of one metric (rtt_ms, delay_ms, throughput_mbps, cpu_s_per_gbit); repeatable")
+    p.add_argument("--all", action="store_true", help="list every compared cell, not only regressions and improvements")
+    p.add_argument("--out", metavar="DIR", help="also write compare.json, compare.txt, ratio.html/.svg and summary.html")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.set_defaults(func=cmd_compare)
+
     p = sub.add_parser("parse", help="run one parser on one raw file")
     # The registry itself: its parser modules (pandas) are imported only when `parse` runs.
     p.add_argument("tool", choices=PARSERS, metavar="TOOL", help="one of: %(choices)s")
     p.add_argument("file")
     p.add_argument("-o", "--output", required=True, help="output .parquet")
     p.set_defaults(func=cmd_parse)
+
+    p = sub.add_parser("findings", help="check the paper's findings on a results directory's tables; writes "
+                                        "findings.md and findings.html (docs/findings.md)")
+    p.add_argument("results", metavar="RESULTS", help="a results directory (or its tables/ directory)")
+    p.add_argument("--out", metavar="DIR", help="where to write them (default: RESULTS)")
+    p.set_defaults(func=cmd_findings)
     return parser
 
 

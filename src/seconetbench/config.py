@@ -156,11 +156,31 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
                           "use max >= min")
     if result["testbed"]["backend"] == "ssh":
         _check_ssh_testbed(result)
+    if result["testbed"]["backend"] == "vm":
+        _check_vm_testbed(result)
     _check_technology_names(result["sweep"], result["testbed"]["backend"])
     _check_backend_capabilities(result)
     _check_payloads(result["workloads"])
     _check_cpu_pinning(result["testbed"])
+    _check_compare(result.get("compare"))
     return result
+
+
+def _check_compare(compare: dict[str, Any] | None) -> None:
+    """compare: thresholds of metrics with a direction (stats.WORSE_WHEN, the one list; imported
+    only for a config that compares); a run compared with itself says nothing. Whether the
+    directories hold tables is checked when the workflow plans the comparison: a candidate may be
+    this sweep's own results."""
+    if compare and compare["thresholds"]:
+        from seconetbench.stats import WORSE_WHEN
+
+        for metric in compare["thresholds"]:
+            if metric not in WORSE_WHEN:
+                raise ConfigError(f"compare.thresholds.{metric}", f"no metric {metric!r}; use one of {sorted(WORSE_WHEN)}")
+    if compare and compare["baseline"] in compare["candidates"]:
+        index = compare["candidates"].index(compare["baseline"])
+        raise ConfigError(f"compare.candidates[{index}]", f"value {compare['baseline']!r} is the baseline itself; "
+                          "list the runs to compare with it, or name another baseline")
 
 
 def _check_ssh_testbed(config: dict[str, Any]) -> None:
@@ -170,6 +190,16 @@ def _check_ssh_testbed(config: dict[str, Any]) -> None:
 
     parsed, _ = hosts.parse_ssh_testbed(config["testbed"])
     hosts.check_sweep_fits(parsed, config["sweep"])
+
+
+def _check_vm_testbed(config: dict[str, Any]) -> None:
+    """testbed.vm: enough VMs for the sweep's multi-host setups."""
+    from seconetbench.remote.hosts import hosts_needed
+
+    needed, booted = hosts_needed(config["sweep"]), config["testbed"]["vm"]["hosts"]
+    if booted < needed:
+        raise ConfigError("testbed.vm.hosts", f"boots {booted} VM(s), and the multi-host setups need {needed} "
+                          f"(sweep.multi.hosts); set testbed.vm.hosts to {needed} or lower sweep.multi.hosts")
 
 
 def _check_backend_capabilities(config: dict[str, Any]) -> None:

@@ -57,13 +57,38 @@ def _delay_intervals(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[(frame["interval"] > 0) & frame["delay_ms"].notna()]
 
 
+def _policy_latencies(direction: str):
+    # policy_update: the latency of the changes of one direction on new flows (a timeout is a
+    # missing sample), under a metric named for the direction: allow_latency_ms, deny_latency_ms
+    def select(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = frame[(frame["direction"] == direction) & (frame["connection"] == "new")
+                     & (frame["status"] != "not_enforced")]
+        return rows.assign(**{f"{direction}_latency_ms": rows["latency_ms"]})
+    return select
+
+
 # Per table kind: its samples, the metric column (which names the unit) and how a repetition's
 # samples make its one value. Used by the stopping rule and by the summary table alike.
 REPETITION_METRICS = {
     "latency": (_probes, "rtt_ms", "median"),
     "throughput": (_pair_throughputs, "throughput_mbps", "mean"),
     "ditg": (_delay_intervals, "delay_ms", "median"),
+    # a repetition's median first-packet RTT (lost first packets are missing samples)
+    "first_packet": (_probes, "first_ms", "median"),
+    # a repetition's median time until an allow shows on new flows (policy_update)
+    "policy_update": (_policy_latencies("allow"), "allow_latency_ms", "median"),
 }
+# Further metrics the summary table reports for a kind, the same way, beside the stopping rule's.
+CONTRAST_METRICS = {
+    "first_packet": [(_probes, "warm_ms", "median")],  # the same flows warm, for contrast
+    "policy_update": [(_policy_latencies("deny"), "deny_latency_ms", "median")],  # and until a deny does
+}
+
+
+def summary_metrics(kind: str) -> list[tuple]:
+    """What the summary table reports for a table of *kind*: (samples, metric column,
+    per-repetition aggregate) of the stopping rule's metric, then of any contrast metrics."""
+    return [REPETITION_METRICS[kind], *CONTRAST_METRICS.get(kind, [])]
 
 
 def policy(config: dict[str, Any]) -> dict[str, Any]:

@@ -106,3 +106,64 @@ def software(tools: list[str]) -> dict[str, Any]:
         "python_packages": packages,
         "tools": {tool: tool_version(tool) for tool in tools},
     }
+
+
+# What a run's results depend on besides its setups, as `compare` reports it when two runs differ
+# (docs/compare.md): fact name -> the values one target's meta.json gives for it. Per-setup
+# facts (implementation, cipher, MTU, accelerator) are columns of the deployment table instead.
+def _nested(meta: dict[str, Any], *keys: str) -> Any:
+    node: Any = meta
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _host_kernels(meta: dict[str, Any]) -> list[Any]:
+    # the ssh backend's hosts (their agents' machine()), a kubernetes cluster's nodes
+    hosts = _nested(meta, "deployment", "hosts")
+    nodes = _nested(meta, "deployment", "kubernetes", "nodes")
+    return ([h.get("kernel") for h in hosts.values() if isinstance(h, dict)] if isinstance(hosts, dict) else []) + \
+           ([n.get("kernel") for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else [])
+
+
+def _cni(meta: dict[str, Any]) -> list[Any]:
+    cni = _nested(meta, "deployment", "solution", "cni")
+    if not isinstance(cni, dict):
+        return []
+    return [" ".join(f"{key}={cni[key]}" for key in ("name", "tunnel", "encryption", "dataplane") if cni.get(key))]
+
+
+ENVIRONMENT_FACTS: dict[str, Any] = {
+    "machine": lambda m: [_nested(m, "machine", "hostname")],
+    "kernel": lambda m: [_nested(m, "machine", "kernel")],
+    "kernel build": lambda m: [_nested(m, "machine", "kernel_version")],
+    "CPU model": lambda m: [_nested(m, "machine", "cpu_model")],
+    "CPUs": lambda m: [_nested(m, "machine", "cpus")],
+    "hosts' kernels": _host_kernels,
+    "accelerator": lambda m: [_nested(m, "deployment", "vm", "accel")],
+    "CNI": _cni,
+    "kubernetes server": lambda m: [_nested(m, "deployment", "kubernetes", "server_version")],
+    "backend": lambda m: [_nested(m, "setup", "backend")],
+    "run order": lambda m: [_nested(m, "run_order", "mode")],
+    "CPU pinning": lambda m: [json.dumps(_nested(m, "cpu_pinning", "requested"), sort_keys=True)
+                              if _nested(m, "cpu_pinning", "requested") else None],
+    "seconetbench": lambda m: [_nested(m, "software", "seconetbench")],
+    "git revision": lambda m: [_nested(m, "software", "git_revision")],
+    "python": lambda m: [_nested(m, "machine", "python")],
+}
+
+
+def environment(metas: Any) -> dict[str, list[str]]:
+    """The distinct values of every :data:`ENVIRONMENT_FACTS` entry, of every tool version
+    (``tool <name>``) and Python package (``package <name>``) over the targets' meta.json
+    *metas*: a run's environment in a few hundred bytes, which the aggregated tables carry
+    (pipeline.aggregate) so that tables shared without raw files still say what they ran on."""
+    found: dict[str, set[str]] = {}
+    for meta in metas:
+        facts = {name: extract(meta) for name, extract in ENVIRONMENT_FACTS.items()}
+        for group, prefix in (("tools", "tool"), ("python_packages", "package")):
+            for name, version in (_nested(meta, "software", group) or {}).items():
+                facts[f"{prefix} {name}"] = [version]
+        for name, values in facts.items():
+            found.setdefault(name, set()).update(str(v) for v in values if v is not None)
+    return {name: sorted(values) for name, values in sorted(found.items()) if values}

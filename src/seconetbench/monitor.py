@@ -7,9 +7,11 @@ A background thread samples every ``interval_s`` (1 s by default, down to 0.1 s)
 - ``monitor_processes.csv``: CPU of every process that belongs to the setup (generators,
   daemons, anything inside the run's namespaces) and of the kernel's ksoftirqd threads, in percent
   of one core;
-- ``monitor_net.csv``: cumulative byte and packet counters of every interface in the setup's
-  namespaces. Counters are per namespace, so they are read with this thread inside each
-  namespace (/proc/thread-self/net/dev).
+- ``monitor_net.csv``: cumulative byte, packet, error and drop counters of every interface in
+  the setup's namespaces. Counters are per namespace, so they are read with this thread inside
+  each namespace (/proc/thread-self/net/dev). The first sample is taken when the workload starts
+  and the last when it ends: their difference is the table ``interface_counters``
+  (pipeline.interface_counters).
 
 The monitor uses psutil and /proc, not dstat: the Debian dstat crashes with ``--output``. It
 looks for the setup's processes once at the start and again every ``rescan_every`` samples, so
@@ -24,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -34,18 +36,36 @@ from seconetbench.testbed import netlink
 HOST_COLUMNS = ["timestamp_s", "interval_s", "cpu_user_pct", "cpu_system_pct", "cpu_softirq_pct", "cpu_steal_pct",
                 "cpu_iowait_pct", "cpu_idle_pct", "mem_used_bytes", "mem_available_bytes"]
 PROCESS_COLUMNS = ["timestamp_s", "pid", "name", "cpu_pct"]
-NET_COLUMNS = ["timestamp_s", "netns", "ifname", "rx_bytes", "rx_packets", "tx_bytes", "tx_packets"]
 
 
-def read_net_dev(netns: str) -> list[tuple[str, int, int, int, int]]:
-    """(ifname, rx_bytes, rx_packets, tx_bytes, tx_packets) for every interface of *netns*."""
+class InterfaceCounters(NamedTuple):
+    ifname: str
+    rx_bytes: int
+    rx_packets: int
+    rx_errors: int
+    rx_drops: int
+    tx_bytes: int
+    tx_packets: int
+    tx_errors: int
+    tx_drops: int
+
+
+COUNTER_COLUMNS = list(InterfaceCounters._fields[1:])
+NET_COLUMNS = ["timestamp_s", "netns", "ifname", *COUNTER_COLUMNS]
+# Positions in a /proc/net/dev line after "ifname:": receive bytes packets errs drop fifo frame
+# compressed multicast, then transmit bytes packets errs drop fifo colls carrier compressed.
+NET_DEV_FIELDS = (0, 1, 2, 3, 8, 9, 10, 11)
+
+
+def read_net_dev(netns: str) -> list[InterfaceCounters]:
+    """The counters of every interface of *netns*."""
     with netlink.entered(netns):
         lines = Path("/proc/thread-self/net/dev").read_text().splitlines()[2:]
     rows = []
     for line in lines:
         name, counters = line.split(":", 1)
         values = counters.split()
-        rows.append((name.strip(), int(values[0]), int(values[1]), int(values[8]), int(values[9])))
+        rows.append(InterfaceCounters(name.strip(), *(int(values[i]) for i in NET_DEV_FIELDS)))
     return rows
 
 
@@ -58,7 +78,7 @@ def wait_until_quiet(namespaces: list[str], quiet_s: float, max_s: float, poll_s
         return {"waited_s": 0.0, "quiet": None}
 
     def packets() -> int:
-        return sum(rx + tx for ns in namespaces for _, _, rx, _, tx in read_net_dev(ns))
+        return sum(c.rx_packets + c.tx_packets for ns in namespaces for c in read_net_dev(ns))
 
     last, last_change = packets(), started
     while True:

@@ -118,16 +118,20 @@ def _deployment_row(meta: dict) -> dict[str, object]:
         "noise_exceeded": ",".join(noise["exceeded"]) if noise.get("exceeded") else None,
         "attempt": noise.get("attempt"),
         "cpu_pinned": bool((meta.get("cpu_pinning") or {}).get("requested")) if "cpu_pinning" in meta else None,
+        "accelerator": (deployment.get("vm") or {}).get("accel"),
     }
 
 
 def _monitor_rows(raw_dir: Path, kind: str, meta: dict) -> pd.DataFrame:
     """The monitor's samples of one kind (empty when the monitor was off)."""
-    source = {"host_usage": "monitor_host.csv", "process_cpu": "monitor_processes.csv"}[kind]
+    source = {"host_usage": "monitor_host.csv", "process_cpu": "monitor_processes.csv",
+              "interface_counters": "monitor_net.csv"}[kind]
     path = raw_dir / source
     if not path.exists():
         return tables.empty(kind)[[f.name for f in tables.TARGET_MEASURES[kind]]]
     frame = pd.read_csv(path)
+    if kind == "interface_counters":
+        return interface_counters(frame, meta["deployment"]["prefix"])
     if kind == "host_usage":
         if "interval_s" not in frame:
             # raw targets of monitor versions before interval_s: the gaps between samples
@@ -137,6 +141,28 @@ def _monitor_rows(raw_dir: Path, kind: str, meta: dict) -> pd.DataFrame:
     else:
         frame = frame.rename(columns={"name": "process"})
     return frame
+
+
+def interface_counters(samples: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """Per interface of the setup, what its counters moved while the workload ran: the monitor's
+    last sample (taken when the workload ended) minus its first (when it started). *samples* is
+    monitor_net.csv; the run *prefix* is cut from namespace and interface names (h1, c01, e0), so
+    that runs compare. Counters absent from older raw targets (errors, drops) stay null. A
+    namespace that vanished before the last sample has no row; neither has an interface seen once."""
+    counters = [f.name for f in tables.TARGET_MEASURES["interface_counters"]][3:]
+    columns = [f.name for f in tables.TARGET_MEASURES["interface_counters"]]
+    if samples.empty:
+        return tables.empty("interface_counters")[columns]
+    present = [c for c in counters if c in samples]
+    ordered = samples.sort_values("timestamp_s", kind="stable").groupby(["netns", "ifname"], sort=True)
+    first, last = ordered.first(), ordered.last()
+    seen = ordered.size() > 1
+    delta = (last[present] - first[present])[seen]
+    delta.insert(0, "duration_s", (last["timestamp_s"] - first["timestamp_s"])[seen])
+    rows = delta.reset_index()
+    for column in ("netns", "ifname"):
+        rows[column] = rows[column].str.removeprefix(f"{prefix}-")
+    return rows.reindex(columns=columns)
 
 
 def target_table(raw_dir: str | Path, kind: str, meta: dict) -> pd.DataFrame:
@@ -150,13 +176,22 @@ def target_table(raw_dir: str | Path, kind: str, meta: dict) -> pd.DataFrame:
 
 
 def aggregate(kind: str, parsed_files: Iterable[str | Path], out: str | Path) -> pd.DataFrame:
-    """Concatenate the parsed targets of one table kind into results/tables/<kind>.parquet."""
-    frames = []
+    """Concatenate the parsed targets of one table kind into results/tables/<kind>.parquet,
+    with the targets' environment (meta.environment) and measuring time in its metadata, so that
+    the aggregated tables alone say what they ran on (docs/tables.md; `compare` reads it)."""
+    from seconetbench.meta import environment
+
+    frames, metas = [], []
     for path in parsed_files:
         if tables.kind_of(path) == kind:
             frames.append(tables.read(path))
+            metas += tables.read_table_meta(path).get("reps", {}).values()
     frame = pd.concat(frames, ignore_index=True) if frames else tables.empty(kind)
-    tables.write(frame, kind, out)
+    run = None
+    if metas:
+        run = {"environment": environment(metas), "measured_from": min(m["started_at"] for m in metas),
+               "measured_to": max(m["finished_at"] for m in metas)}
+    tables.write(frame, kind, out, meta=run)
     return frame
 
 
@@ -191,24 +226,36 @@ def summary_of(frames_by_kind: dict[str, pd.DataFrame], status: dict[str, str],
     from seconetbench import convergence, stats
 
     group = [f.name for f in tables.SETUP_IDENTITY]
-    frames, values = [], []
+    design = design or {}
+    frames = []
     for kind, frame in frames_by_kind.items():
         if frame.empty or kind not in convergence.REPETITION_METRICS:
             continue
-        chosen, metric, per_rep = convergence.samples(frame, kind)
-        if chosen.empty:
-            continue
-        frames.append(stats.repetition_summary(chosen, metric, group, per_rep=per_rep))
-        values.append(stats.repetition_values(chosen, metric, convergence.CELL, per_rep))
+        # one metric at a time: a row's effect compares per-repetition values of its own metric
+        for select, metric, per_rep in convergence.summary_metrics(kind):
+            chosen = select(frame)
+            if chosen.empty:
+                continue
+            summary = stats.repetition_summary(chosen, metric, group, per_rep=per_rep)
+            values = stats.repetition_values(chosen, metric, convergence.CELL, per_rep)
+            frames.append(stats.ratio_to_baseline(summary, values, paired=design.get("run_order") == "blocked",
+                                                  rounds=design.get("rounds")))
     if not frames:
         return tables.empty("summary")
     result = pd.concat(frames, ignore_index=True)
     cells = result["setup"].astype(str) + "/" + result["workload"].astype(str)
     result["convergence"] = cells.map(status).fillna("fixed") if status else "fixed"
-    design = design or {}
-    result = stats.ratio_to_baseline(result, pd.concat(values, ignore_index=True),
-                                     paired=design.get("run_order") == "blocked", rounds=design.get("rounds"))
+    result["accelerator"] = result["setup"].map(accelerators(frames_by_kind.get("deployment")))
     return result[tables.schema("summary").names]
+
+
+def accelerators(deployment: pd.DataFrame | None) -> dict[str, str]:
+    """Setup -> the accelerator its VMs ran on (kvm, tcg; "kvm+tcg" when its targets differ), for
+    the setups of the vm backend: every figure's labels then say which numbers are emulated."""
+    if deployment is None or "accelerator" not in deployment:
+        return {}
+    known = deployment.dropna(subset=["accelerator"])
+    return {setup: "+".join(sorted(set(values))) for setup, values in known.groupby("setup")["accelerator"]}
 
 
 def convergence_round(parsed_files: Iterable[str | Path], measured: dict[str, int], rules: dict,

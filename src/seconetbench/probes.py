@@ -231,7 +231,6 @@ def probe_kernel(prefix: str) -> dict[str, ProbeResult]:
     # the pid keeps concurrent probes apart: the ssh backend's agents on namespace lab hosts
     # (tests) share one /run/netns; a killed probe's namespace goes with the run's cleanup
     netns = f"{prefix}-{SCRATCH_NETNS}{os.getpid()}"
-    device = f"{prefix}-p"
     if os.geteuid() != 0:
         said = "not root: cannot create a scratch network namespace (run as root to probe)"
         return {name: ProbeResult(name, False, (*hints(p), Evidence("create", f"ip netns add {netns}", said, False)))
@@ -242,7 +241,9 @@ def probe_kernel(prefix: str) -> dict[str, ProbeResult]:
         return {name: ProbeResult(name, False, (*hints(p), Evidence("create", f"ip netns add {netns}", str(error), False)))
                 for name, p in PROBES.items()}
     try:
-        return {name: probe_one(p, netns, device) for name, p in PROBES.items()}
+        # a device name per probe: one namespace holds them all, and a second ipip or gre device
+        # of the same name is refused ('File exists') where the kernel has the first
+        return {name: probe_one(p, netns, f"{prefix}-p{number}") for number, (name, p) in enumerate(PROBES.items())}
     finally:
         netlink.delete_netns(netns)  # takes the devices, states and datapaths with it
 

@@ -46,6 +46,13 @@ STAT_COLUMNS = [
 
 _PERCENTILES = {"p5": 5.0, "p25": 25.0, "p75": 75.0, "p95": 95.0, "p99": 99.0}
 
+# Which way each metric gets worse: "higher" (round-trip, first-packet and one-way delay,
+# CPU-seconds per gigabit) or "lower" (throughput). The one list: `compare` decides regressions
+# with it, findings the sign of an effect; every summary metric has an entry (tests/unit/test_compare.py).
+WORSE_WHEN = {"rtt_ms": "higher", "first_ms": "higher", "warm_ms": "higher", "delay_ms": "higher",
+              "cpu_s_per_gbit": "higher", "throughput_mbps": "lower",
+              "allow_latency_ms": "higher", "deny_latency_ms": "higher"}
+
 def _as_float_array(values: Any) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
         return values.astype(float, copy=False).ravel()

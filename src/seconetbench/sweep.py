@@ -182,7 +182,11 @@ def expand(config: dict[str, Any], check_machine: bool = False, keep_measured: b
     from seconetbench import config as configuration
     from seconetbench import preflight, probes
 
+    from seconetbench.backends import BACKENDS
+
     candidates = candidate_setups(config)
+    # on remote hosts (ssh, vm) each host checks itself at deploy: this machine's kernel says nothing
+    check_machine = check_machine and BACKENDS.get(config["testbed"]["backend"]).capabilities.technologies_here
     if check_machine:
         # the run's probe results (probed once per run, cached in its state directory): `auto`
         # implementations resolve with them, pinned ones are checked against them. Only where

@@ -78,6 +78,15 @@ MEASURES: dict[str, list[pa.Field]] = {
         pa.field("jitter_ms", pa.float64()),  # mean jitter; null without packets
         pa.field("lost_packets", pa.int64(), nullable=False),  # sequence gaps (never tail losses)
     ],
+    # first_packet: one row per probe (flow = the probe's number within the pair, a new flow each),
+    # sent right after the setup's flow caches were flushed
+    "first_packet": [
+        pa.field("first_ms", pa.float64()),  # RTT of the flow's first echo request; null when lost
+        pa.field("warm_ms", pa.float64()),  # RTT of the second, warm_gap_s later; null when lost
+        pa.field("flushed", pa.string(), nullable=False),  # caches flushed before it, comma-separated
+        pa.field("flushed_entries", pa.int64(), nullable=False),  # entries those flushes deleted
+        pa.field("remaining_entries", pa.int64(), nullable=False),  # entries right after (0: emptied)
+    ],
     # security verification (isolation, confidentiality, spoofing): one row per probe; pair is
     # "source-destination", flow the probe's number within that pair
     "security": [
@@ -90,6 +99,20 @@ MEASURES: dict[str, list[pa.Field]] = {
         pa.field("observed", pa.bool_(), nullable=False),  # reached / found in the capture / accepted
         pa.field("verdict", pa.string(), nullable=False),  # ok, violation, break, visible, expected, inconclusive, not_applicable
         pa.field("detail", pa.string()),
+    ],
+    # policy_update: one row per whitelist change x probe direction (pair = source-destination)
+    # x flow; flow numbers the rows of a pair from 1 (docs/workloads.md, "policy_update")
+    "policy_update": [
+        pa.field("direction", pa.string(), nullable=False),  # allow | deny
+        pa.field("connection", pa.string(), nullable=False),  # new | established
+        pa.field("protocol", pa.string(), nullable=False),  # udp | tcp (none when not enforced)
+        pa.field("change", pa.int32(), nullable=False),  # the change's number within the target, from 1
+        pa.field("extra_rules", pa.int32(), nullable=False),  # the setup's rule-set padding
+        pa.field("latency_ms", pa.float64()),  # issue -> first probe showing the new state; null: none within timeout_s
+        pa.field("cut", pa.bool_()),  # established + deny: the flow stopped; null otherwise
+        pa.field("control_ms", pa.float64()),  # the filter's command for the change (update_pair/remove_pair)
+        pa.field("resolution_ms", pa.float64()),  # gap between the probes that bracket the effect
+        pa.field("status", pa.string(), nullable=False),  # effect | no_effect | not_enforced
     ],
 }
 
@@ -122,7 +145,8 @@ SUMMARY = pa.schema(
        pa.field("ratio_ci_high", pa.float64()),
        pa.field("ratio_n", pa.int32()),  # rounds (paired) or the smaller sample (unpaired)
        pa.field("effect_conclusive", pa.bool_()),  # the ratio's CI excludes 1
-       pa.field("convergence", pa.string(), nullable=False)]  # fixed | converged | not_converged
+       pa.field("convergence", pa.string(), nullable=False),  # fixed | converged | not_converged
+       pa.field("accelerator", pa.string())]  # the vm backend's: kvm | tcg (null elsewhere; the deployment table's)
 )
 
 # Tables of a target as a whole, whatever its workload (parsed/{setup}/{workload}/reps{n}.{kind}.parquet):
@@ -156,6 +180,9 @@ TARGET_MEASURES: dict[str, list[pa.Field]] = {
         pa.field("noise_exceeded", pa.string()),  # which thresholds, comma-separated (e.g. max_steal_pct)
         pa.field("attempt", pa.int32()),  # 2 = measured again after a noisy first attempt
         pa.field("cpu_pinned", pa.bool_()),  # testbed.cpu_pinning was set
+        # the vm backend's accelerator: kvm, or tcg (software emulation: numbers functional
+        # only, docs/vm.md); null on the other backends
+        pa.field("accelerator", pa.string()),
     ],
     # one row per monitor sample of the host (percent of all cores)
     "host_usage": [
@@ -170,6 +197,21 @@ TARGET_MEASURES: dict[str, list[pa.Field]] = {
         pa.field("cpu_idle_pct", pa.float64(), nullable=False),
         pa.field("mem_used_bytes", pa.int64(), nullable=False),
         pa.field("mem_available_bytes", pa.int64(), nullable=False),
+    ],
+    # one row per interface of the setup's namespaces: its counters' change while the workload ran
+    # (the monitor's last sample minus its first); names without the run prefix
+    "interface_counters": [
+        pa.field("netns", pa.string(), nullable=False),  # h1, c01, ... (the namespace, prefix cut)
+        pa.field("ifname", pa.string(), nullable=False),  # e0, br1, v01, lo, ... (prefix cut)
+        pa.field("duration_s", pa.float64(), nullable=False),  # between the first and the last sample
+        pa.field("rx_bytes", pa.int64(), nullable=False),
+        pa.field("rx_packets", pa.int64(), nullable=False),
+        pa.field("rx_errors", pa.int64()),  # null in raw targets from before errors were sampled
+        pa.field("rx_drops", pa.int64()),
+        pa.field("tx_bytes", pa.int64(), nullable=False),
+        pa.field("tx_packets", pa.int64(), nullable=False),
+        pa.field("tx_errors", pa.int64()),
+        pa.field("tx_drops", pa.int64()),
     ],
     # one row per monitor sample of each process of the setup (percent of one core)
     "process_cpu": [

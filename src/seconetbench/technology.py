@@ -96,7 +96,7 @@ class Technology:
     # Backends it can be built on: the framework wires netns and docker containers alike, and
     # namespaces on ssh hosts (each host's part in its agent, backends/ssh.py); on
     # kubernetes the cluster's CNI does it (solutions/cni.py and its kin).
-    backends: ClassVar[tuple[str, ...]] = ("netns", "docker", "ssh")
+    backends: ClassVar[tuple[str, ...]] = ("netns", "docker", "ssh", "vm")
     # The implementations it comes in, as sweep.*.implementations names them ("kernel",
     # "userspace", "tc-bpf"); `auto` takes the kernel's when the probe named kernel_probe
     # (seconetbench.probes) passes, else the first other one. The setup's choice (SetupSpec
@@ -127,6 +127,15 @@ class Technology:
     def describe(self, deployment: Deployment) -> dict:
         """Facts for meta.json (versions, implementation actually used)."""
         return {}
+
+    def flush_flow_caches(self, deployment: Deployment) -> list[dict]:
+        """Empty the per-flow caches this technology keeps beyond the kernel's conntrack (which
+        the first_packet workload flushes in every namespace itself), so that the next packet of
+        a flow pays its flow setup again. One record per cache and host: {"cache", "where",
+        "deleted", "remaining"} (entries before and right after). Default: no such cache, as in
+        a Linux bridge, routing, netfilter rule sets and the eBPF programs, which decide every
+        packet by its own lookups. Runs where the hosts' datapaths are local (netns, docker)."""
+        return []
 
 
 # One registry per kind (seconetbench.registry), each discovering its package on first lookup.

@@ -20,7 +20,6 @@ from seconetbench.backends.netns import NetnsBackend
 from seconetbench.filters._common import EXTRA_SOURCES
 from seconetbench.meta import read_meta
 from seconetbench.ovs_daemon import OvsHost
-from seconetbench.solutions.ovs import first_packet_latency
 from seconetbench.spec import SetupSpec
 from seconetbench.sweep import expand
 from seconetbench.testbed import cleanup, netlink
@@ -66,12 +65,20 @@ def test_ovs_solution_switches_every_pair_and_stops_its_daemons(prefix, tools_av
         assert implementation["resolved"] == ("kernel" if probes.results(prefix)["ovs"].kernel_available else "userspace")
         assert solution["datapath_type"] == ovs_daemon.datapath_type(implementation["resolved"])
         assert [dp.split("@")[0] for dp in solution["datapaths"]] == [solution["datapath_type"]]
+        # datapath port numbers follow the container order in every deployment (the userspace
+        # datapath polls its ports in an order fixed by these numbers: docs/ovs.md)
+        veths = [deployment.names.host_veth(c.name) for c in deployment.containers]
+        ports = solution["datapath_ports"]
+        first = ports[deployment.names.bridge(1)] + 1  # the bridge's own port is added first
+        assert [ports[v] for v in veths] == list(range(first, first + len(veths))), ports
         # both daemons live inside the host namespace, not in the machine's
         host_inode = netlink.netns_inode(deployment.hosts[0].netns)
         assert sorted(p.pid for p in proc.processes_in_netns(host_inode)) == sorted(p.pid for p in processes)
         assert [f.split("actions=")[1] for f in flows(deployment)] == ["NORMAL"]
-        latency = first_packet_latency(deployment, "c01", "c02", steady_pings=5)
-        assert latency["first_ms"] >= 0 and latency["steady_ms"] >= 0 and latency["steady_samples"] == 5
+        # traffic leaves datapath flows; the first_packet workload's flush deletes every one
+        assert reachable(deployment, "c01", "c02")
+        [flushed] = technology.get("solution", "ovs").flush_flow_caches(deployment)
+        assert flushed["deleted"] > 0 and flushed["remaining"] == 0, flushed
     finally:
         backend.teardown()
     assert_nothing_left(prefix, deployment, processes)
@@ -106,8 +113,6 @@ def test_ovs_filter_whitelist_tcp_and_live_update(prefix, tmp_path, tools_availa
         assert seconds >= 0
         assert reachable(deployment, "c01", "c03") and reachable(deployment, "c03", "c01")
         assert not reachable(deployment, "c01", "c05")
-        latency = first_packet_latency(deployment, "c01", "c03", steady_pings=3)
-        assert latency["first_ms"] >= 0 and latency["steady_ms"] >= 0
     finally:
         backend.teardown()
     assert_nothing_left(prefix, deployment, processes)

@@ -94,7 +94,7 @@ def test_pinning_kernel_wireguard_here_is_refused_before_any_deploy(prefix, prob
         expand(cfg, check_machine=True)
     message = str(refused.value)
     assert "sweep.multi.implementations.wireguard" in message
-    assert re.search(rf"`ip -n {prefix}-probe\d+ link add {prefix}-p type wireguard` said 'Error: Unknown device type.'",
+    assert re.search(rf"`ip -n {prefix}-probe\d+ link add {prefix}-p\d+ type wireguard` said 'Error: Unknown device type.'",
                      message), message
     assert "or use auto/userspace" in message
     # deploying the pinned setup directly is refused before anything is created
@@ -131,3 +131,20 @@ def test_preflight_lists_each_implementation_with_its_evidence_and_refuses_a_pin
         assert "sweep.multi.implementations.wireguard: userspace available" in result.stdout
         setups = seconetbench("setups", "--config", str(pinned))
         assert setups.returncode == 1 and "Unknown device type" in setups.stderr
+
+
+def test_every_probe_creates_its_own_device_in_the_one_scratch_namespace(prefix, monkeypatch):
+    # a kernel with ipip, gre and vxlan keeps each probe's device: a second device of the same
+    # name is refused ('File exists'), which read as "no kernel IPIP" on a VM of Debian's kernel
+    created: list[str] = []
+
+    def succeed(argv):
+        if "link" in argv and "add" in argv:
+            created.append(argv[argv.index("add") + 1])
+        return True, "ok"
+
+    monkeypatch.setattr(probes, "run_probe_command", succeed)
+    found = probes.probe_kernel(prefix)
+    assert all(result.kernel_available for result in found.values())
+    assert len(created) >= 3 and len(set(created)) == len(created), created
+    assert all(name.startswith(f"{prefix}-p") for name in created)

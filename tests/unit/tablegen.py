@@ -6,12 +6,14 @@ fixture that drifts from the schema in ``tables.py`` fails at construction.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from seconetbench import tables
+from seconetbench.spec import SetupSpec
 
 # (scenario, solution, filter, tunnel, containers)
 SETUPS = {
@@ -28,8 +30,8 @@ def setup_parts(setup: str) -> tuple[str, str, str, str, int]:
     """(scenario, solution, filter, tunnel, containers) of a known or a "scenario-solution-filter-cN" id."""
     if setup in SETUPS:
         return SETUPS[setup]
-    scenario, solution, filter_, count = setup.split("-")
-    return (scenario, solution, filter_, "none", int(count.removeprefix("c")))
+    spec = SetupSpec.parse(setup, multi_solution="bridge")  # a multi-host id names its tunnel
+    return (spec.scenario, spec.solution, spec.filter, spec.tunnel, spec.containers)
 
 
 def many_setups(count: int, containers: int = 2) -> list[str]:
@@ -154,6 +156,24 @@ def ditg_table(
     return _conformed(rows, "ditg")
 
 
+def first_packet_table(setups: Sequence[str] = ("single-ovs-none-c2",), reps: int = 1, probes: int = 5,
+                       seed: int = 0, max_pairs: int | None = None) -> pd.DataFrame:
+    """One row per first_packet probe: a slow first packet (10x on ovs: the upcall) and a warm one."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for setup in setups:
+        ovs = setup_parts(setup)[1] == "ovs"
+        for rep in range(1, reps + 1):
+            for pair in pairs_for(setup_parts(setup)[4])[:max_pairs]:
+                for probe in range(1, probes + 1):
+                    warm = 0.05 + float(rng.exponential(0.01))
+                    rows.append({**_identity(setup, "first_packet", rep, pair, probe),
+                                 "first_ms": warm * (10 if ovs else 1.2), "warm_ms": warm,
+                                 "flushed": "conntrack,ovs_datapath_flows" if ovs else "conntrack",
+                                 "flushed_entries": 4 if ovs else 0, "remaining_entries": 0})
+    return _conformed(rows, "first_packet")
+
+
 def _target_identity(setup: str, workload: str, rep: int) -> dict:
     ident = _identity(setup, workload, rep, "", 0)
     del ident["pair"], ident["flow"]
@@ -198,15 +218,110 @@ def host_usage_table(setups: Sequence[str] = ("single-bridge-none-c2",), workloa
 
 def summary_table(*frames: pd.DataFrame, not_converged: Sequence[str] = (),
                   design: dict | None = None) -> pd.DataFrame:
-    """The summary table of latency, throughput and ditg fixture tables (as the workflow computes
+    """The summary table of latency, throughput, ditg and first_packet fixture tables (as the workflow computes
     it); the cells 'setup/workload' in *not_converged* are marked so, every other cell converged.
     *design* is the run order ({"run_order": "blocked", "rounds": 6} pairs effects per round)."""
     from seconetbench import pipeline
 
     frames_by_kind = {}
     for frame in frames:
-        kind = "ditg" if "traffic" in frame else "throughput" if "payload_bytes" in frame else "latency"
+        kind = ("ditg" if "traffic" in frame else "throughput" if "payload_bytes" in frame
+                else "first_packet" if "first_ms" in frame else "policy_update" if "connection" in frame
+                else "latency")
         frames_by_kind[kind] = frame
     cells = {f"{s}/{w}" for frame in frames for s, w in frame[["setup", "workload"]].drop_duplicates().itertuples(index=False)}
     status = {cell: "not_converged" if cell in not_converged else "converged" for cell in cells}
     return tables.conform(pipeline.summary_of(frames_by_kind, status, design), "summary").to_pandas()
+
+
+def security_table(setups: Sequence[str] = ("single-bridge-none-c2",), reps: int = 1,
+                   checks: Sequence[str] = ("isolation", "confidentiality", "spoofing")) -> pd.DataFrame:
+    """One probe per setup, check and repetition: ok, and not_applicable for the multi-host-only
+    checks on single-host setups (as the security workloads record them)."""
+    rows = []
+    for setup in setups:
+        for check in checks:
+            for rep in range(1, reps + 1):
+                single_only = setup_parts(setup)[0] == "single" and check != "isolation"
+                rows.append({**_identity(setup, check, rep, "c01-c02", 1), "check": check, "source": "c01",
+                             "destination": "c02", "protocol": "udp", "port": 5001, "whitelisted": True,
+                             "observed": not single_only, "verdict": "not_applicable" if single_only else "ok",
+                             "detail": None})
+    return _conformed(rows, "security")
+
+
+# --------------------------------------------------------------------------------------------
+# a full-size sweep
+def static_implementation(setup: SetupSpec) -> str:
+    """What `auto` resolves to on a machine whose kernel has no optional modules (as CI's): the
+    kernel's where the technology needs no probe, else its first other implementation."""
+    from seconetbench import preflight, probes
+
+    named = preflight.setup_technologies(setup)[0 if setup.scenario == "single" else 1]
+    cls = type(named)
+    no_kernel = type("NoKernel", (), {"kernel_available": False})()
+    found = {cls.kernel_probe: no_kernel} if cls.kernel_probe else {}
+    return probes.choose(cls.implementations, setup.implementation, cls.kernel_probe, found)
+
+
+def _setup_factor(setup: str, spread: float) -> float:
+    """A fixed factor per setup in [1 - spread, 1 + spread], so setups differ as they would."""
+    return 1 + spread * (2 * (zlib.crc32(setup.encode()) % 1000) / 999 - 1)
+
+
+def full_sweep_tables(config_path: str = "config/full.yaml", reps: int = 5, probes: int = 5, max_pairs: int = 2,
+                      seed: int = 1) -> dict[str, pd.DataFrame]:
+    """Every table a sweep of *config_path* makes (its setups x workloads x *reps* repetitions),
+    with realistic spreads and each setup's implementation, plus the summary (blocked order, every
+    tenth cell not converged). Kept to *probes* pings and *max_pairs* pairs per target, so the
+    tables stay small enough for unit tests while the figures see every setup and workload."""
+    from seconetbench import config, sweep
+
+    planned = sweep.expand(config.validate(config.load_files(config_path)))
+    setups = [s.id for s in planned.setups]
+    implementations = {s.id: static_implementation(s) for s in planned.setups}
+    kinds: dict[str, list] = {}
+    for workload in planned.workloads:
+        kinds.setdefault(workload.kind, []).append(workload)
+    rng = np.random.default_rng(seed)
+
+    def realistic(frame: pd.DataFrame, columns: Sequence[str], spread: float) -> pd.DataFrame:
+        """Scale *columns* by a factor per setup and a noise per row; set each setup's implementation."""
+        factor = frame["setup"].map(lambda s: _setup_factor(s, spread)).to_numpy()
+        noise = rng.lognormal(0.0, 0.08, len(frame))
+        scaled = {c: frame[c] * factor * noise for c in columns}
+        return frame.assign(**scaled, implementation=frame["setup"].map(implementations))
+
+    latency = realistic(latency_table(setups, reps=reps, probes=probes, max_pairs=max_pairs, seed=seed), ["rtt_ms"], 0.5)
+    payloads = [w.params["payload_bytes"] for w in kinds.get("throughput", [])]
+    throughput = throughput_table(setups, payloads=payloads, reps=reps, max_pairs=max_pairs)
+    throughput = realistic(throughput.assign(bytes=throughput["bytes"] * throughput["payload_bytes"] / 1370),
+                           ["bytes"], 0.6)
+    throughput["bytes"] = throughput["bytes"].round().astype("int64")
+    throughput["throughput_mbps"] = throughput["bytes"] * 8 / 1e6 / (throughput["interval_end_s"]
+                                                                      - throughput["interval_start_s"])
+    traffic = [name for kind in ("bursty", "tcp100", "quake3", "video") for name in [w.name for w in kinds.get(kind, [])]]
+    ditg = realistic(ditg_table(setups, reps=reps, traffic=traffic, max_pairs=max_pairs, intervals=2),
+                     ["bitrate_kbps", "delay_ms"], 0.4)
+    ditg["bytes"] = (ditg["bitrate_kbps"] * 1e3 / 8 * ditg["duration_s"]).round().astype("int64")
+    workloads = [w.name for w in planned.workloads]
+    tunnel_words = {s: ("userspace (wireguard-go)" if s.startswith("multi-wireguard") else implementations[s])
+                    for s in setups}
+    deployment = deployment_table(setups, workloads=workloads, reps=reps)
+    deployment = realistic(deployment, ["deploy_s"], 0.5).assign(
+        tunnel_implementation=lambda d: d["setup"].map(tunnel_words).where(d["scenario"] == "multi"))
+    throughput_workloads = [w.name for w in kinds.get("throughput", [])]
+    host_usage = host_usage_table(setups, workloads=throughput_workloads, reps=reps).assign(
+        implementation=lambda d: d["setup"].map(implementations))
+    security = security_table(setups, reps=1).assign(implementation=lambda d: d["setup"].map(implementations))
+    frames = {"latency": latency, "throughput": throughput, "ditg": ditg, "deployment": deployment,
+              "host_usage": host_usage, "security": security}
+    if "first_packet" in kinds:
+        frames["first_packet"] = realistic(first_packet_table(setups, reps=reps, probes=probes, max_pairs=max_pairs,
+                                                              seed=seed), ["first_ms", "warm_ms"], 0.5)
+    frames = {kind: tables.conform(frame, kind).to_pandas() for kind, frame in frames.items()}
+    cells = sorted({f"{s}/{w}" for kind in ("latency", "throughput", "ditg")
+                    for s, w in frames[kind][["setup", "workload"]].drop_duplicates().itertuples(index=False)})
+    measured = [frames[kind] for kind in ("latency", "throughput", "ditg", "first_packet") if kind in frames]
+    frames["summary"] = summary_table(*measured, not_converged=cells[::10], design={"run_order": "blocked", "rounds": reps})
+    return frames

@@ -91,7 +91,8 @@ def test_full_yaml_on_top_of_quick_config(tmp_path):
 
 # What each shipped config's name says it measures: the scenarios it plans, nothing inherited.
 SCENARIOS = {"config.yaml": {"single"}, "docker.yaml": {"single"}, "kubernetes.yaml": {"single"},
-             "scaling.yaml": {"single"}, "multi-host.yaml": {"multi"}, "full.yaml": {"single", "multi"}}
+             "scaling.yaml": {"single"}, "multi-host.yaml": {"multi"}, "full.yaml": {"single", "multi"},
+             "policy.yaml": {"single"}, "kernel-paths.yaml": {"single", "multi"}}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from seconetbench import figures, stats, tables
-from seconetbench.figures import basic
+from seconetbench.figures import _common, basic
 from tests.unit import tablegen
 
 pytestmark = pytest.mark.unit
@@ -71,8 +71,9 @@ def test_fixture_tables_follow_the_schema(kind):
 def test_registry_lists_every_figure_with_its_table():
     assert set(figures.FIGURES) == {"latency_boxplot", "throughput_by_payload", "ditg_bitrate", "ditg_delay",
                                     "multi_host_throughput", "multi_host_latency", "multi_host_setup_time",
-                                    "cpu_per_gbit", "deploy_time", "rule_scaling", "baseline_ratio",
-                                    "first_packet", "security_matrix"}
+                                    "multi_host_ditg_throughput", "cpu_per_gbit", "deploy_time", "rule_scaling", "baseline_ratio",
+                                    "first_packet", "first_packet_flushed", "security_matrix", "policy_latency", "policy_rule_scaling",
+                                    "policy_established"}
     for name, spec in figures.FIGURES.items():
         assert spec.name == name
         assert all(kind in tables.KINDS for kind in spec.tables)
@@ -114,8 +115,13 @@ def test_latency_boxplot_embeds_only_received_probes_and_needed_columns():
 
 
 def test_latency_boxplot_facets_by_container_count():
-    spec = _build("latency_boxplot", tablegen.latency_table(setups=FOUR)).to_dict()
-    assert spec["facet"]["row"]["field"] == "containers"
+    latency = tablegen.latency_table(setups=FOUR)
+    spec = _build("latency_boxplot", latency).to_dict()
+    # one row of panels per scenario x container count, titled above each row
+    assert spec["facet"]["row"]["field"] == "panel"
+    assert spec["facet"]["row"]["header"]["labelExpr"] == _common.PANEL_HEADER_EXPRESSION
+    assert _common.panel_order(latency) == ["1000002|single-host, 2 containers", "1000008|single-host, 8 containers"]
+    assert {"calculate": _common.PANEL_EXPRESSION, "as": "panel"} in spec["transform"]
     assert spec["resolve"]["scale"]["y"] == "independent"
     assert _title(spec)[0] == "Round-trip time per setup"
 
@@ -130,14 +136,18 @@ def test_latency_boxplot_when_every_probe_is_lost():
 def test_throughput_by_payload_encodings_titles_and_n():
     frame = tablegen.throughput_table(setups=FOUR, reps=3, flows=2)
     spec = _build("throughput_by_payload", frame).to_dict()
-    box, points, median, _ = _layers(spec)
+    box, points, median = _layers(spec)
     assert _mark(box) == "boxplot" and _mark(points) == "circle"
     for layer in (box, points):
         enc = layer["encoding"]
-        assert (enc["x"]["field"], enc["x"]["type"]) == ("payload_bytes", "ordinal")
-        assert enc["xOffset"]["field"] == "setup_label"
-        assert (enc["color"]["field"], enc["color"]["title"]) == ("setup_label", "setup (implementation)")
-        assert (enc["y"]["field"], enc["y"]["title"]) == ("throughput_mbps", "throughput (Mbit/s)")
+        assert (enc["y"]["field"], enc["y"]["title"]) == ("label", "setup (implementation)")
+        assert (enc["color"]["field"], enc["color"]["title"]) == ("filter", "packet filter")
+        assert (enc["x"]["field"], enc["x"]["title"]) == ("throughput_mbps", "throughput per pair (Mbit/s)")
+    # a column per payload, a row of panels per container count; x and y per panel
+    # the column names sort by size as text (64 B padded), which Vega-Lite's headers follow
+    assert spec["facet"]["column"]["sort"] == "ascending" and "pad(datum.payload_bytes + '', 4, ' ', 'left')" in str(spec)
+    assert spec["facet"]["row"]["field"] == "panel"
+    assert spec["resolve"]["scale"] == {"x": "independent", "y": "independent"}
     assert {"n", "median", "median_ci_low", "throughput_mbps", "rep", "pair"} <= _tooltip_fields(points)
     assert _mark(median) == "tick" and {"n", "median", "median_ci_high"} <= _tooltip_fields(median)
     expected = len(stats.per_pair_throughput(frame))  # 4 setups × 3 payloads × 3 reps × 1 pair
@@ -153,7 +163,8 @@ def test_throughput_by_payload_facets_by_protocol():
         [tablegen.throughput_table(protocol="tcp"), tablegen.throughput_table(protocol="udp")], ignore_index=True
     )
     spec = _build("throughput_by_payload", frame).to_dict()
-    assert spec["facet"]["column"]["field"] == "protocol"
+    assert spec["facet"]["column"]["field"] == "payload"
+    assert "+ ', ' + datum.protocol" in str(spec)
 
 
 # -------------------------------------------------------------------------- sizes and failures

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ import vl_convert
 from seconetbench import figures, tables
 from seconetbench.figures import _common
 from tests.unit import tablegen
+from tests.unit.test_policy_update import recorded_as
 
 pytestmark = pytest.mark.unit
 
@@ -24,6 +27,7 @@ THROUGHPUT_WORKLOADS = ["throughput_64", "throughput_653", "throughput_1370"]
 UNCONVERGED = {
     "latency_boxplot": ("single-bridge-iptables-c2", "latency"),
     "first_packet": ("single-bridge-iptables-c2", "latency"),
+    "first_packet_flushed": ("single-bridge-iptables-c2", "first_packet"),
     "throughput_by_payload": ("single-bridge-iptables-c2", "throughput_653"),
     "cpu_per_gbit": ("single-bridge-iptables-c2", "throughput_653"),
     "rule_scaling": ("single-bridge-iptables-c2", "throughput_653"),
@@ -32,9 +36,12 @@ UNCONVERGED = {
     "ditg_delay": ("single-bridge-iptables-c2", "bursty"),
     "multi_host_latency": ("multi-vxlan-none-c4", "latency"),
     "multi_host_throughput": ("multi-vxlan-none-c4", "throughput_653"),
+    "multi_host_ditg_throughput": ("multi-vxlan-none-c4", "bursty"),
+    "policy_latency": ("single-bridge-iptables-c2", "policy"),
 }
 # figures without repetitions to converge (docs/figures.md says why): they state n only
-WITHOUT_CONVERGENCE = {"deploy_time", "multi_host_setup_time", "security_matrix"}
+WITHOUT_CONVERGENCE = {"deploy_time", "multi_host_setup_time", "security_matrix", "policy_rule_scaling",
+                       "policy_established"}
 CELL_TOOLTIP = {"n", "median", "median_ci_low", "median_ci_high", "convergence"}
 # the SVG text of a flagged mark or axis label ends in the glyph (the subtitle's explanation does not)
 FLAG_IN_SVG = re.compile(rf"{_common.UNCONVERGED_GLYPH}</text>")
@@ -45,13 +52,17 @@ def _sweep_tables(not_converged: list[str]) -> dict[str, pd.DataFrame]:
     setups = SINGLE + MULTI
     latency = tablegen.latency_table(setups=setups, reps=6, probes=10)  # 6: a CI of the median over repetitions
     throughput = tablegen.throughput_table(setups=setups, reps=3)
-    ditg = tablegen.ditg_table(setups=SINGLE, reps=2)
+    ditg = tablegen.ditg_table(setups=SINGLE + MULTI, reps=2)
+    first_packet = tablegen.first_packet_table(setups=SINGLE, reps=6)
+    policy = recorded_as([(setup, "kernel") for setup in SINGLE], Path(tempfile.mkdtemp()) / "policy.parquet", reps=6)
     return {
-        "latency": latency, "throughput": throughput, "ditg": ditg,
+        "latency": latency, "throughput": throughput, "ditg": ditg, "first_packet": first_packet,
+        "policy_update": policy,
         "deployment": tablegen.deployment_table(setups=setups, workloads=["latency", *THROUGHPUT_WORKLOADS],
                                                 reps=2, tunnel_implementation="kernel"),
         "host_usage": tablegen.host_usage_table(setups=SINGLE, workloads=THROUGHPUT_WORKLOADS, reps=3),
-        "summary": tablegen.summary_table(latency, throughput, ditg, not_converged=not_converged),
+        "summary": tablegen.summary_table(latency, throughput, ditg, first_packet, policy,
+                                          not_converged=not_converged),
     }
 
 

@@ -14,6 +14,7 @@ from seconetbench import figures, tables
 from seconetbench.figures import _common
 from tests.unit import tablegen
 from tests.unit.test_figures_convergence import _build as build, _walk as walk
+from tests.unit.test_policy_update import recorded_as
 
 pytestmark = pytest.mark.unit
 
@@ -42,21 +43,25 @@ def security_table(setups: list[str]) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def sweep_tables() -> dict[str, pd.DataFrame]:
+def sweep_tables(tmp_path_factory) -> dict[str, pd.DataFrame]:
     """A small sweep in which one filtered single-host setup ran in userspace and its no-filter
     baseline in the kernel (as when a solution's datapath differs), plus two multi-host tunnels."""
     single = [BASELINE, USERSPACE]
     setups = single + MULTI
     latency = tablegen.latency_table(setups=setups, reps=6, probes=5)
     throughput = tablegen.throughput_table(setups=setups, reps=2)
-    ditg = tablegen.ditg_table(setups=single, reps=2)
+    ditg = tablegen.ditg_table(setups=setups, reps=2)
     deployment = tablegen.deployment_table(setups=setups, workloads=["latency", *THROUGHPUT_WORKLOADS], reps=2,
                                            tunnel_implementation="userspace (wireguard-go)")
     host_usage = tablegen.host_usage_table(setups=single, workloads=THROUGHPUT_WORKLOADS, reps=2)
     frames = {"latency": latency, "throughput": throughput, "ditg": ditg, "deployment": deployment,
-              "host_usage": host_usage, "security": security_table(setups)}
+              "host_usage": host_usage, "security": security_table(setups),
+              "policy_update": recorded_as([(setup, "kernel") for setup in single], tmp_path_factory.mktemp("policy")
+                                           / "policy.parquet")}
+    frames["first_packet"] = tablegen.first_packet_table(setups=single, reps=2)
     frames = {kind: with_implementation(frame, USERSPACE, "userspace") for kind, frame in frames.items()}
     frames["summary"] = tablegen.summary_table(frames["latency"], frames["throughput"], frames["ditg"],
+                                               frames["first_packet"],
                                                design={"run_order": "blocked", "rounds": 6})
     return frames
 
@@ -87,16 +92,22 @@ SETUP_LABELS = {f"{BASELINE} (kernel)", f"{USERSPACE} (userspace)", "multi-wireg
 EXPECTED = {
     "latency_boxplot": ("setup_label", {f"{BASELINE} (kernel)", f"{USERSPACE} (userspace)"}),
     "throughput_by_payload": ("setup_label", {f"{BASELINE} (kernel)", f"{USERSPACE} (userspace)"}),
-    "ditg_bitrate": ("setup_label", {f"{BASELINE} (kernel)", f"{USERSPACE} (userspace)"}),
-    "ditg_delay": ("setup_label", {f"{BASELINE} (kernel)", f"{USERSPACE} (userspace)"}),
+    "ditg_bitrate": ("setup_label", SETUP_LABELS),
+    "ditg_delay": ("setup_label", SETUP_LABELS),
     "first_packet": ("setup_label", {f"{BASELINE} (kernel)", f"{USERSPACE} (userspace)"}),
+    "first_packet_flushed": ("setup_label", {f"{BASELINE} (kernel)", f"{USERSPACE} (userspace)"}),
     "cpu_per_gbit": ("setup_label", {f"{BASELINE} (kernel)", f"{USERSPACE} (userspace)"}),
     "deploy_time": ("setup_label", SETUP_LABELS),
     "baseline_ratio": ("setup_label", {f"{USERSPACE} (userspace)"}),
     "rule_scaling": ("solution_label", {"bridge (userspace)"}),
     "security_matrix": ("setup_label", SETUP_LABELS),
+    "policy_latency": ("setup_label", {f"{BASELINE} (kernel)", f"{USERSPACE} (userspace)"}),
+    "policy_established": ("setup_label", {f"{BASELINE} (kernel)", f"{USERSPACE} (userspace)"}),
+    "policy_rule_scaling": ("solution_label", {"bridge (userspace)"}),
     "multi_host_throughput": ("tunnel_label", {"wireguard (userspace (wireguard-go))", "vxlan (userspace (wireguard-go))"}),
     "multi_host_latency": ("tunnel_label", {"wireguard (userspace (wireguard-go))", "vxlan (userspace (wireguard-go))"}),
+    "multi_host_ditg_throughput": ("tunnel_label", {"wireguard (userspace (wireguard-go))",
+                                                    "vxlan (userspace (wireguard-go))"}),
     "multi_host_setup_time": ("tunnel_label", {"wireguard (userspace (wireguard-go))", "vxlan (userspace (wireguard-go))"}),
 }
 

@@ -102,7 +102,7 @@ def test_kubernetes_technologies_refuse_other_backends_and_filters():
     assert "runs on the kubernetes backend, not on 'netns'" in preflight.incompatibility(SetupSpec("single", "cni", "none", 2))
     assert "runs on the kubernetes backend, not on 'docker'" in preflight.incompatibility(
         SetupSpec("single", "bridge", "networkpolicy", 2, backend="docker"))
-    assert "runs on the netns, docker and ssh backends, not on 'kubernetes'" in preflight.incompatibility(
+    assert "runs on the netns, docker, ssh and vm backends, not on 'kubernetes'" in preflight.incompatibility(
         SetupSpec("single", "bridge", "none", 2, backend="kubernetes"))
     assert "does not exist on a Kubernetes cluster" in preflight.incompatibility(
         SetupSpec("single", "cni", "iptables", 2, backend="kubernetes"))

@@ -93,13 +93,13 @@ def test_every_extension_point_is_a_registry_naming_what_its_modules_define():
     assert set(technology.names("tunnel", backend="netns")) >= {"vxlan", "wireguard", "ipsec"}
     assert "cni" not in technology.names("tunnel", backend="netns")  # kubernetes only
     assert set(WORKLOADS) == {"latency", "throughput", "bursty", "tcp100", "quake3", "video",
-                              "isolation", "confidentiality", "spoofing"}
+                              "isolation", "confidentiality", "spoofing", "first_packet", "policy_update"}
     assert all(WORKLOADS[kind].kind == kind for kind in WORKLOADS)
     assert set(PARSERS) == {"ping", "iperf3", "uperf", "itgdec", "dstat", "itgdec_packets"}
     assert all(FIGURES[name].name == name for name in FIGURES)
-    assert BACKENDS.names() == ["docker", "kubernetes", "netns", "ssh"]
-    with pytest.raises(UnknownNameError, match=r"^no testbed.backend 'vm'; known: \['docker', 'kubernetes', 'netns', 'ssh'\]"):
-        get_backend("vm", "scnzz")
+    assert BACKENDS.names() == ["docker", "kubernetes", "netns", "ssh", "vm"]
+    with pytest.raises(UnknownNameError, match=r"^no testbed.backend 'qemu'; known: \['docker', 'kubernetes', 'netns', 'ssh', 'vm'\]"):
+        get_backend("qemu", "scnzz")
     with pytest.raises(UnknownNameError, match=r"^no filter 'pf'; known: \["):
         technology.get("filter", "pf")
 

@@ -236,7 +236,8 @@ def test_security_matrix_shows_the_worst_verdict_per_setup_and_check(tmp_path):
     throughput = tablegen.throughput_table(setups=["single-bridge-none-c2"])
     chart = spec.builder(security_table(), latency, throughput)
     as_dict = chart.to_dict()
-    assert len(as_dict["hconcat"]) == 3
+    # one block per panel (scenario x container count), each the matrix and its two cost charts
+    assert len(as_dict["vconcat"]) == 2 and all(len(block["hconcat"]) == 3 for block in as_dict["vconcat"])
     assert "n = 11 probes over 4 setups" in as_dict["title"]["subtitle"][0]
     assert [p.name for p in figures.save_chart(chart, tmp_path / "m")] == ["m.html", "m.svg"]
     with pytest.raises(ValueError, match="^no rows for figure security_matrix"):

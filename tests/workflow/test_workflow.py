@@ -99,6 +99,8 @@ def test_dry_run_of_shipped_configs(tmp_path, path):
 
     expected = {f"{cfg['results_dir']}/raw/{target.path}" for target in expand(cfg, check_machine=True).targets()}
     assert set(jobs["run_target"]) == expected
+    # every sweep checks the paper's findings (rule all)
+    assert jobs["check_findings"] == [f"{cfg['results_dir']}/findings.md", f"{cfg['results_dir']}/findings.html"]
     # each shipped config writes a results directory of its own
     assert cfg["results_dir"] == {"config.yaml": "results/quick"}.get(path.name, f"results/{path.stem}")
     if path.name == "multi-host.yaml":
@@ -190,6 +192,10 @@ def test_sweep_produces_tables_figures_and_meta(swept):
     assert set(host["workload"]) == {"latency", "throughput_653"} and (host["interval_s"] > 0).all()
     processes = tables.read(swept / "results/tables/process_cpu.parquet")
     assert "iperf3" in set(processes["process"])  # the 0.25 s pings end before a sample sees them
+    counters = tables.read(swept / "results/tables/interface_counters.parquet")
+    assert len(counters.drop_duplicates(["setup", "workload", "rep"])) == 8  # a row per interface of every target
+    sender = counters[(counters["netns"] == "c01") & (counters["ifname"] == "e0")]
+    assert len(sender) == 8 and (sender["tx_packets"] > 0).all()
     schema = json.loads((REPO / "workflow/schemas/meta.schema.json").read_text())
     metas = [json.loads(p.read_text()) for p in (swept / "results/raw").glob("*/*/*/meta.json")]
     for meta in metas:
@@ -264,6 +270,24 @@ def test_report_builds_and_every_figure_renders(swept):
         # what a reader's browser shows: the SVG rendered to pixels
         png = vl_convert.svg_to_png((swept / f"results/figures/{name}.svg").read_text())
         assert png.startswith(b"\x89PNG") and len(png) > 5000, name
+    assert "findings.html" in report, "the paper's findings are not in the report"
+
+
+@pytest.mark.privileged
+@pytest.mark.slow
+@pytest.mark.browser
+def test_report_opens_in_a_browser_without_errors(swept):
+    from tests.browser.chromium import open_page
+
+    if not (swept / "report.html").exists():
+        snakemake(swept, "--configfile", tiny(swept), "--report", "report.html")
+    view = open_page(swept / "report.html")
+    assert view.errors == [] and not [line for line in view.console if "rror" in line], (view.errors, view.console)
+    # the report's scripts drew its page into <div id="app">: the menu, and the chart it opens
+    # with (the rule graph, a Vega view); the figures themselves are checked in tests/browser
+    drawn = view.dom.split('<div id="app">', 1)[1].split("<script", 1)[0]
+    assert "Results" in drawn and "Statistics" in drawn, drawn[:2000]
+    assert view.charts and all(chart["drawn"] > 0 for chart in view.charts), view.charts
 
 
 @pytest.mark.privileged

@@ -73,10 +73,11 @@ def raw_targets(wildcards):
 
 
 def teardown_testbed():
-    # Reused deployments stay up between targets; the end of the invocation removes them.
+    # Reused deployments (and the vm backend's VMs) stay up between targets; the end of the
+    # invocation removes them.
     from seconetbench.backends import for_config
 
     try:
-        for_config(CONFIG, PREFIX).teardown()
+        for_config(CONFIG, PREFIX).finish()
     except Exception as error:  # the sweep's outcome must not hinge on cleanup; say so
         print(f"SeCoNetBench: teardown of {PREFIX} failed: {error}; run `seconetbench clean`", file=sys.stderr)

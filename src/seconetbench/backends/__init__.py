@@ -1,5 +1,5 @@
 """Backends deploy setups and run commands in their containers: netns (default), docker,
-kubernetes and ssh, all implementing :class:`seconetbench.backends.base.Backend` through
+kubernetes, ssh and vm (the ssh backend on VMs it boots), all implementing :class:`seconetbench.backends.base.Backend` through
 :class:`seconetbench.backends.base.BaseBackend` (shared plan, fingerprint and deploy-or-reuse;
 capabilities; each container's access object). :data:`BACKENDS` names
 them (registry.py); a new backend is one module and one ``BACKENDS.lazy`` line here."""
@@ -19,6 +19,7 @@ BACKENDS.lazy("netns", "seconetbench.backends.netns:NetnsBackend")
 BACKENDS.lazy("docker", "seconetbench.backends.docker:DockerBackend")
 BACKENDS.lazy("kubernetes", "seconetbench.backends.kubernetes:KubernetesBackend")
 BACKENDS.lazy("ssh", "seconetbench.backends.ssh:SshBackend")
+BACKENDS.lazy("vm", "seconetbench.backends.vm:VmBackend")
 
 
 def get_backend(name: str, prefix: str, testbed: dict[str, Any] | None = None,

@@ -53,6 +53,10 @@ class Capabilities:
     # The generators run as processes of this machine (the launched pid is the generator's):
     # they can be pinned to this machine's CPUs (testbed.cpu_pinning).
     local_generators: bool
+    # The technologies run on this machine's kernel: its probes resolve implementations and its
+    # requirements gate the sweep before any job (False: each remote host checks itself when a
+    # setup is deployed there, backends/ssh.py host_problems; this machine's kernel says nothing).
+    technologies_here: bool = True
 
     def lacking(self, needed: Sequence[str]) -> list[str]:
         """The capabilities of *needed* (field names) this backend does not have."""
@@ -493,6 +497,11 @@ class BaseBackend(ABC):
     @abstractmethod
     def teardown(self) -> dict[str, list[str]]:
         """Remove everything of this prefix; what was removed."""
+
+    def finish(self) -> dict[str, list[str]]:
+        """The end of an invocation (the workflow's last step, `seconetbench teardown`): the
+        deployment and what the run keeps between targets (the vm backend's VMs)."""
+        return self.teardown()
 
     def close(self) -> None:
         """Release what this object holds open (not the deployment, which outlives it)."""

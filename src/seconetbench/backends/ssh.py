@@ -86,15 +86,20 @@ class SshBackend(BaseBackend):
     # sockets in the containers' namespaces from here, so they do not run; the isolation proof
     # runs inside the containers.
     capabilities = Capabilities(observe_hosts=False, security_workloads=False, isolation_from_inside=True,
-                                technologies_by_framework=True, shared_files=False, local_generators=False)
+                                technologies_by_framework=True, shared_files=False, local_generators=False,
+                                technologies_here=False)
     STATE_FILE = "ssh-deployment.json"
 
     def __init__(self, prefix: str, testbed: dict[str, Any] | None = None):
         super().__init__(prefix)
         from seconetbench.remote.hosts import max_clock_offset_ms, parse_ssh_testbed
 
-        self.config_hosts, self.options = parse_ssh_testbed(testbed or {})
-        self.max_clock_offset_ms = max_clock_offset_ms(testbed or {})
+        self._use_hosts(*parse_ssh_testbed(testbed or {}), max_clock_offset_ms(testbed or {}))
+
+    def _use_hosts(self, hosts: list[Any], options: Any, max_clock_offset: float) -> None:
+        """The hosts (remote.ssh.SshHost) this backend deploys on and how ssh reaches them."""
+        self.config_hosts, self.options = hosts, options
+        self.max_clock_offset_ms = max_clock_offset
         self._channels: dict[str, Any] = {}
         self._agents: dict[str, Any] = {}
 
@@ -370,7 +375,9 @@ def prefixlen(address: str) -> int:
 def host_problems(setup: dict[str, Any]) -> list[str]:
     """What this host lacks for *setup*: each technology's requirements, probed here."""
     spec = SetupSpec.from_dict(setup)
-    problems = []
+    # a pinned implementation (sweep.*.implementations) this host's kernel lacks: the probe's words
+    refused = preflight.pinned_unavailable(spec)
+    problems = [f"implementation {spec.implementation!r} pinned: {refused}"] if refused else []
     for tech in preflight.setup_technologies(spec):
         reason = tech.incompatibility(spec) or "; ".join(filter(None, (r.missing() for r in tech.requires(spec))))
         if reason:

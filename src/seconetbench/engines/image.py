@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,30 +89,12 @@ def build_tarball() -> dict[str, Any]:
 
 
 def _build() -> dict[str, Any]:
-    if shutil.which("debootstrap") is None:
-        raise DeployError("debootstrap is missing: install the Debian package debootstrap (tools/setup.sh "
-                          "does), or set testbed.docker.image to an image the engine already has")
-    mirror = debian_mirror(SUITE)  # the machine's own apt mirror, or $SECONETBENCH_DEBIAN_MIRROR
     log = CACHE_DIR / f"{packages_hash()}.build.log"  # kept: the build directory is removed
     workdir = Path(tempfile.mkdtemp(prefix=f"build-{packages_hash()}-", dir=CACHE_DIR))
     rootfs = workdir / "rootfs"
-    started = time.monotonic()
     try:
-        argv = ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}", SUITE, str(rootfs), mirror]
-        with open(log, "wb") as out:
-            try:
-                result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=DEBOOTSTRAP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                raise DeployError(f"debootstrap did not finish within {DEBOOTSTRAP_TIMEOUT_S} s (log: {log})") from None
-        if result.returncode != 0:
-            detail = rootfs / "debootstrap" / "debootstrap.log"  # debootstrap's own, more detailed
-            if detail.exists():
-                with open(log, "ab") as out:
-                    out.write(b"\n--- debootstrap/debootstrap.log ---\n" + detail.read_bytes())
-            tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-4:])
-            raise DeployError(f"debootstrap of the container image failed (exit {result.returncode}; it needs "
-                              f"{mirror}, or set SECONETBENCH_DEBIAN_MIRROR): {tail} (full log: {log})")
-        debootstrap_s = time.monotonic() - started
+        mirror, debootstrap_s = debootstrap(rootfs, PACKAGES, log, "the container image",
+                                            "or set testbed.docker.image to an image the engine already has")
         versions = package_versions(rootfs)
         excludes = [f"--exclude={pattern}" for pattern in EXCLUDES]
         with atomic_path(tarball_path()) as partial:
@@ -128,10 +111,38 @@ def _build() -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def package_versions(rootfs: Path) -> dict[str, str]:
-    """Versions of PACKAGES as installed in *rootfs* (its dpkg database)."""
+def debootstrap(rootfs: Path, packages: Sequence[str], log: Path, what: str, alternative: str = "",
+                timeout_s: float = DEBOOTSTRAP_TIMEOUT_S) -> tuple[str, float]:
+    """A Debian SUITE root file system at *rootfs* (``debootstrap --variant=VARIANT`` with
+    *packages*) from this machine's own mirror; its output goes to *log*. Returns the mirror and
+    the seconds it took. DeployError naming *what* was built, the log's tail and the fix (with
+    *alternative*: what the user may do instead) when debootstrap is missing or fails."""
+    if shutil.which("debootstrap") is None:
+        raise DeployError("debootstrap is missing: install the Debian package debootstrap (tools/setup.sh "
+                          f"does){', ' + alternative if alternative else ''}")
+    mirror = debian_mirror(SUITE)  # the machine's own apt mirror, or $SECONETBENCH_DEBIAN_MIRROR
+    started = time.monotonic()
+    argv = ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(packages)}", SUITE, str(rootfs), mirror]
+    with open(log, "wb") as out:
+        try:
+            result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise DeployError(f"debootstrap did not finish within {timeout_s:.0f} s (log: {log})") from None
+    if result.returncode != 0:
+        detail = rootfs / "debootstrap" / "debootstrap.log"  # debootstrap's own, more detailed
+        if detail.exists():
+            with open(log, "ab") as out:
+                out.write(b"\n--- debootstrap/debootstrap.log ---\n" + detail.read_bytes())
+        tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-4:])
+        raise DeployError(f"debootstrap of {what} failed (exit {result.returncode}; it needs "
+                          f"{mirror}, or set SECONETBENCH_DEBIAN_MIRROR): {tail} (full log: {log})")
+    return mirror, time.monotonic() - started
+
+
+def package_versions(rootfs: Path, packages: Sequence[str] = PACKAGES) -> dict[str, str]:
+    """Versions of *packages* as installed in *rootfs* (its dpkg database)."""
     result = subprocess.run(["dpkg-query", f"--admindir={rootfs / 'var/lib/dpkg'}", "-W",
-                             "-f", "${Package}\t${Version}\n", *PACKAGES], capture_output=True, text=True)
+                             "-f", "${Package}\t${Version}\n", *packages], capture_output=True, text=True)
     return dict(line.split("\t", 1) for line in result.stdout.splitlines() if "\t" in line)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import altair as alt
@@ -141,21 +143,34 @@ def unconverged_colour(default: str = "black") -> dict:
 UNKNOWN_IMPLEMENTATION = "implementation unknown"
 
 
-def implementation_label(name: str, implementation: Any) -> str:
+# the accelerator whose numbers are functional only (QEMU's emulated CPU): labels say so
+EMULATED_ACCELERATOR = "tcg"
+NOT_FOR_COMPARISON = "not for comparison"
+
+
+def implementation_label(name: str, implementation: Any, accelerator: Any = None) -> str:
     """How every figure names a setup or technology it compares: *name* and what ran it, e.g.
     "single-ovs-none-c2 (userspace)", "wireguard (userspace (wireguard-go 0.0.2023))". The
     implementation is the identity column `implementation` (or a deploy's own words for it); a
     setup id names it only when it was pinned, so the label says it for all, and says
-    "(implementation unknown)" where a target did not record it."""
+    "(implementation unknown)" where a target did not record it. A VM's *accelerator* follows
+    ("wireguard (kernel, kvm)"), and under TCG the label says the numbers are not for comparison:
+    an emulated CPU measures function, not speed."""
     known = isinstance(implementation, str) and implementation not in ("", "unknown")
-    return f"{name} ({implementation if known else UNKNOWN_IMPLEMENTATION})"
+    words = implementation if known else UNKNOWN_IMPLEMENTATION
+    if isinstance(accelerator, str) and accelerator:
+        words += f", {accelerator}"
+        if accelerator.lower() == EMULATED_ACCELERATOR:
+            words += f": {NOT_FOR_COMPARISON}"
+    return f"{name} ({words})"
 
 
 def labelled(frame: pd.DataFrame, name: str = "setup") -> pd.DataFrame:
     """*frame* with a column ``<name>_label``: :func:`implementation_label` of each row's *name*
-    (setup, solution, ...) and ``implementation``."""
-    labels = [implementation_label(value, implementation)
-              for value, implementation in zip(frame[name], frame["implementation"])]
+    (setup, solution, ...), ``implementation`` and, where the table has one, ``accelerator``."""
+    accelerators = frame["accelerator"] if "accelerator" in frame.columns else [None] * len(frame)
+    labels = [implementation_label(value, implementation, accelerator)
+              for value, implementation, accelerator in zip(frame[name], frame["implementation"], accelerators)]
     return frame.assign(**{f"{name}_label": pd.Series(labels, index=frame.index, dtype=object)})
 
 
@@ -165,7 +180,8 @@ def look_up_setup_labels(chart: alt.TopLevelMixin, frame: pd.DataFrame, figure: 
     column per raw row keeps the embedded data small (some 50 bytes per latency probe). A setup
     has one implementation: the cell fingerprint refuses repetitions that differ in it."""
     require(frame, ["setup", "implementation"], figure)
-    labels = labelled(frame[["setup", "implementation"]].drop_duplicates("setup"))[["setup", "setup_label"]]
+    columns = ["setup", "implementation", *(["accelerator"] if "accelerator" in frame.columns else [])]
+    labels = labelled(frame[columns].drop_duplicates("setup"))[["setup", "setup_label"]]
     return chart.transform_lookup(lookup="setup", from_=alt.LookupData(data=inline(labels), key="setup",
                                                                         fields=["setup_label"]))
 
@@ -209,3 +225,123 @@ def cell_point_layers(base: alt.Chart, y: alt.Y, tooltip: list) -> list[alt.Char
     points = [layer.encode(y=y, tooltip=tooltip) for layer in (converged, unconverged)]
     warning = unconverged_glyph(base.transform_calculate(cell_top=CELL_TOP)).encode(y=alt.Y("cell_top:Q"))
     return [interval, *points, warning]
+
+
+# --------------------------------------------------------------------------------------------
+# one colour per technology, the same in every figure
+# Distinct colours, each at least 23 CIELAB ΔE from every other (Tableau's first eight, then a
+# greedy farthest-point pick, reordered so that the tunnels and VPNs of the default backend get
+# different hues; tests/unit/test_figures_full_scale.py checks the distance): enough
+# for every technology the registries know, with room for more. None is grey or red, which
+# mean "no technology" and "not converged".
+TECHNOLOGY_COLOURS = (
+    "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7",
+    "#2b2bd9", "#d92bbc", "#2bd92b", "#8c1c2f", "#666614", "#8324b2", "#221466", "#576cd9",
+    "#14664b", "#8c1c67", "#add957", "#d9bc82", "#2bd99f", "#663d4b", "#d92b65", "#d982d9",
+    "#d98257", "#663014", "#57d96c", "#b28324", "#295c66", "#293366", "#d95798", "#836bb2",
+)  # fmt: skip
+NO_TECHNOLOGY = "none"  # filter none, and the tunnel of a single-host setup
+NO_TECHNOLOGY_COLOUR = "#9e9e9e"
+# a name no registry knows (a table from another version of the package)
+UNKNOWN_TECHNOLOGY_COLOUR = "#4d4d4d"
+
+
+@lru_cache(maxsize=1)
+def technology_palette() -> dict[str, str]:
+    """Every technology name the registries know (solutions, filters, tunnels and VPNs) -> its
+    colour. A name shared by two kinds is one technology (ebpf, ovs, routing, cni) and has one
+    colour. The technologies of the default backend come first, so the ones measured together
+    on it get Tableau's familiar first colours; the colours follow the registries' name order,
+    so a new technology can move the colours of those after it, never make two alike."""
+    from seconetbench import technology
+    from seconetbench.spec import DEFAULT_BACKEND
+
+    names: list[str] = []
+    for backend in (DEFAULT_BACKEND, None):
+        for kind in technology.KINDS:
+            names += [n for n in technology.names(kind, backend) if n != NO_TECHNOLOGY and n not in names]
+    if len(names) > len(TECHNOLOGY_COLOURS):
+        raise InvalidValueError(f"{len(names)} technologies and {len(TECHNOLOGY_COLOURS)} colours in "
+                                "figures._common.TECHNOLOGY_COLOURS: add distinct colours there")
+    return {NO_TECHNOLOGY: NO_TECHNOLOGY_COLOUR, **dict(zip(names, TECHNOLOGY_COLOURS))}
+
+
+def technology_colour(name: str) -> str:
+    return technology_palette().get(name, UNKNOWN_TECHNOLOGY_COLOUR)
+
+
+def technology_scale(names: Iterable[Any], technology_of: Mapping[Any, str] | None = None) -> alt.Scale:
+    """A colour scale over *names* (technologies, or labels whose technology *technology_of*
+    gives, e.g. "wireguard (userspace)" -> "wireguard") in the technologies' own colours. Every
+    figure that colours by a technology uses it, so a technology looks alike in all of them."""
+    domain = sorted({n for n in names if isinstance(n, str)})
+    technology_of = technology_of or {}
+    return alt.Scale(domain=domain, range=[technology_colour(technology_of.get(n, n)) for n in domain])
+
+
+def technology_color(field: str, frame: pd.DataFrame, title: str, technology_field: str | None = None,
+                     **options: Any) -> alt.Color:
+    """Colour channel for *field* of *frame* in the technologies' colours (*technology_field*
+    names each row's technology where *field* is a label)."""
+    if technology_field is None:
+        scale = technology_scale(frame[field])
+    else:
+        pairs = frame[[field, technology_field]].drop_duplicates(field)
+        scale = technology_scale(pairs[field], dict(zip(pairs[field], pairs[technology_field])))
+    legend = options.pop("legend", alt.Legend(labelLimit=400))
+    return alt.Color(f"{field}:N", title=title, scale=scale, legend=legend, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# small multiples: one panel per scenario x container count
+SCENARIO_TITLES = {"single": "single-host", "multi": "multi-host"}
+# Vega expression of :func:`panel_key`, computed in the chart so raw rows carry no panel column
+PANEL_EXPRESSION = ("(datum.scenario === 'single' ? '1' : datum.scenario === 'multi' ? '2' : '3' + datum.scenario) "
+                    "+ pad(datum.containers + '', 6, '0', 'left') + '|' + (datum.scenario === 'multi' ? 'multi-host' "
+                    ": datum.scenario === 'single' ? 'single-host' : datum.scenario) + ', ' + datum.containers "
+                    "+ ' containers'")
+# a panel header shows the key after its sort prefix
+PANEL_HEADER_EXPRESSION = "slice(datum.label, indexof(datum.label, '|') + 1)"
+# the most categories (setups, or setups x probes) one axis of one panel may list; a full sweep
+# puts at most 24 setups in a panel (8 tunnels x 3 filters)
+MAX_CATEGORIES_PER_PANEL = 32
+
+
+def panel_label(scenario: str, containers: int) -> str:
+    return f"{SCENARIO_TITLES.get(scenario, scenario)}, {int(containers)} containers"
+
+
+def panel_key(scenario: str, containers: int) -> str:
+    """What :data:`PANEL_EXPRESSION` computes: a prefix that sorts single-host panels first, then
+    by container count, '|', and :func:`panel_label`. Panels sort by this text rather than by a
+    sort list: with a column facet too, Vega-Lite orders a facet's headers by their text whatever
+    the sort list, while it orders the panels by the list (seen with Vega-Lite 6.4)."""
+    prefix = {"single": "1", "multi": "2"}.get(scenario, f"3{scenario}")
+    return f"{prefix}{int(containers):06d}|{panel_label(scenario, containers)}"
+
+
+def panel_order(frame: pd.DataFrame) -> list[str]:
+    """The panel keys of *frame* (needs scenario and containers), in the order drawn."""
+    require(frame, ["scenario", "containers"], "panels")
+    combos = frame[["scenario", "containers"]].drop_duplicates()
+    return sorted(panel_key(scenario, containers) for scenario, containers in combos.itertuples(index=False))
+
+
+def small_multiples(chart: alt.TopLevelMixin, frame: pd.DataFrame, column: alt.Column | None = None,
+                    independent: tuple[str, ...] = ("y",)) -> alt.TopLevelMixin:
+    """*chart* faceted into one row of panels per scenario x container count of *frame* (in
+    :func:`panel_order`, titled above each row) and *column*, with the *independent* scales per
+    panel, so a panel lists only its own setups; *chart* itself when there is one panel and no
+    column. The chart's data needs ``scenario`` and ``containers``."""
+    order = panel_order(frame)
+    facet: dict[str, Any] = {}
+    if len(order) > 1:
+        facet["row"] = alt.Row("panel:N", sort="ascending", title=None, header=alt.Header(
+            labelExpr=PANEL_HEADER_EXPRESSION, labelAngle=0, labelOrient="top", labelAnchor="start", labelFontSize=12,
+            labelFontWeight="bold"))
+    if column is not None:
+        facet["column"] = column
+    if not facet:
+        return chart
+    faceted = chart.facet(**facet).transform_calculate(panel=PANEL_EXPRESSION)
+    return faceted.resolve_scale(**{channel: "independent" for channel in independent}) if independent else faceted

@@ -10,13 +10,14 @@ from seconetbench.errors import InvalidValueError
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
     CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_tooltips, flagged_axis, flagged_label, inline, look_up_cells, look_up_setup_labels,
-    median_tick, no_rows, plural, reps_text, require, summary_cells, unconverged_glyph, unconverged_note,
+    median_tick, no_rows, plural, reps_text, require, small_multiples, summary_cells, technology_color,
+    unconverged_note,
 )
 
 
 # --------------------------------------------------------------------------------------------
 # latency
-LATENCY_COLUMNS = ["setup", "filter", "containers", "workload", "rep", "pair", "rtt_ms"]
+LATENCY_COLUMNS = ["setup", "scenario", "filter", "containers", "workload", "rep", "pair", "rtt_ms"]
 
 
 def latency_boxplot(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
@@ -45,7 +46,6 @@ def latency_boxplot(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) ->
     cells = summary_cells(summary_frame, "rtt_ms", figure)
 
     n_setups = data["setup"].nunique()
-    several_containers = frame["containers"].nunique() > 1
     several_workloads = frame["workload"].nunique() > 1
     lost = len(frame) - len(data)
     subtitle = [
@@ -59,7 +59,7 @@ def latency_boxplot(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) ->
     group = ["setup", "setup_label", "filter", "containers", "workload"]
     y = alt.Y("label:N", title="setup (implementation)", sort="ascending", axis=flagged_axis(labelLimit=400))
     x = alt.X("rtt_ms:Q", title="round-trip time (ms)", scale=alt.Scale(zero=False))
-    color = alt.Color("filter:N", title="packet filter")
+    color = technology_color("filter", data, "packet filter")
     box = alt.Chart().mark_boxplot(size=14).encode(x=x, y=y, color=color)
     # one row per cell: the box's own percentiles; n, median and CI come from the summary lookup
     per_cell = (
@@ -98,32 +98,29 @@ def latency_boxplot(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame) ->
         .transform_calculate(label=flagged_label("datum.setup_label + ', n=' + format(datum.n_setup, ',')"))
     )
     title = alt.TitleParams("Round-trip time per setup", subtitle=subtitle, anchor="start")
-    if several_containers or several_workloads:
-        facet = {}
-        if several_containers:
-            facet["row"] = alt.Row("containers:O", title="containers")
-        if several_workloads:
-            facet["column"] = alt.Column("workload:N", title="workload")
-        return chart.properties(width=420).facet(**facet).resolve_scale(y="independent").properties(title=title)
-    return chart.properties(width=420, title=title)
+    # one panel per scenario x container count (a full sweep: 15 or 24 setups each), a column per workload
+    column = alt.Column("workload:N", title="workload") if several_workloads else None
+    return small_multiples(chart.properties(width=420), data, column).properties(title=title)
 
 
 # --------------------------------------------------------------------------------------------
 # throughput
 THROUGHPUT_COLUMNS = [
-    "setup", "filter", "containers", "workload", "protocol", "generator", "payload_bytes",
+    "setup", "scenario", "filter", "containers", "workload", "protocol", "generator", "payload_bytes",
     "rep", "pair", "flows", "duration_s", "throughput_mbps",
 ]  # fmt: skip
 
 
 def throughput_by_payload(throughput_frame: pd.DataFrame, summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
-    """Per-pair throughput over the payload size, one box (and its points) per setup and payload.
+    """Per-pair throughput, one horizontal box (and its points) per setup, one column per payload
+    size (and protocol) and one row of panels per scenario x container count.
 
     Each point is one pair in one repetition (:func:`stats.per_pair_throughput`: bytes of all the
-    pair's flows over the seconds they cover). x: ``payload_bytes`` (ordinal), offset and colour:
-    setup, y: ``throughput_mbps``. A tick on each box's median and the points carry the summary
-    table's n, median and 95 % CI of the box's cell; the tick is red and a "⚠" sits above the box
-    where the cell's repetitions did not converge. With several protocols, one column per protocol.
+    pair's flows over the seconds they cover). y: setup, labelled with its implementation; x:
+    ``throughput_mbps``; colour: the packet filter, in its colour of every figure. A tick on each
+    box's median and the points carry the summary table's n, median and 95 % CI of the box's
+    cell; the tick is red, and the setup's label ends in a red "⚠", where the cell's repetitions
+    did not converge.
     """
     figure = "throughput_by_payload"
     if throughput_frame.empty:
@@ -136,26 +133,28 @@ def throughput_by_payload(throughput_frame: pd.DataFrame, summary_frame: pd.Data
     box_keys = ["setup", "workload", "protocol", "payload_bytes"]  # one box = one setup x workload cell
 
     n_setups = data["setup"].nunique()
-    n_payloads = data["payload_bytes"].nunique()
     subtitle = [
         f"n = {len(data):,} per-pair values (one per pair and repetition); "
         f"{plural(n_setups, 'setup')}, {reps_text(data)}",
-        "pair throughput = bytes of all its flows × 8 / seconds covered; n, median and its 95 % CI per box "
-        "in the tooltips",
-        unconverged_note("red median tick / ⚠ above the box"),
+        "pair throughput = bytes of all its flows × 8 / seconds covered; box: quartiles and median, whiskers: 1.5 IQR; "
+        "n, median and its 95 % CI per box in the tooltips",
+        unconverged_note(),
     ]
-    x = alt.X("payload_bytes:O", title="payload (bytes per write)", sort="ascending", axis=alt.Axis(labelAngle=0))
-    offset = alt.XOffset("setup_label:N", sort="ascending")
-    y = alt.Y("throughput_mbps:Q", title="throughput (Mbit/s)")
-    # 20 distinguishable colours beyond 10 setups; past 20 they repeat (the tooltip names the setup)
-    scale = alt.Scale(scheme="tableau20") if n_setups > 10 else alt.Undefined
-    color = alt.Color("setup_label:N", title="setup (implementation)", sort="ascending", scale=scale,
-                      legend=alt.Legend(labelLimit=400))
-    box = alt.Chart().mark_boxplot(size=12, opacity=0.6).encode(x=x, xOffset=offset, y=y, color=color)
+    # one column per payload, or per payload and protocol where a sweep measured both protocols
+    several_protocols = data["protocol"].nunique() > 1
+    # padded on the left, so that the names sort by size: Vega-Lite orders a column facet's headers
+    # by their text whatever the `sort` when rows are faceted too (seen with 6.4), while it orders
+    # the panels by `sort`
+    width = len(str(int(data["payload_bytes"].max())))
+    column_expression = (f"pad(datum.payload_bytes + '', {width}, ' ', 'left') + ' B'"
+                         + (" + ', ' + datum.protocol" if several_protocols else ""))
+    y = alt.Y("label:N", title="setup (implementation)", sort="ascending", axis=flagged_axis(labelLimit=400))
+    x = alt.X("throughput_mbps:Q", title="throughput per pair (Mbit/s)")
+    color = technology_color("filter", data, "packet filter")
+    box = alt.Chart().mark_boxplot(size=12, opacity=0.6).encode(x=x, y=y, color=color)
     box_tooltips = cell_tooltips("throughput of this box (Mbit/s)", ",.1f")
-    points = alt.Chart().mark_circle(size=28, opacity=0.9).encode(
+    points = alt.Chart().mark_circle(size=20, opacity=0.8).encode(
         x=x,
-        xOffset=offset,
         y=y,
         color=color,
         tooltip=[
@@ -173,20 +172,20 @@ def throughput_by_payload(throughput_frame: pd.DataFrame, summary_frame: pd.Data
         ],
     )
     per_box = alt.Chart().transform_aggregate(
-        max_mbps="max(throughput_mbps)", groupby=[*box_keys, "setup_label", *CELL_STATISTICS, *CELL_CONVERGENCE])
+        count="count()", groupby=[*box_keys, "setup_label", "label", *CELL_STATISTICS, *CELL_CONVERGENCE])
     median = median_tick(
-        per_box, 12, x=x, xOffset=offset, y=alt.Y("median:Q"),
+        per_box, 12, x=alt.X("median:Q"), y=y,
         tooltip=[alt.Tooltip("setup_label:N", title="setup (implementation)"), alt.Tooltip("workload:N", title="workload"),
                  *box_tooltips])
-    warning = unconverged_glyph(per_box).encode(
-        x=x, xOffset=offset, y=alt.Y("max_mbps:Q"))
-    width = max(320, n_payloads * (n_setups * 16 + 24))
-    layers = alt.layer(box, points, median, warning, data=inline(data))
-    chart = look_up_setup_labels(look_up_cells(layers, cells, CELL), pairs, figure).properties(width=width, height=300)
+    layers = alt.layer(box, points, median, data=inline(data))
+    chart = (look_up_setup_labels(look_up_cells(layers, cells, CELL), pairs, figure)
+             .transform_calculate(label=flagged_label("datum.setup_label"))
+             .properties(width=300))
     title = alt.TitleParams("Throughput per pair by payload size", subtitle=subtitle, anchor="start")
-    if data["protocol"].nunique() > 1:
-        return chart.facet(column=alt.Column("protocol:N", title="protocol")).properties(title=title)
-    return chart.properties(title=title)
+    column = alt.Column("payload:N", title="payload (bytes per write)", sort="ascending")
+    # the throughput of 64 B and 1370 B writes differs tenfold: an x scale per panel
+    faceted = small_multiples(chart, data, column, independent=("x", "y"))
+    return faceted.transform_calculate(payload=column_expression).properties(title=title)
 
 
 register(
@@ -211,8 +210,9 @@ register(
         builder=throughput_by_payload,
         caption=(
             "Throughput of each container pair in each repetition (all its flows' bytes over the "
-            "seconds covered) by payload size and setup; n, median and its 95 % CI per box in the "
-            "tooltips, and a red median tick with a '⚠' above the box where the repetitions did not converge."
+            "seconds covered) per setup, coloured by packet filter, one column per payload size and a row of panels "
+            "per scenario and container count; n, median and its 95 % CI per box in the tooltips, and a red median "
+            "tick with a red ⚠ after the setup where the repetitions did not converge."
         ),
     )
 )

@@ -7,9 +7,10 @@ import pandas as pd
 
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
-    CELL, CELL_CONVERGENCE, CELL_STATISTICS, NOT_CONVERGED, cell_tooltips, drawn_cells, flagged_axis,
-    flagged_label, inline, labelled, look_up_cells, look_up_setup_labels, median_tick, no_rows, require, unconverged_note,
+    CELL_CONVERGENCE, CELL_STATISTICS, NOT_CONVERGED, cell_tooltips, inline, labelled, no_rows, require,
+    small_multiples, unconverged_note,
 )
+from seconetbench.figures.first_packet import first_against_later
 
 EFFECT_STATISTICS = ["pairing", "ratio_to_baseline", "ratio_ci_low", "ratio_ci_high", "ratio_n", "effect_conclusive"]
 
@@ -31,7 +32,8 @@ def baseline_ratio(summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
         raise no_rows(figure, "any workload on a setup with a filter and its no-filter baseline")
     data = labelled(data).assign(converged=data["convergence"] != NOT_CONVERGED,
                                  conclusive=data["effect_conclusive"].fillna(False).astype(bool))
-    columns = ["setup", "setup_label", "filter", "metric", "workload", *CELL_STATISTICS, *CELL_CONVERGENCE,
+    columns = ["setup", "setup_label", "scenario", "containers", "filter", "metric", "workload", *CELL_STATISTICS,
+               *CELL_CONVERGENCE,
                "baseline_setup", *EFFECT_STATISTICS, "converged", "conclusive"]
     base = alt.Chart().encode(y=alt.Y("setup_label:N", title="setup (implementation)", axis=alt.Axis(labelLimit=400)),
                               color=alt.Color("workload:N", title="workload"))
@@ -54,9 +56,10 @@ def baseline_ratio(summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
                  alt.Tooltip("effect_conclusive:N", title="conclusive (CI excludes 1)")])
     one = alt.Chart().mark_rule(strokeDash=[4, 4], color="gray").encode(x=alt.datum(1.0))
     pairing = data["pairing"].value_counts()
-    # one x scale per metric: a latency cost and a throughput cost differ in size and direction
-    chart = alt.layer(one, interval, point, data=inline(data[columns])).facet(
-        column=alt.Column("metric:N", title="metric")).resolve_scale(x="independent")
+    # one x scale per metric: a latency cost and a throughput cost differ in size and direction;
+    # a row of panels per scenario x container count, each listing its own setups
+    chart = small_multiples(alt.layer(one, interval, point, data=inline(data[columns])), data,
+                            alt.Column("metric:N", title="metric"), independent=("x", "y"))
     return chart.properties(title=alt.TitleParams(
         "Cost of each filter against its no-filter baseline", anchor="start",
         subtitle=[f"n = {len(data):,} cells: {int(pairing.get('paired', 0)):,} paired per round (blocked run "
@@ -65,7 +68,7 @@ def baseline_ratio(summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
                   unconverged_note("hollow")]))
 
 
-FLOW = ["setup", "filter", "workload", "rep", "pair"]
+FLOW = ["setup", "scenario", "containers", "filter", "workload", "rep", "pair"]
 
 
 def first_packet(latency_frame: pd.DataFrame) -> pd.DataFrame:
@@ -87,25 +90,7 @@ def first_packet_figure(latency_frame: pd.DataFrame, summary_frame: pd.DataFrame
         raise no_rows(figure, "'latency' with at least two probes per pair")
     long = data.melt(id_vars=FLOW, value_vars=["first_ms", "steady_ms"], var_name="probe", value_name="rtt_ms")
     long["probe"] = long["probe"].map({"first_ms": "first probe", "steady_ms": "steady state (median)"})
-    box_of = [*CELL, "probe"]
-    cells = drawn_cells(long, "rtt_ms", box_of, summary_frame, figure)
-    y = alt.Y("label:N", title="setup (implementation)", axis=flagged_axis(labelLimit=400))
-    offset = alt.YOffset("probe:N")
-    box = alt.Chart().mark_boxplot(size=10).encode(
-        y=y, yOffset=offset, x=alt.X("rtt_ms:Q", title="round-trip time (ms)"),
-        color=alt.Color("probe:N", title="probe"))
-    per_box = alt.Chart().transform_aggregate(  # one row per box, with its looked-up statistics
-        count="count()", groupby=[*box_of, "setup_label", "label", *CELL_STATISTICS, *CELL_CONVERGENCE])
-    median = median_tick(
-        per_box, 10, y=y, yOffset=offset, x=alt.X("median:Q"),
-        tooltip=[alt.Tooltip("setup_label:N", title="setup (implementation)"), alt.Tooltip("workload:N", title="workload"),
-                 alt.Tooltip("probe:N", title="probe"), *cell_tooltips("RTT (ms)")])
-    chart = look_up_setup_labels(look_up_cells(alt.layer(box, median, data=inline(long)), cells, box_of),
-                                 latency_frame, figure).transform_calculate(
-        label=flagged_label("datum.setup_label")).properties(width=420)
-    if long["workload"].nunique() > 1:
-        # independent y: a setup's label carries the convergence of its cell, which differs by workload
-        chart = chart.facet(column=alt.Column("workload:N", title="workload")).resolve_scale(y="independent")
+    chart = first_against_later(long, latency_frame, summary_frame, figure)
     return chart.properties(title=alt.TitleParams(
         "First packet of a flow against the steady state", anchor="start",
         subtitle=[f"n = {len(data):,} flows (pair and repetition); the first probe pays for ARP and "

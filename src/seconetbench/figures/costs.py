@@ -10,10 +10,11 @@ from seconetbench import stats
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
     CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_point_layers, cell_tooltips, drawn_cells, flagged_axis,
-    flagged_label, inline, labelled, look_up_cells, look_up_setup_labels, median_tick, no_rows, require, summary_cells, unconverged_note,
+    flagged_label, inline, labelled, look_up_cells, look_up_setup_labels, median_tick, no_rows, require, small_multiples,
+    summary_cells, technology_color, unconverged_note,
 )
 
-TARGET = ["setup", "filter", "solution", "containers", "workload", "rep"]
+TARGET = ["setup", "scenario", "filter", "solution", "containers", "workload", "rep"]
 
 
 def cpu_per_gigabit(throughput_frame: pd.DataFrame, host_usage_frame: pd.DataFrame) -> pd.DataFrame:
@@ -44,7 +45,7 @@ def cpu_per_gbit_figure(throughput_frame: pd.DataFrame, host_usage_frame: pd.Dat
     cells = drawn_cells(data, "cpu_s_per_gbit", CELL, summary_frame, figure)
     y = alt.Y("label:N", title="setup (implementation)", axis=flagged_axis(labelLimit=400))
     x = alt.X("cpu_s_per_gbit:Q", title="host CPU-seconds per gigabit delivered")
-    color = alt.Color("filter:N", title="packet filter")
+    color = technology_color("filter", data, "packet filter")
     box = alt.Chart().mark_boxplot(size=14, opacity=0.6).encode(x=x, y=y, color=color)
     targets = alt.Chart().mark_circle(size=30).encode(x=x, y=y, color=color, tooltip=[
         alt.Tooltip("setup_label:N", title="setup (implementation)"), alt.Tooltip("workload:N", title="workload"),
@@ -59,9 +60,10 @@ def cpu_per_gbit_figure(throughput_frame: pd.DataFrame, host_usage_frame: pd.Dat
                  *cell_tooltips("CPU-seconds per gigabit")])
     layers = look_up_setup_labels(look_up_cells(alt.layer(box, targets, median, data=inline(data)), cells, CELL),
                                   throughput_frame, figure).transform_calculate(label=flagged_label("datum.setup_label"))
-    # independent y: a setup's label carries the convergence of its cell, which differs by payload
-    return layers.properties(width=420).facet(row=alt.Row("payload_bytes:O", title="payload (bytes)")).resolve_scale(
-        y="independent").properties(
+    # a column per payload, a row of panels per scenario x container count; independent y: a
+    # setup's label carries the convergence of its cell, which differs by payload
+    column = alt.Column("payload_bytes:O", title="payload (bytes)")
+    return small_multiples(layers.properties(width=320), data, column, independent=("x", "y")).properties(
         title=alt.TitleParams("CPU cost per gigabit", anchor="start", subtitle=[
             f"n = {len(data):,} throughput targets; host CPU (all cores) while the workload ran; n, median and "
             "its 95 % CI per box in the median's tooltip",
@@ -77,15 +79,18 @@ def deploy_time(deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
     if fresh.empty:
         raise no_rows("deploy_time", "any workload")
     steps = {"deploy_s": "whole deploy", "filter_apply_s": "filter rules", "rule_update_s": "one more pair (live)"}
-    data = labelled(fresh).melt(id_vars=["setup", "setup_label", "filter", "extra_rules"], value_vars=list(steps),
-                                var_name="step", value_name="seconds").dropna(subset=["seconds"])
+    data = labelled(fresh).melt(id_vars=["setup", "setup_label", "scenario", "containers", "filter", "extra_rules"],
+                                value_vars=list(steps), var_name="step", value_name="seconds").dropna(subset=["seconds"])
     data["step"] = data["step"].map(steps)
-    return alt.Chart(inline(data)).mark_tick(thickness=2, size=14).encode(
+    ticks = alt.Chart().mark_tick(thickness=2, size=14).encode(
         y=alt.Y("setup_label:N", title="setup (implementation)", axis=alt.Axis(labelLimit=400)),
         x=alt.X("seconds:Q", title="seconds"),
         color=alt.Color("step:N", title="what"),
         tooltip=[alt.Tooltip("setup_label:N", title="setup (implementation)"), "step:N", "seconds:Q", "extra_rules:Q"],
-    ).properties(title=alt.TitleParams(
+    )
+    # a row of panels per scenario x container count: a full sweep's 117 setups in panels of at most 24
+    chart = small_multiples(alt.layer(ticks, data=inline(data)).properties(width=420), data)
+    return chart.properties(title=alt.TitleParams(
         "Deploy and rule-install time", anchor="start",
         subtitle=f"n = {len(fresh):,} fresh deploys (reused deployments are not counted)"))
 
@@ -108,7 +113,7 @@ def rule_scaling(throughput_frame: pd.DataFrame, deployment_frame: pd.DataFrame,
     cells = labelled(cells.merge(summary_cells(summary_frame, "throughput_mbps", figure), on=CELL), "solution")
     # a line connects one solution (and implementation), filter and container count over the rule counts
     base = alt.Chart().encode(x=alt.X("extra_rules:O", title="extra rules before the whitelist"),
-                              color=alt.Color("filter:N", title="packet filter"), detail="containers:N")
+                              color=technology_color("filter", cells, "packet filter"), detail="containers:N")
     y = alt.Y("median:Q", title="median throughput per pair (Mbit/s)")
     line = base.mark_line().encode(y=y, strokeDash=alt.StrokeDash("solution_label:N", title="solution (implementation)",
                                                                    legend=alt.Legend(labelLimit=400)))

@@ -11,10 +11,12 @@ from seconetbench.errors import InvalidValueError
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
     CELL, CELL_CONVERGENCE, CELL_STATISTICS, cell_tooltips, drawn_cells, flagged_axis, flagged_label, inline,
-    look_up_cells, look_up_setup_labels, median_tick, no_rows, plural, reps_text, require, unconverged_note,
+    look_up_cells, look_up_setup_labels, median_tick, no_rows, plural, reps_text, require, small_multiples,
+    technology_color, unconverged_note,
 )
 
-FLOW_KEYS = ["setup", "filter", "containers", "workload", "traffic", "rep", "pair", "flow"]
+FLOW_KEYS = ["setup", "scenario", "filter", "containers", "workload", "traffic", "rep", "pair", "flow"]
+PAIR_KEYS = [key for key in FLOW_KEYS if key != "flow"]
 
 
 def per_flow(ditg_frame: pd.DataFrame) -> pd.DataFrame:
@@ -25,6 +27,25 @@ def per_flow(ditg_frame: pd.DataFrame) -> pd.DataFrame:
     intervals = ditg_frame[(ditg_frame["interval"] > 0) & ditg_frame["delay_ms"].notna()]
     delay = intervals.groupby(FLOW_KEYS, observed=True)["delay_ms"].median().rename("delay_ms")
     return whole.join(delay).reset_index()
+
+
+def per_pair(ditg_frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per pair and repetition: ``throughput_kbps``, the payload bytes all its flows
+    received (ITGDec's whole-flow rows) × 8 over the seconds its intervals cover (from the pair's
+    first received packet to the end of its last interval), the paper's unit in its Figs. 8 and 9;
+    and ``flows``. A pair whose intervals were not recorded falls back to its longest flow."""
+    require(ditg_frame, [*FLOW_KEYS, "interval", "start_s", "duration_s", "bytes"], "ditg per pair")
+    whole = ditg_frame[ditg_frame["interval"] == 0]
+    received = whole.groupby(PAIR_KEYS, observed=True).agg(bytes=("bytes", "sum"), flows=("flow", "nunique"),
+                                                           longest_s=("duration_s", "max"))
+    intervals = ditg_frame[ditg_frame["interval"] > 0]
+    covered = (intervals["start_s"] + intervals["duration_s"]).groupby(
+        [intervals[key] for key in PAIR_KEYS], observed=True).max().rename("covered_s")
+    pairs = received.join(covered)
+    seconds = pairs["covered_s"].fillna(pairs["longest_s"])
+    pairs["duration_s"] = seconds
+    pairs["throughput_kbps"] = (pairs["bytes"] * 8 / 1e3 / seconds).where(seconds > 0)
+    return pairs.drop(columns=["covered_s", "longest_s"]).reset_index()
 
 
 def _boxes(ditg_frame: pd.DataFrame, summary_frame: pd.DataFrame, figure: str, value: str, axis_title: str,
@@ -44,7 +65,7 @@ def _boxes(ditg_frame: pd.DataFrame, summary_frame: pd.DataFrame, figure: str, v
                 "n, median and its 95 % CI of each box in the median's tooltip", unconverged_note()]
     y = alt.Y("label:N", title="setup (implementation)", axis=flagged_axis(labelLimit=400))
     x = alt.X(f"{value}:Q", title=axis_title, scale=alt.Scale(zero=False))
-    color = alt.Color("filter:N", title="packet filter")
+    color = technology_color("filter", data, "packet filter")
     box = alt.Chart().mark_boxplot(size=14).encode(x=x, y=y, color=color)
     per_cell = alt.Chart().transform_aggregate(
         q1=f"q1({value})", q3=f"q3({value})",
@@ -57,17 +78,14 @@ def _boxes(ditg_frame: pd.DataFrame, summary_frame: pd.DataFrame, figure: str, v
             alt.Tooltip("q1:Q", title="25th percentile", format=",.3f"),
             alt.Tooltip("q3:Q", title="75th percentile", format=",.3f"),
         ])
-    facet = {"column": alt.Column("workload:N", title="workload")}
-    if data["containers"].nunique() > 1:
-        facet["row"] = alt.Row("containers:O", title="containers")
-    return (
+    chart = (
         look_up_setup_labels(look_up_cells(alt.layer(box, median, data=inline(data)), cells, CELL), ditg_frame, figure)
         .transform_calculate(label=flagged_label("datum.setup_label"))
         .properties(width=260)
-        .facet(**facet)
-        .resolve_scale(x="independent", y="independent")
-        .properties(title=alt.TitleParams(title, subtitle=subtitle, anchor="start"))
     )
+    # a column per workload, a row of panels per scenario x container count
+    return small_multiples(chart, data, alt.Column("workload:N", title="workload"), independent=("x", "y")).properties(
+        title=alt.TitleParams(title, subtitle=subtitle, anchor="start"))
 
 
 def ditg_bitrate(ditg_frame: pd.DataFrame, summary_frame: pd.DataFrame) -> alt.TopLevelMixin:

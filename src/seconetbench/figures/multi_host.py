@@ -13,9 +13,10 @@ import pandas as pd
 
 from seconetbench.figures import FigureSpec, register
 from seconetbench.figures._common import (
-    CELL, CELL_TOP, UNCONVERGED_TEST, cell_point_layers, cell_tooltips, implementation_label, inline, no_rows, plural,
-    require, summary_cells, unconverged_colour, unconverged_glyph, unconverged_note,
+    CELL, CELL_TOP, UNCONVERGED_TEST, cell_point_layers, cell_tooltips, drawn_cells, implementation_label, inline, no_rows,
+    plural, require, summary_cells, technology_color, unconverged_colour, unconverged_glyph, unconverged_note,
 )
+from seconetbench.figures.ditg import per_pair
 
 FACT_COLUMNS = ["setup", "tunnel", "implementation", "cipher", "path_mtu", "overhead_bytes", "setup_s"]
 DEPLOYMENT_COLUMNS = {"tunnel_implementation": "implementation", "tunnel_cipher": "cipher",
@@ -29,8 +30,10 @@ def tunnel_facts(deployment_frame: pd.DataFrame) -> pd.DataFrame:
     fresh = deployment_frame[(deployment_frame["scenario"] == "multi") & ~deployment_frame["reused"]]
     # the label says what the deploy recorded (e.g. "userspace (wireguard-go v0.0.2023)"), which
     # starts with the short identity column `implementation` (kernel, userspace, tc-bpf)
-    return (fresh.drop(columns=["implementation"], errors="ignore").rename(columns=DEPLOYMENT_COLUMNS)[FACT_COLUMNS]
-            .reset_index(drop=True))
+    facts = fresh.drop(columns=["implementation"], errors="ignore").rename(columns=DEPLOYMENT_COLUMNS)
+    # the vm backend's accelerator goes into the label (TCG: not for comparison)
+    accelerator = ["accelerator"] if "accelerator" in facts.columns else []
+    return facts[[*FACT_COLUMNS, *accelerator]].reset_index(drop=True)
 
 
 def _labelled(frame: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
@@ -43,11 +46,13 @@ def _labelled(frame: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
 
     by_setup = facts.groupby("setup")["implementation"].agg(joined)
     by_tunnel = facts.groupby("tunnel")["implementation"].agg(joined)
+    accelerator = facts.groupby("setup")["accelerator"].agg(joined) if "accelerator" in facts.columns else {}
     cipher = facts.groupby("setup")["cipher"].agg(joined)
     several = facts.groupby("tunnel")["cipher"].nunique()
     def label(tunnel: str, setup: str) -> str:
         suite = f" [{cipher.get(setup, '')}]" if several.get(tunnel, 0) > 1 else ""
-        return implementation_label(f"{tunnel}{suite}", by_setup.get(setup) or by_tunnel.get(tunnel))
+        return implementation_label(f"{tunnel}{suite}", by_setup.get(setup) or by_tunnel.get(tunnel),
+                                    accelerator.get(setup))
 
     frame = frame.copy()
     frame["tunnel_label"] = [label(t, s) for t, s in zip(frame["tunnel"], frame["setup"])]
@@ -90,17 +95,19 @@ def multi_host_throughput(throughput_frame: pd.DataFrame, deployment_frame: pd.D
     if multi.empty:
         raise no_rows(figure, "'throughput_<payload>' on multi-host setups")
     cells = _tunnel_cells(multi, facts, "throughput_mbps", summary_frame, figure, extra=("payload_bytes",))
-    color = alt.Color("tunnel_label:N", title="tunnel (implementation)", legend=alt.Legend(labelLimit=400))
+    color = technology_color("tunnel_label", cells, "tunnel (implementation)", technology_field="tunnel")
     base = alt.Chart().encode(x=alt.X("payload_bytes:O", title="payload (bytes per write)",
                                       axis=alt.Axis(labelAngle=0)), color=color, detail="setup:N")
     y = alt.Y("median:Q", title="median throughput per pair (Mbit/s)")
-    line = base.mark_line().encode(y=y, strokeDash=alt.StrokeDash("filter:N", title="packet filter"))
+    line = base.mark_line().encode(y=y)
     tooltip = [alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
                alt.Tooltip("filter:N", title="packet filter"),
                *cell_tooltips("throughput per pair (Mbit/s)", ",.1f")]
     width = max(240, 90 * cells["payload_bytes"].nunique())
     layers = alt.layer(line, *cell_point_layers(base, y, tooltip), data=inline(cells)).properties(width=width)
-    return _faceted(layers, cells, "Throughput per tunnel by payload size", "per-pair values", "hollow point / ⚠")
+    # a column per filter: at most one line per tunnel (and implementation) in a panel
+    return _faceted(layers, cells, "Throughput per tunnel by payload size", "per-pair values", "hollow point / ⚠",
+                    column=alt.Column("filter:N", title="packet filter"))
 
 
 def multi_host_latency(latency_frame: pd.DataFrame, deployment_frame: pd.DataFrame,
@@ -118,7 +125,7 @@ def multi_host_latency(latency_frame: pd.DataFrame, deployment_frame: pd.DataFra
                                       axis=alt.Axis(labelLimit=400)), xOffset=alt.XOffset("filter:N"))
     bars = base.mark_bar(strokeWidth=2).encode(
         y=alt.Y("median:Q", title="median round-trip time (ms)"),
-        color=alt.Color("filter:N", title="packet filter"),
+        color=technology_color("filter", cells, "packet filter"),
         fillOpacity=alt.condition(UNCONVERGED_TEST, alt.value(0.25), alt.value(1.0)),
         stroke=unconverged_colour(default="transparent"),
         tooltip=[alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
@@ -145,6 +152,56 @@ def multi_host_setup_time(deployment_frame: pd.DataFrame) -> alt.TopLevelMixin:
                                        subtitle=f"n = {len(data):,} deploys"))
 
 
+def multi_host_ditg_throughput(ditg_frame: pd.DataFrame, deployment_frame: pd.DataFrame,
+                               summary_frame: pd.DataFrame) -> alt.TopLevelMixin:
+    """The paper's Figs. 8 (bursty, tcp100) and 9 (quake3, video): D-ITG throughput per container
+    pair (:func:`ditg.per_pair`) of each multi-host setup, one column per workload: every pair's
+    value in each repetition as a faint point, and per setup the median over the repetitions (of
+    each repetition's median pair) with its 95 % CI; x: tunnel (implementation), offset: filter."""
+    figure = "multi_host_ditg_throughput"
+    facts = tunnel_facts(deployment_frame)
+    require(ditg_frame, ["scenario", "tunnel"], figure)
+    multi = ditg_frame[ditg_frame["scenario"] == "multi"]
+    if multi.empty:
+        raise no_rows(figure, "'bursty', 'tcp100', 'quake3' or 'video' on multi-host setups")
+    pairs = per_pair(multi)
+    pairs = pairs[pairs["throughput_kbps"].notna()].merge(multi[["setup", "tunnel"]].drop_duplicates("setup"), on="setup")
+    if pairs.empty:
+        raise no_rows(figure, "a D-ITG workload whose pairs received packets on multi-host setups")
+    # the CI belongs to what is drawn (pairs), the convergence to the cell (decided on its delay)
+    statistics = drawn_cells(pairs, "throughput_kbps", CELL, summary_frame, figure)
+    identity = pairs[["setup", "workload", "tunnel", "filter", "containers"]].drop_duplicates()
+    cells = _labelled(identity, facts).merge(statistics, on=CELL)
+    values = _labelled(pairs[["setup", "workload", "tunnel", "filter", "containers", "rep", "pair", "flows",
+                              "throughput_kbps"]], facts).merge(cells[[*CELL, "convergence"]], on=CELL)
+    # one dataset for both layers (a facet has one), told apart by `row`
+    data = pd.concat([values.assign(row="pair"), cells.assign(row="cell")], ignore_index=True)
+    x = alt.X("tunnel_label:N", title="tunnel (implementation)", axis=alt.Axis(labelLimit=300, labelAngle=-30))
+    offset = alt.XOffset("filter:N", title="packet filter")
+    color = technology_color("tunnel_label", cells, "tunnel (implementation)", technology_field="tunnel")
+    y_title = "throughput per pair (kbit/s)"
+    pair_points = alt.Chart().transform_filter("datum.row === 'pair'").mark_circle(size=14, opacity=0.35).encode(
+        x=x, xOffset=offset, color=color, y=alt.Y("throughput_kbps:Q", title=y_title),
+        tooltip=[alt.Tooltip("tunnel_label:N", title="tunnel (implementation)"), alt.Tooltip("setup:N", title="setup"),
+                 alt.Tooltip("filter:N", title="packet filter"), alt.Tooltip("rep:Q", title="repetition"),
+                 alt.Tooltip("pair:N", title="pair"), alt.Tooltip("flows:Q", title="flows"),
+                 alt.Tooltip("throughput_kbps:Q", title=y_title, format=",.1f")])
+    # the filter's shape tells the points of a tunnel apart (their offset alone has no legend)
+    base = alt.Chart().transform_filter("datum.row === 'cell'").encode(
+        x=x, xOffset=offset, color=color, shape=alt.Shape("filter:N", title="packet filter"))
+    tooltip = [alt.Tooltip("setup:N", title="setup"), alt.Tooltip("workload:N", title="workload"),
+               alt.Tooltip("filter:N", title="packet filter"),
+               *cell_tooltips("throughput per pair (kbit/s)", ",.1f")]
+    y = alt.Y("median:Q", title=y_title)
+    width = max(240, 36 * cells["tunnel_label"].nunique() * max(1, cells["filter"].nunique()) // 2)
+    layers = alt.layer(pair_points, *cell_point_layers(base, y, tooltip), data=inline(data)).properties(width=width)
+    chart = _faceted(layers, cells, "D-ITG throughput per pair and tunnel", "per-pair values",
+                     "hollow point / ⚠ (convergence decided on the cell's delay)",
+                     column=alt.Column("workload:N", title="workload"))
+    # the workloads' rates differ by orders of magnitude (quake3 vs video)
+    return chart.resolve_scale(y="independent") if isinstance(chart, alt.FacetChart) else chart
+
+
 register(FigureSpec(
     name="multi_host_throughput", table="throughput", extra_tables=("deployment", "summary"), scenarios=("multi",),
     builder=multi_host_throughput,
@@ -161,3 +218,10 @@ register(FigureSpec(
     builder=multi_host_setup_time,
     caption="Setup time of each tunnel or VPN: seconds from starting it until the first packet passed, "
             "one mark per fresh deploy."))
+register(FigureSpec(
+    name="multi_host_ditg_throughput", table="ditg", extra_tables=("deployment", "summary"), scenarios=("multi",),
+    builder=multi_host_ditg_throughput,
+    caption="D-ITG throughput per container pair of each multi-host setup per tunnel or VPN and filter, one "
+            "column per D-ITG workload (the paper's Figures 8 and 9): faint points are pairs in a repetition, the "
+            "point and error bar the median over the repetitions and its 95 % CI, hollow and marked '⚠' where "
+            "the repetitions did not converge."))

@@ -8,7 +8,7 @@ import pandas as pd
 
 from seconetbench import stats
 from seconetbench.figures import FigureSpec, register
-from seconetbench.figures._common import inline, labelled, no_rows, plural, require
+from seconetbench.figures._common import inline, labelled, no_rows, panel_key, plural, require
 
 CHECKS = ["isolation", "confidentiality", "spoofing"]
 # The worst verdict of a cell decides its colour (first in this list wins).
@@ -58,11 +58,8 @@ def setup_costs(latency_frame: pd.DataFrame, throughput_frame: pd.DataFrame) -> 
     return labelled(costs).drop(columns="implementation")
 
 
-def security_matrix(security_frame: pd.DataFrame, latency_frame: pd.DataFrame,
-                    throughput_frame: pd.DataFrame) -> alt.TopLevelMixin:
-    cells = security_cells(security_frame)
-    if cells.empty:
-        raise no_rows("security_matrix", "isolation, confidentiality or spoofing")
+def _matrix_row(cells: pd.DataFrame, costs: pd.DataFrame, title: str | None) -> alt.HConcatChart:
+    """The matrix of *cells* and the cost bars of the same setups side by side."""
     setups = sorted(cells["setup_label"].unique())
     y = alt.Y("setup_label:N", title="setup (implementation)", sort=setups, scale=alt.Scale(domain=setups),
               axis=alt.Axis(labelLimit=400))
@@ -73,22 +70,39 @@ def security_matrix(security_frame: pd.DataFrame, latency_frame: pd.DataFrame,
         tooltip=[alt.Tooltip("setup_label:N", title="setup (implementation)"), "check:N", "verdict:N", "text:N",
                  "probes:Q", "violations:Q", "breaks:Q"])
         + base.mark_text(fontSize=10).encode(text="text:N")).properties(width=330)
-    costs = setup_costs(latency_frame, throughput_frame)
     panels = [matrix]
     for measure in sorted(costs["measure"].unique()):
-        data = costs[costs["measure"] == measure]
+        data = costs[(costs["measure"] == measure) & costs["setup_label"].isin(setups)]
         panels.append(alt.Chart(inline(data)).mark_bar().encode(
             y=alt.Y("setup_label:N", sort=setups, scale=alt.Scale(domain=setups), axis=None),
             x=alt.X("value:Q", title=measure, axis=alt.Axis(orient="top")),
             tooltip=[alt.Tooltip("setup_label:N", title="setup (implementation)"),
                      alt.Tooltip("value:Q", title=measure, format=".3g"), alt.Tooltip("n:Q", title="n")],
         ).properties(width=160))
-    return alt.hconcat(*panels, spacing=6).properties(title=alt.TitleParams(
+    row = alt.hconcat(*panels, spacing=6)
+    return row.properties(title=alt.TitleParams(title, anchor="start", fontSize=12)) if title else row
+
+
+def security_matrix(security_frame: pd.DataFrame, latency_frame: pd.DataFrame,
+                    throughput_frame: pd.DataFrame) -> alt.TopLevelMixin:
+    cells = security_cells(security_frame)
+    if cells.empty:
+        raise no_rows("security_matrix", "isolation, confidentiality or spoofing")
+    costs = setup_costs(latency_frame, throughput_frame)
+    # one block per scenario x container count (a full sweep: 15 or 24 setups each), as the
+    # other figures' panels
+    panel_of = {setup: panel_key(scenario, containers) for setup, scenario, containers in
+                security_frame[["setup", "scenario", "containers"]].drop_duplicates("setup").itertuples(index=False)}
+    keys = sorted(set(panel_of.values()))
+    cells = cells.assign(panel=cells["setup"].map(panel_of))
+    rows = [_matrix_row(cells[cells["panel"] == key].drop(columns="panel"), costs,
+                        key.split("|", 1)[1] if len(keys) > 1 else None) for key in keys]
+    chart = rows[0] if len(rows) == 1 else alt.vconcat(*rows, spacing=18)
+    return chart.properties(title=alt.TitleParams(
         "Security matrix and what it costs", anchor="start",
         subtitle=[f"n = {plural(len(security_frame), 'probe')} over {plural(cells['setup'].nunique(), 'setup')}; "
                   "cell = worst verdict of the check (violation > break > visible > expected > inconclusive > ok)",
                   "bars: median RTT over received pings and median per-pair throughput, n per bar in the tooltip"]))
-
 
 register(FigureSpec(
     name="security_matrix",

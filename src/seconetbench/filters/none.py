@@ -11,7 +11,7 @@ class NoFilter(Technology):
     name = "none"
     description = "no filtering (baseline); isolation check expects every pair to be reachable"
     enforces_whitelist = False
-    backends = ("netns", "docker", "ssh", "kubernetes")  # nothing to build, so on a cluster too
+    backends = ("netns", "docker", "ssh", "vm", "kubernetes")  # nothing to build, so on a cluster too
 
     def apply(self, deployment) -> None:
         pass

@@ -41,7 +41,8 @@ _SUMMARY = re.compile(
     r", (?P<loss>\d+(?:\.\d+)?)% packet loss, time (?P<time>\d+)ms$"
 )
 _RTT = re.compile(
-    r"rtt min/avg/max/mdev = (?P<min>[\d.]+)/(?P<avg>[\d.]+)/(?P<max>[\d.]+)/(?P<mdev>[\d.]+) ms$"
+    r"rtt min/avg/max/mdev = (?P<min>[\d.]+)/(?P<avg>[\d.]+)/(?P<max>[\d.]+)/(?P<mdev>[\d.]+) ms"
+    r"(?:, pipe \d+)?$"  # ", pipe N": a reply took longer than the interval (N probes in flight at most)
 )
 # Fatal errors are printed before the "PING" banner, e.g. "ping: connect: Network is unreachable".
 _FATAL = re.compile(r"ping: (?P<message>.+)$")

@@ -307,7 +307,7 @@ BINARY_PACKAGES = {
     "clang": "clang", "bpftool": "bpftool",
     "ovsdb-tool": "openvswitch-common", "ovsdb-server": "openvswitch-common", "ovs-appctl": "openvswitch-common",
     "ovs-ofctl": "openvswitch-common", "ovs-vsctl": "openvswitch-switch", "ovs-vswitchd": "openvswitch-switch",
-    "python3": "python3",
+    "python3": "python3", "conntrack": "conntrack",
 }
 # What every host needs whatever the sweep: namespaces (ip) and the host agent (python3 with psutil).
 BASE_BINARIES = ("ip", "python3")

@@ -13,9 +13,10 @@ The default flow is NORMAL (a learning switch); the `ovs` filter replaces it by 
 
 from __future__ import annotations
 
-from seconetbench import ovs_daemon, parsers, probes, proc
+import re
+
+from seconetbench import ovs_daemon, probes, proc
 from seconetbench.backends.base import Container, Deployment
-from seconetbench.errors import WorkloadError
 from seconetbench.ovs_daemon import OvsHost
 from seconetbench.solutions._common import add_container_veth, address_container
 from seconetbench.technology import Requirement, Technology, register
@@ -66,7 +67,8 @@ class Ovs(Technology):
             switch = OvsHost.of(deployment, host)
             switch.start(datapath)
             bridge = deployment.names.bridge(host.index)
-            command = ["add-br", bridge, "--", "set", "bridge", bridge, f"datapath_type={datapath}"]
+            # ovs-vsctl returns once ovs-vswitchd has applied the transaction.
+            switch.vsctl("add-br", bridge, "--", "set", "bridge", bridge, f"datapath_type={datapath}")
             for container in deployment.containers_on(host):
                 host_end = add_container_veth(deployment, container)
                 with netlink.route(host.netns) as sock:
@@ -74,13 +76,36 @@ class Ovs(Technology):
                 address_container(container, prefixlen=24)
                 if datapath == "netdev":
                     disable_tx_offloads(container)
-                command += ["--", "add-port", bridge, host_end]
-            # One transaction; ovs-vsctl returns once ovs-vswitchd has applied it.
-            switch.vsctl(*command)
+                # One port per transaction, in container order, so that the port numbers are
+                # too (datapath port 2, 3, ... after the bridge's own port 1). Within one
+                # transaction ovs-vswitchd numbers the ports in the order of its hash tables and
+                # the rows' random UUIDs, and the userspace datapath polls its ports in the order
+                # of their numbers' hashes: a reply on a port polled before the request's waits
+                # one more main loop iteration (docs/ovs.md, "Port numbers and RTT").
+                switch.vsctl("add-port", bridge, host_end)
 
     def remove(self, deployment: Deployment) -> None:
         for host in deployment.local_hosts():
             OvsHost.of(deployment, host).stop()
+
+    def flush_flow_caches(self, deployment: Deployment) -> list[dict]:
+        """Delete every datapath flow (the megaflow cache, and with it what the userspace
+        datapath's exact-match caches point to) of each local host's switch, so that the next
+        packet is an upcall classified by ovs-vswitchd's OpenFlow tables. The OpenFlow tables,
+        the MAC learning table and the containers' ARP caches stay: only flow setup is paid.
+
+        `revalidator/purge`, not `dpctl/del-flows`: the latter leaves the upcall handlers' flow
+        keys (ukeys) behind, and while a stale ukey exists the handler does not install that
+        flow again, so every later packet of it, the "warm" ones included, took the slow path
+        (seen here: 0 datapath flows after each probe; docs/decisions.md)."""
+        flushed = []
+        for host in deployment.local_hosts():
+            switch = OvsHost.of(deployment, host)
+            before = datapath_flows(switch)
+            switch.appctl("revalidator/purge")
+            flushed.append({"cache": "ovs_datapath_flows", "where": host.name, "deleted": before,
+                            "remaining": datapath_flows(switch)})
+        return flushed
 
     def describe(self, deployment: Deployment):
         """Facts of the switches this process built (their daemons answer here): `datapaths` is
@@ -93,6 +118,8 @@ class Ovs(Technology):
             "implementation": "kernel datapath" if datapath == "system" else "userspace datapath",
             # what ran, as ovs-vswitchd reports it: e.g. ["netdev@ovs-netdev"] or ["system@ovs-system"]
             "datapaths": sorted({dp for s in switches for dp in s.appctl("dpctl/dump-dps").split()}),
+            # each port's datapath port number: added one by one, in container order
+            "datapath_ports": {port: number for s in switches for port, number in datapath_ports(s).items()},
             "container_tx_offloads": "off" if datapath == "netdev" else "default",
             "bridges": [deployment.names.bridge(h.index) for h in deployment.hosts],
         }
@@ -102,29 +129,14 @@ def disable_tx_offloads(container: Container) -> None:
     proc.run_in(container.netns, ["ethtool", "-K", container.ifname, *TX_OFFLOADS_OFF])
 
 
-def first_packet_latency(deployment: Deployment, source: str, destination: str,
-                         steady_pings: int = 10) -> dict[str, float]:
-    """RTT of the first packet of a new flow against the steady state, in ms.
+def datapath_ports(switch: OvsHost) -> dict[str, int]:
+    """The datapath port number of every port of *switch*'s bridges, from `dpif/show`'s lines
+    '<port> <OpenFlow port>/<datapath port>: (<type>)'."""
+    found = (re.fullmatch(r"\s+(\S+) \d+/(\d+): .*", line) for line in switch.appctl("dpif/show").splitlines())
+    return {match[1]: int(match[2]) for match in found if match}
 
-    Flushes the datapath flows of every host, so that the first ping (request and reply) misses
-    the datapath's flow cache and is classified by ovs-vswitchd's OpenFlow tables (an upcall);
-    the following pings hit the cached flows. MAC tables and the containers' ARP caches stay
-    warm, so only the flow setup is measured. One ping process sends all probes.
 
-    Cross-host: it flushes every host's datapath and pings from a container, so it runs where
-    every host's OVS control sockets and the source container's namespace are local (netns). On
-    the ssh backend this is a controller step, which must reach each host and the container
-    through access objects (Host.access, Container.access) instead.
-    """
-    for host in deployment.hosts:
-        OvsHost.of(deployment, host).appctl("dpctl/del-flows")
-    ping = ["ping", "-n", "-c", str(1 + steady_pings), "-i", "0.05", "-W", "1",
-            deployment.container(destination).ip]
-    output = proc.run_in(deployment.container(source).netns, ping, check=False).stdout
-    samples = parsers.parse_text("ping", output).samples
-    first, steady = samples.iloc[0], samples.iloc[1:]
-    if not first["received"] or not steady["received"].any():
-        raise WorkloadError(f"{source}->{destination}: the first or every later ping got no reply "
-                          f"(is the pair whitelisted?): {output.strip()[-300:]}")
-    return {"first_ms": float(first["rtt_ms"]), "steady_ms": float(steady["rtt_ms"].median()),
-            "steady_samples": int(steady["received"].sum())}
+def datapath_flows(switch: OvsHost) -> int:
+    """Flows in the datapath of *switch* (`dpctl/dump-flows`: one line per flow, after a
+    'flow-dump from ...' header per thread in the userspace datapath)."""
+    return sum("actions:" in line for line in switch.appctl("dpctl/dump-flows").splitlines())

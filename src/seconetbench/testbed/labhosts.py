@@ -105,11 +105,7 @@ class LabHosts:
 
     def testbed_config(self) -> dict:
         """The `testbed:` section of a config that runs on these lab hosts."""
-        hosts = [dataclasses.asdict(host) for host in self.hosts]  # the fields are the config's keys
-        options = self.options
-        return {"backend": "ssh", "ssh": {"hosts": hosts, "strict_host_key_checking": options.strict_host_key_checking,
-                                          "known_hosts_file": options.known_hosts_file,
-                                          "jump_host": options.jump_host}}
+        return ssh_testbed(self.hosts, self.options)
 
     def host_dir(self, i: int) -> Path:
         """Lab host *i*'s sshd files: host key, config, authorized_keys, pid file, log."""
@@ -281,6 +277,13 @@ class LabHosts:
             netlink.delete_netns(name)
         self._namespaces.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def ssh_testbed(hosts: list[SshHost], options: SshOptions) -> dict:
+    """The `testbed:` section of an ssh-backend config for *hosts* reached with *options*."""
+    return {"backend": "ssh", "ssh": {"hosts": [dataclasses.asdict(host) for host in hosts],  # fields = keys
+                                      "strict_host_key_checking": options.strict_host_key_checking,
+                                      "known_hosts_file": options.known_hosts_file, "jump_host": options.jump_host}}
 
 
 def _is_sshd(process) -> bool:

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from seconetbench import probes, proc
 from seconetbench.backends.base import Deployment, Host
+from seconetbench.errors import ToolFailed
 from seconetbench.technology import Requirement, register
 from seconetbench.tunnels._common import (
     ESP, UDP, Suite, Tunnel, Wire, container_subnet, host_pairs, key_dir, peers, prepared_dir, spawn_daemon,
@@ -30,6 +32,10 @@ from seconetbench.tunnels._common import (
 CHARON = "/usr/lib/ipsec/charon"
 PLUGIN_DIR = Path("/usr/lib/ipsec/plugins")
 LIBIPSEC_MTU = 1400
+# swanctl's commands wait for charon, which under an emulated CPU (the vm backend's TCG) takes
+# tens of seconds to load a configuration right after boot
+SWANCTL_TIMEOUT_S = 120
+INITIATE_WITHIN_S = 90
 # openssl goes before strongSwan's own crypto plugins so that it provides every algorithm it has
 # (charon takes an algorithm from the first plugin in `load` that offers it): with kernel-libipsec
 # charon itself encrypts every ESP packet, and strongSwan's portable aes and gcm plugins (no AES-NI,
@@ -148,7 +154,8 @@ class Ipsec(Tunnel):
         host: where the hosts start one after the other in host order (one process per host), the
         first host's charon is up by then; where they start in parallel (the ssh backend's
         agents), a responder not up yet is reached by charon's IKE retransmits (after 4 s and
-        11 s; swanctl waits 20 s)."""
+        11 s; swanctl waits 20 s), and one up without its connections loaded yet is tried again
+        (:meth:`initiate`)."""
         local = deployment.local_hosts()
         for host in local:
             spawn_daemon(deployment, host, f"charon-{host.name}", self.in_host(deployment, host, [CHARON]))
@@ -158,10 +165,26 @@ class Ipsec(Tunnel):
             self.swanctl(deployment, host, "--load-all", "--file", "/run/swanctl.conf")
         for a, b in host_pairs(deployment):
             if b in local:
-                self.swanctl(deployment, b, "--initiate", "--ike", a.name, "--child", a.name, "--timeout", "20")
+                self.initiate(deployment, b, a)
+
+    def initiate(self, deployment: Deployment, host: Host, peer: Host) -> None:
+        """The IKE and child SA from *host* to *peer*. A peer whose charon answers before it has
+        loaded its connections (its agent builds at the same time, and under an emulated CPU the
+        load takes seconds) refuses with NO_PROPOSAL_CHOSEN ("no IKE config found"), and swanctl
+        fails at once: initiate again until INITIATE_WITHIN_S have passed."""
+        deadline = time.monotonic() + INITIATE_WITHIN_S
+        while True:
+            try:
+                self.swanctl(deployment, host, "--initiate", "--ike", peer.name, "--child", peer.name, "--timeout", "20")
+                return
+            except ToolFailed:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)  # the peer's load-all, which nothing here can observe
 
     def swanctl(self, deployment: Deployment, host: Host, *args: str) -> str:
-        return proc.run_in(host.netns, self.in_host(deployment, host, ["swanctl", *args]), timeout=30).stdout
+        return proc.run_in(host.netns, self.in_host(deployment, host, ["swanctl", *args]),
+                           timeout=SWANCTL_TIMEOUT_S).stdout
 
     def hint(self, deployment: Deployment) -> str:
         return f"see charon.log in {prepared_dir(deployment)}/ipsec-<host>/"

@@ -107,6 +107,17 @@ def test_duplicate_reply_counts_once(fixture_text):
     assert result.summary["duplicates"] == 1
 
 
+def test_pipe_after_the_rtt_line_parses_the_same(fixture_text):
+    # iputils appends ", pipe N" when replies overlapped (one took longer than -i); seen under load:
+    # 'rtt min/avg/max/mdev = 0.206/3.884/53.693/11.586 ms, pipe 2'
+    text = fixture_text("ping/basic_20.txt")
+    piped = text.replace("/0.005 ms\n", "/0.005 ms, pipe 2\n")
+    assert piped != text
+    plain, with_pipe = ping.parse(text), ping.parse(piped)
+    assert with_pipe.summary == plain.summary
+    assert with_pipe.samples.equals(plain.samples)
+
+
 def test_no_answer_yet_lines_of_ping_O_are_ignored(fixture_text):
     # Format of ping -O (recorded as loss_O.txt in the probe notes): one line per unanswered probe.
     text = fixture_text("ping/loss.txt").replace(
