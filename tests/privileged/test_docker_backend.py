@@ -108,25 +108,32 @@ def test_runner_measures_ping_iperf3_and_ditg_inside_containers(prefix, tmp_path
         "results_dir": str(results), "repetitions": 1,
         "testbed": {"prefix": prefix, "backend": "docker", "docker": {"host": engine.url}},
         "sweep": {"single": {"solutions": ["bridge"], "filters": ["iptables"], "containers": [4]},
-                  "workloads": ["lat", "tp", "q3"]},
+                  "workloads": ["lat", "tp", "q3", "pol"]},
         "workloads": {"lat": {"kind": "latency", "count": 5, "interval_s": 0.05},
                       "tp": {"kind": "throughput", "payload_bytes": 1370, "duration_s": 1, "generator": "iperf3"},
-                      "q3": {"kind": "quake3", "flows": 2, "duration_s": 2}},
+                      "q3": {"kind": "quake3", "flows": 2, "duration_s": 2},
+                      "pol": {"kind": "policy_update", "changes": 2, "timeout_s": 3}},
     })
     setup = "single-bridge-iptables-c4-docker"
     backend = DockerBackend(prefix, cfg["testbed"], results)
     try:
-        raws = {w: runner.measure(cfg, setup, w, 1, results / "raw" / setup / w / "rep1") for w in ("lat", "tp", "q3")}
+        raws = {w: runner.measure(cfg, setup, w, 1, results / "raw" / setup / w / "rep1")
+                for w in ("lat", "tp", "q3", "pol")}
         rows = {w: parsed_as_the_workflow_does(raw, tmp_path / f"{w}.parquet") for w, raw in raws.items()}
         assert len(rows["lat"]) == 2 * 5 and (rows["lat"]["rtt_ms"] > 0).all()
         assert len(rows["tp"]) == 2 and (rows["tp"]["throughput_mbps"] > 10).all()
         # ITGRecv ran in the sink container and wrote its log through the results bind mount
         assert (rows["q3"]["delay_ms"] > 0).any()
+        # the probers ran in the containers (the image's python3): a whitelist change live, both ways
+        new = rows["pol"][rows["pol"]["connection"] == "new"]
+        assert len(new) == 2 * 2 * 2 and (new["status"] == "effect").all() and (new["latency_ms"] > 0).all()  # changes x directions x udp/tcp
         facts = read_meta(raws["tp"])["deployment"]["docker"]
         assert facts["engine"]["url"] == engine.url and not facts["engine"]["managed"]
         # the generators were the containers' processes: their recorded argv and the image's binary
         generators = read_meta(raws["tp"])["workload_run"]["processes"]
         assert generators and all(p["argv"][0] == "iperf3" for p in generators)
+        probers = read_meta(raws["pol"])["workload_run"]["processes"]
+        assert len(probers) == 2 and all(p["argv"][0] == "python3" for p in probers)
     finally:
         backend.teardown()
     assert labelled(engine.client(), prefix) == []

@@ -61,6 +61,31 @@ def test_allow_and_deny_take_effect_and_cut_established_flows(prefix, tmp_path, 
     assert {"c01", "c03"} == set(summaries) and all(s["ticks"] > 0 for s in summaries.values())
 
 
+def test_a_change_on_every_host_of_a_multi_host_setup_takes_effect_across_the_tunnel(prefix, tmp_path):
+    # the pair's ends are on different hosts: each host's filter gets the change, one clock here
+    cfg = config.validate({
+        "results_dir": str(tmp_path / "results"), "repetitions": 1,
+        "testbed": {"prefix": prefix, "reuse_deployment": True},
+        "monitor": {"enabled": False},
+        "sweep": {"multi": {"tunnels": ["vxlan"], "filters": ["iptables"], "containers": [4], "hosts": 2},
+                  "workloads": ["policy"]},
+        "workloads": {"policy": {"kind": "policy_update", "changes": 2, "timeout_s": 3}},
+    })
+    setup = "multi-vxlan-iptables-c4"
+    raw = tmp_path / "results/raw" / setup / "policy" / "rep1"
+    try:
+        runner.measure(cfg, setup, "policy", 1, raw)
+        deployment = NetnsBackend(prefix).current()
+        pair = read_meta(raw)["workload_run"]["visits"][0]["pair"]
+        assert deployment.container(pair[0]).host != deployment.container(pair[1]).host
+        assert not reachable(deployment, *pair)  # the whitelist ends as it began
+    finally:
+        NetnsBackend(prefix).teardown()
+    rows = parsed_as_the_workflow_does(raw, tmp_path / "parsed.parquet")
+    new = rows[rows["connection"] == "new"]
+    assert len(new) == 2 * 2 * 2 and (new["status"] == "effect").all() and (new["latency_ms"] > 0).all()
+
+
 TINY_POLICY = """
 results_dir: results
 repetitions: 1

@@ -37,7 +37,8 @@ VARIANT = "minbase"
 # What runs inside the containers: the generators of every workload (ping, iperf3, D-ITG's
 # ITGSend/ITGRecv/ITGDec), and the tools a filter or a person may need in there (ip, iptables,
 # nft, ps). uperf is not in Debian: the throughput workload's uperf tool needs another image.
-PACKAGES = ("d-itg", "iperf3", "iproute2", "iptables", "iputils-ping", "nftables", "procps")
+# python3: the policy_update workload's prober (standard library only) runs in the containers
+PACKAGES = ("d-itg", "iperf3", "iproute2", "iptables", "iputils-ping", "nftables", "procps", "python3")
 # Bump when the way the tarball or the image is made changes (excludes, import changes).
 RECIPE_VERSION = 1
 REPOSITORY = "seconetbench/base"

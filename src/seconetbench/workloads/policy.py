@@ -174,16 +174,18 @@ def established_before(series: Series, start_ns: int, issued_ns: int) -> bool:
 # ---------------------------------------------------------------------------------- the plan
 def visit_pairs(deployment: Deployment) -> list[tuple[str, str]]:
     """The pairs whose whitelist entry the changes toggle, in visiting order: pairs that are not
-    whitelisted (so the measured pairs of other workloads keep their entries), neighbouring
-    senders first (c01-c03, c03-c05, ...), then neighbouring sinks; with two containers, the
-    one pair there is."""
+    whitelisted (so the measured pairs of other workloads keep their entries); on several hosts
+    first a sender with the next pair's sink (c01-c04, ...: on two hosts, so the change is
+    measured across the tunnel, as the measured pairs run), then neighbouring senders (c01-c03,
+    c03-c05, ...), then neighbouring sinks; with two containers, the one pair there is."""
     pairs = deployment.pairs
+    following = [(index, (index + 1) % len(pairs)) for index in range(len(pairs))]
+    candidates = [(pairs[i][0], pairs[j][1]) for i, j in following] if deployment.setup.hosts > 1 else []
+    candidates += [(pairs[i][side], pairs[j][side]) for side in (0, 1) for i, j in following]
     found: list[tuple[str, str]] = []
-    for side in (0, 1):
-        for index in range(len(pairs)):
-            a, b = pairs[index][side], pairs[(index + 1) % len(pairs)][side]
-            if a != b and not deployment.allowed(a, b) and (a, b) not in found and (b, a) not in found:
-                found.append((a, b))
+    for a, b in candidates:
+        if a != b and not deployment.allowed(a, b) and (a, b) not in found and (b, a) not in found:
+            found.append((a, b))
     return found or [pairs[0]]
 
 
