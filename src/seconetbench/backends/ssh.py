@@ -375,9 +375,9 @@ def prefixlen(address: str) -> int:
 def host_problems(setup: dict[str, Any]) -> list[str]:
     """What this host lacks for *setup*: each technology's requirements, probed here."""
     spec = SetupSpec.from_dict(setup)
-    # a pinned implementation (sweep.*.implementations) this host's kernel lacks: the probe's words
-    refused = preflight.pinned_unavailable(spec)
-    problems = [f"implementation {spec.implementation!r} pinned: {refused}"] if refused else []
+    # a pinned kernel implementation is a requirement of its technology (a probe's): a host whose
+    # kernel lacks it is refused below, with the probe's words
+    problems = []
     for tech in preflight.setup_technologies(spec):
         reason = tech.incompatibility(spec) or "; ".join(filter(None, (r.missing() for r in tech.requires(spec))))
         if reason:

@@ -81,8 +81,9 @@ def netem_args(underlay: dict[str, Any]) -> list[str]:
 
 def vm_settings(testbed: dict[str, Any]) -> dict[str, Any]:
     """testbed.vm with its defaults."""
-    given = testbed.get("vm") or {}
-    return {**VM_DEFAULTS, **given, "underlay": {**VM_DEFAULTS["underlay"], **(given.get("underlay") or {})}}
+    from seconetbench.config import deep_merge
+
+    return deep_merge(VM_DEFAULTS, testbed.get("vm") or {})
 
 
 class VmBackend(SshBackend):
