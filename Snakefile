@@ -5,7 +5,7 @@
 #   snakemake compare --cores 2 --configfile config/config.yaml   candidate runs against a baseline (config compare:)
 #     (name targets before --configfile, which takes several values)
 # The workflow profile profiles/default (loaded automatically) sets testbed=1, keep-going,
-# force-use-threads (run_target measures inside this process), ...
+# force-use-threads (run_batch measures inside this process), ...
 import os
 
 from snakemake.utils import min_version

@@ -90,7 +90,7 @@ def main() -> int:
           f"{median['deploy'] / median['cmd_deploy']:>8.3f}  framework <= 1.0 s")
     print(f"{'teardown':<24}{median['teardown']:>10.3f}{median['cmd_teardown']:>10.3f}"
           f"{median['teardown'] / median['cmd_teardown']:>8.3f}  framework <= 0.5 s")
-    print(f"{'isolation check':<24}{median['verify']:>10.3f}{'':>10}{'':>8}  (ICMP+TCP+UDP, 1 s timeout for drops)")
+    print(f"{'isolation check':<24}{median['verify']:>10.3f}{'':>10}{'':>8}  (ICMP+TCP+UDP; bench/isolation_proof.py)")
     return 0
 
 

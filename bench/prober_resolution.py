@@ -41,18 +41,18 @@ def main() -> int:
             a, b = (deployment.container(name) for name in deployment.pairs[0])
             started = []
             for me, peer in ((a, b), (b, a)):
-                argv = ["python3", prober.__file__, "--ip", me.ip, "--peer", peer.ip, "--rate-hz", f"{args.rate_hz:g}",
-                        "--out", str(work / f"{me.name}.probes")]
+                argv = ["python3", prober.__file__, "--ip", me.ip, "--peer", peer.ip, "--rate-hz", f"{args.rate_hz:g}"]
+                # the records on stdout, the ready and done lines on stderr (as the workload runs them)
                 started.append(proc.spawn(proc.in_container(me, argv), work / f"{me.name}.stdout",
                                           work / f"{me.name}.stderr", backend.registry, argv))
             for name in (a.name, b.name):
-                while b"ready" not in (work / f"{name}.stdout").read_bytes():
+                while b"ready " not in (work / f"{name}.stderr").read_bytes():
                     time.sleep(0.01)
             time.sleep(args.seconds)  # the measured run itself, not a synchronisation
             proc.terminate(started)
         finally:
             backend.teardown()
-    records = {name: policy.read_records(work / f"{name}.probes") for name in (a.name, b.name)}
+    records = {name: policy.read_records(work / f"{name}.stdout") for name in (a.name, b.name)}
     tick_ms = 1000.0 / args.rate_hz
     print(f"prober resolution, {args.seconds:g} s at {args.rate_hz:g} Hz (tick {tick_ms:g} ms), "
           f"two probers on single-bridge-none-c2")
@@ -70,7 +70,7 @@ def main() -> int:
                   f"{p50:>8.3f} {p90:>7.3f} {p99:>7.3f} {gaps.max():>7.2f} {p50 / tick_ms:>8.3f} "
                   f"{np.mean(gaps <= 1.5 * tick_ms):>10.1%} {np.median(delays):>9.3f} {np.percentile(delays, 99):>7.3f}")
     for name in (a.name, b.name):
-        done = policy.prober_summary(work / f"{name}.stdout") or {}
+        done = policy.prober_summary(work / f"{name}.stderr") or {}
         print(f"{name}: prober's own tick gaps {json.dumps(done.get('gap_ms'))}; receive timestamps "
               f"{json.dumps(done.get('receive_timestamps'))}")
     verdict = max(medians) <= 1.0 + 1e-3 if args.rate_hz >= 1000 else None

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Sweep efficiency on config/full.yaml with short workloads (issue 9: >= 0.9).
 
-Runs the first N targets of the full sweep, in its configured run order (blocked), with the
-workloads shortened by config/overlays/short-workloads.yaml, into a temporary directory, and
+Runs the first N targets of the full sweep (the measurement batches that hold them), in its
+configured run order (blocked), with the workloads shortened by
+config/overlays/short-workloads.yaml, into a temporary directory, and
 prints: time the generators ran / wall time of the measuring phase (from the targets' meta.json,
 bench/harness.py's sweep_efficiency), the median gap between two targets, and the deploys. The first N
 targets span several setups, so deploys and their isolation checks are part of the wall time.
@@ -20,19 +21,27 @@ from pathlib import Path
 
 from harness import sweep_efficiency  # bench/ is on the path of a script run from it
 from seconetbench import config
-from seconetbench.sweep import expand
+from seconetbench.sweep import batches, expand
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = [REPO / "config/full.yaml", REPO / "config/overlays/short-workloads.yaml"]
 
 
 def first_targets(count: int) -> tuple[str, list[str]]:
-    """The results directory and the first *count* raw target directories in the sweep's run
-    order (paths relative to the working directory)."""
+    """The results directory and the records of the measurement batches that hold the first
+    *count* targets in the sweep's run order (paths relative to the working directory; a job
+    measures a batch, docs/decisions.md)."""
     cfg = config.load_files(*CONFIGS)
     order = cfg["run_order"]
-    planned = expand(cfg, check_machine=True).run_order(order["mode"], order["seed"])
-    return cfg["results_dir"], [f"{cfg['results_dir']}/raw/{target.path}" for target in planned[:count]]
+    planned = batches(expand(cfg, check_machine=True).measurement_order(order["mode"], order["seed"]),
+                      lambda target: False)
+    records, covered = [], 0
+    for batch in planned:
+        if covered >= count:
+            break
+        records.append(f"{cfg['results_dir']}/batches/{batch[0].path}.json")
+        covered += len(batch)
+    return cfg["results_dir"], records
 
 
 def main() -> int:

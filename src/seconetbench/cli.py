@@ -91,6 +91,15 @@ def cmd_setups(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """plan --config F [--json]: what the sweep builds and how long it takes (logic in plan.py)."""
+    from seconetbench import plan
+
+    report = plan.plan_config(_load_config(args.config), plan.load_overheads(args.overheads) if args.overheads else None)
+    print(json.dumps(report, indent=1) if args.json else plan.format_plan(report))
+    return 0
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     from seconetbench.runner import HostLock
     from seconetbench.sweep import resolve_setup
@@ -109,15 +118,25 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     refused = preflight.pinned_unavailable(setup) if backend.capabilities.technologies_here else None
     if refused:
         raise SeconetError(f"setup {setup.id}: {refused}")
-    with HostLock(cfg["testbed"]["lock_timeout_s"]):
+    from seconetbench.testbed.groups import testbed_groups
+
+    # the first testbed group's lock (the host-wide one without groups): the group it deploys on
+    with HostLock(cfg["testbed"]["lock_timeout_s"], testbed_groups(cfg)[0].lock_file):
         deployment = backend.deploy(setup, verify=not args.no_verify)
     print(json.dumps(deployment.describe(), indent=1))
     return 0
 
 
 def cmd_teardown(args: argparse.Namespace) -> int:
+    from seconetbench.testbed.groups import testbed_groups
+
     cfg = _load_config(args.config)
-    removed = _backend(cfg, args.prefix).finish()
+    # without --prefix, every testbed group of the config (testbed.ssh.groups, testbed.vm.groups)
+    backends = [_backend(cfg, args.prefix)] if args.prefix else [g.backend() for g in testbed_groups(cfg)]
+    removed: dict[str, list[str]] = {}
+    for backend in backends:
+        for kind, names in backend.finish().items():
+            removed.setdefault(kind, []).extend(names)
     print(json.dumps(removed))
     return 0
 
@@ -129,9 +148,18 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
     backend_class = BACKENDS.get(args.backend)
     if backend_class.clean_remote.__func__ is not BaseBackend.clean_remote.__func__:
-        # what the run left elsewhere: a cluster's namespaces, the ssh hosts' namespaces and daemons
-        cfg = _load_config(args.config)
-        print(json.dumps(backend_class.clean_remote({**cfg["testbed"], "backend": args.backend}, args.prefix)))
+        # what the run left elsewhere: a cluster's namespaces, the ssh hosts' namespaces and daemons,
+        # on every testbed group (each group's objects carry its own prefix, testbed/groups.py)
+        from seconetbench.testbed.groups import group_count, group_prefix, group_testbed
+
+        testbed = {**_load_config(args.config)["testbed"], "backend": args.backend}
+        count = group_count(testbed)
+        removed: dict[str, list[str]] = {}
+        for index in range(1, count + 1):
+            prefix = group_prefix(args.prefix, index, count) if args.prefix else None
+            for kind, names in backend_class.clean_remote(group_testbed(testbed, index), prefix).items():
+                removed.setdefault(kind, []).extend(names)
+        print(json.dumps(removed))
         return 0
     if args.force:
         removed = cleanup.remove(args.prefix)
@@ -183,7 +211,8 @@ def cmd_hosts(args: argparse.Namespace) -> int:
 
 def _print_hosts_check(report: dict[str, Any]) -> None:
     for host in report["hosts"]:
-        print(f"{host['name']} ({host['address']}:{host['port']}): {'ok' if host['ok'] else 'NOT USABLE'}")
+        group = f" [group {host['group']}]" if "group" in host else ""  # testbed.ssh.groups
+        print(f"{host['name']} ({host['address']}:{host['port']}){group}: {'ok' if host['ok'] else 'NOT USABLE'}")
         if host["reachable"]:
             tools = host["tools"]
             missing = sorted(name for name, path in tools.items() if path is None)
@@ -294,6 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help=f"config file (default: {DEFAULT_CONFIG})")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_setups)
+
+    p = sub.add_parser("plan", help="targets, deploys, parse jobs and the estimated wall time of the sweep, before "
+                                    "it runs (a range with adaptive repetitions)")
+    p.add_argument("--config", help=f"config file (default: {DEFAULT_CONFIG})")
+    p.add_argument("--json", action="store_true", help="the plan as JSON (estimate_s; estimate_s_min and "
+                                                       "estimate_s_max with adaptive repetitions)")
+    p.add_argument("--overheads", help="a measured overheads file instead of the package's data/overheads.yaml "
+                                       "(bench/plan_slice.py --calibrate writes one)")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("deploy", help="deploy one setup and print it as JSON")
     p.add_argument("setup", help="setup id, e.g. single-bridge-iptables-c8")

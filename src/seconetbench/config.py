@@ -187,15 +187,32 @@ def _check_ssh_testbed(config: dict[str, Any]) -> None:
     """testbed.ssh: identity files and known host keys in place, the hosts' addresses
     unique and in 198.18.0.0/15, and enough of them for the sweep (remote/hosts.py)."""
     from seconetbench.remote import hosts
+    from seconetbench.testbed.groups import testbed_groups
 
-    parsed, _ = hosts.parse_ssh_testbed(config["testbed"])
-    hosts.check_sweep_fits(parsed, config["sweep"])
+    ssh = config["testbed"].get("ssh") or {}
+    if ssh.get("groups") and ssh.get("hosts"):
+        raise ConfigError("testbed.ssh.groups", "is set together with testbed.ssh.hosts; list the hosts once: in "
+                          "hosts (one testbed) or in groups (several independent host groups)")
+    seen: dict[Any, str] = {}
+    for group in testbed_groups(config):  # one without groups; also checks the prefix leaves room
+        key = f"testbed.ssh.groups[{group.index - 1}]" if ssh.get("groups") else "testbed.ssh.hosts"
+        parsed, _ = hosts.parse_ssh_testbed(group.testbed, key)
+        hosts.check_sweep_fits(parsed, config["sweep"], key)
+        # a host in two groups would carry two measurements at once
+        for index, host in enumerate(parsed):
+            for value in (host.name, (host.address, host.port)):
+                if value in seen:
+                    raise ConfigError(f"{key}[{index}]", f"host {host.name} ({host.address}:{host.port}) is also in "
+                                      f"{seen[value]}; each host belongs to one group (and has a name of its own)")
+                seen[value] = f"{key}[{index}]"
 
 
 def _check_vm_testbed(config: dict[str, Any]) -> None:
     """testbed.vm: enough VMs for the sweep's multi-host setups."""
     from seconetbench.remote.hosts import hosts_needed
+    from seconetbench.testbed.groups import testbed_groups
 
+    testbed_groups(config)  # the run prefix leaves room for testbed.vm.groups
     needed, booted = hosts_needed(config["sweep"]), config["testbed"]["vm"]["hosts"]
     if booted < needed:
         raise ConfigError("testbed.vm.hosts", f"boots {booted} VM(s), and the multi-host setups need {needed} "

@@ -95,8 +95,9 @@ def policy(config: dict[str, Any]) -> dict[str, Any]:
     """The repetition policy as a mapping, whether the config gave a number or a mapping."""
     reps = config["repetitions"]
     if isinstance(reps, int):
-        return {"min": reps, "max": reps, "ci_halfwidth_pct": None}
-    return {"min": reps["min"], "max": reps["max"], "ci_halfwidth_pct": reps.get("ci_halfwidth_pct")}
+        return {"min": reps, "max": reps, "ci_halfwidth_pct": None, "budget_h": None}
+    return {"min": reps["min"], "max": reps["max"], "ci_halfwidth_pct": reps.get("ci_halfwidth_pct"),
+            "budget_h": reps.get("budget_h")}
 
 
 def adaptive(config: dict[str, Any]) -> bool:
@@ -121,7 +122,8 @@ def repetition_values(frame: pd.DataFrame, kind: str, by: Sequence[str] = CELL) 
     return stats.repetition_values(chosen, metric, list(by), per_rep)
 
 
-def decide(values: pd.DataFrame, cells: list[str], measured: dict[str, int], rules: dict[str, Any]) -> dict[str, Any]:
+def decide(values: pd.DataFrame, cells: list[str], measured: dict[str, int], rules: dict[str, Any],
+           spent_s: float = 0.0, cost_s: dict[str, float] | None = None) -> dict[str, Any]:
     """The next round: for every cell ('setup/workload'), how many repetitions it should have.
 
     *measured* is how many it has now. A cell converges when it has at least ``min`` (and
@@ -129,6 +131,9 @@ def decide(values: pd.DataFrame, cells: list[str], measured: dict[str, int], rul
     CI of the median is within the target but not 0: a CI of width 0 comes from ties (e.g.
     ping's microsecond resolution), not from precision. Otherwise the cell grows to the number
     the CI's 1/sqrt(n) shrinking predicts, at least +1 and at most max.
+
+    With ``budget_h`` in *rules*, the growth is cut to what fits in the budget after *spent_s*
+    seconds, at *cost_s* seconds per repetition of each cell (:func:`within_budget`).
     """
     import pandas as pd
 
@@ -155,4 +160,24 @@ def decide(values: pd.DataFrame, cells: list[str], measured: dict[str, int], rul
             wanted = have + 1 if unknown else math.ceil(have * (halfwidth / target) ** 2)
             reps = min(rules["max"], max(have + 1, wanted))
         decisions[cell] = {"reps": reps, "measured": have, "ci_halfwidth_pct": halfwidth, "status": status}
+    if rules.get("budget_h"):
+        within_budget(decisions, rules["budget_h"] * 3600 - spent_s, cost_s or {})
     return {"cells": decisions, "done": all(d["status"] != "more" for d in decisions.values())}
+
+
+def within_budget(decisions: dict[str, dict[str, Any]], remaining_s: float, cost_s: dict[str, float]) -> None:
+    """Cut the cells' growth (in place) to what fits in *remaining_s*: the cells whose CI is widest
+    (unknown first) get their repetitions first; a cell that gets none is not_converged with
+    budget_spent. Costs are the plan's seconds per repetition of a cell (seconetbench.plan)."""
+    def need(cell: str) -> float:
+        halfwidth = decisions[cell]["ci_halfwidth_pct"]
+        return math.inf if math.isnan(halfwidth) or halfwidth == 0 else halfwidth
+
+    for cell in sorted((c for c, d in decisions.items() if d["status"] == "more"), key=lambda c: (-need(c), c)):
+        decision, cost = decisions[cell], cost_s.get(cell, 0.0)
+        wanted = decision["reps"] - decision["measured"]
+        granted = wanted if cost <= 0 else max(0, min(wanted, math.floor(remaining_s / cost)))
+        remaining_s -= granted * cost
+        decision["reps"] = decision["measured"] + granted
+        if granted == 0:
+            decision.update(status="not_converged", budget_spent=True)

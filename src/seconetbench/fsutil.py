@@ -52,3 +52,12 @@ def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_protect(path: str | os.PathLike) -> None:
+    """Take the write permission off *path* and, for a directory, everything in it, as
+    Snakemake's ``protected()`` does: a finished result is not to be written again."""
+    path = Path(path)
+    for entry in [*path.rglob("*"), path] if path.is_dir() else [path]:
+        if not entry.is_symlink():
+            entry.chmod(entry.stat().st_mode & ~0o222)

@@ -76,6 +76,7 @@ def wait_until_quiet(namespaces: list[str], quiet_s: float, max_s: float, poll_s
     started = time.monotonic()
     if not namespaces or quiet_s <= 0:
         return {"waited_s": 0.0, "quiet": None}
+    poll_s = min(poll_s, quiet_s / 2)  # at least two reads of the counters within the quiet period
 
     def packets() -> int:
         return sum(c.rx_packets + c.tx_packets for ns in namespaces for c in read_net_dev(ns))

@@ -32,7 +32,16 @@ def identity(meta: dict) -> dict[str, object]:
         "containers": setup.containers,
         "workload": meta["target"]["workload"],
         "rep": meta["target"]["rep"],
+        "group": group_of(meta),
     }
+
+
+def group_of(meta: dict) -> str:
+    """The testbed group that measured the target (testbed/groups.py); the first group for
+    targets that do not say (measured on one testbed, before groups)."""
+    from seconetbench.testbed.groups import group_name
+
+    return (meta.get("group") or {}).get("name") or group_name(1)
 
 
 def implementation(meta: dict) -> str:
@@ -237,7 +246,7 @@ def summary_of(frames_by_kind: dict[str, pd.DataFrame], status: dict[str, str],
             if chosen.empty:
                 continue
             summary = stats.repetition_summary(chosen, metric, group, per_rep=per_rep)
-            values = stats.repetition_values(chosen, metric, convergence.CELL, per_rep)
+            values = with_groups(stats.repetition_values(chosen, metric, convergence.CELL, per_rep), frame)
             frames.append(stats.ratio_to_baseline(summary, values, paired=design.get("run_order") == "blocked",
                                                   rounds=design.get("rounds")))
     if not frames:
@@ -247,6 +256,16 @@ def summary_of(frames_by_kind: dict[str, pd.DataFrame], status: dict[str, str],
     result["convergence"] = cells.map(status).fillna("fixed") if status else "fixed"
     result["accelerator"] = result["setup"].map(accelerators(frames_by_kind.get("deployment")))
     return result[tables.schema("summary").names]
+
+
+def with_groups(values: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """Per-repetition *values* with the testbed group of each target (column ``group`` of the
+    table *frame* it came from), so that effects pair a round only within one group."""
+    if "group" not in frame.columns:
+        return values
+    keys = ["setup", "workload", "rep"]
+    groups = frame[[*keys, "group"]].drop_duplicates(subset=keys)
+    return values.merge(groups, on=keys, how="left")
 
 
 def accelerators(deployment: pd.DataFrame | None) -> dict[str, str]:
@@ -259,8 +278,13 @@ def accelerators(deployment: pd.DataFrame | None) -> dict[str, str]:
 
 
 def convergence_round(parsed_files: Iterable[str | Path], measured: dict[str, int], rules: dict,
-                      out: str | Path) -> dict:
-    """Decide the next convergence round from the parsed targets measured so far (a JSON file)."""
+                      out: str | Path, cost_s: dict[str, float] | None = None,
+                      results_dir: str | Path | None = None) -> dict:
+    """Decide the next convergence round from the parsed targets measured so far (a JSON file).
+    With ``budget_h`` in *rules*: the time spent is counted from the first target in
+    *results_dir*, and each cell's repetition costs *cost_s* seconds (plan.cell_costs)."""
+    import time
+
     from seconetbench import convergence
 
     by_kind: dict[str, list[pd.DataFrame]] = {}
@@ -269,9 +293,18 @@ def convergence_round(parsed_files: Iterable[str | Path], measured: dict[str, in
     values = [convergence.repetition_values(pd.concat(frames, ignore_index=True), kind)
               for kind, frames in by_kind.items() if kind in convergence.REPETITION_METRICS]
     combined = pd.concat(values, ignore_index=True) if values else pd.DataFrame(columns=["setup", "workload", "rep", "value"])
-    decision = convergence.decide(combined, list(measured), dict(measured), rules)
+    spent_s = time.time() - sweep_started_at(results_dir) if rules.get("budget_h") and results_dir else 0.0
+    decision = convergence.decide(combined, list(measured), dict(measured), rules, spent_s, cost_s)
     write_text_atomic(out, json.dumps(decision, indent=1, sort_keys=True))
     return decision
+
+
+def sweep_started_at(results_dir: str | Path) -> float:
+    """When the first target of *results_dir* started (its meta.json); now if none did."""
+    import time
+
+    starts = [read_meta(p.parent)["started_at"] for p in Path(results_dir).glob("raw/*/*/rep*/meta.json")]
+    return min(starts, default=time.time())
 
 
 def plot(figure: str, table_files: Iterable[str | Path], html_out: str | Path, svg_out: str | Path) -> None:

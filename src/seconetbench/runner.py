@@ -9,6 +9,7 @@ error, so that nothing measured is lost and the cause can be read.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -28,11 +29,13 @@ from seconetbench import meta as metadata
 from seconetbench import noise, proc
 from seconetbench.backends.base import Backend, Deployment
 from seconetbench.errors import WorkloadError
-from seconetbench.fsutil import atomic_directory
+from seconetbench.fsutil import atomic_directory, write_protect, write_text_atomic
 from seconetbench.monitor import Monitor, SetupProcesses, wait_until_quiet
+from seconetbench.testbed import groups as testbed_groups
 from seconetbench.testbed import netlink
 from seconetbench.scripting import in_own_thread, logged
-from seconetbench.sweep import expand
+from seconetbench.spec import TargetId
+from seconetbench.sweep import Sweep, expand
 from seconetbench.workloads import get_workload
 from seconetbench.workloads.base import RunContext
 
@@ -55,17 +58,23 @@ class HostLock:
         self.lock = filelock.FileLock(str(self.path))
 
     def __enter__(self) -> HostLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        holder = self.path.with_suffix(".holder")
-        try:
-            self.lock.acquire(timeout=self.timeout_s)
-        except filelock.Timeout:
+        if not self.try_acquire(self.timeout_s):
+            holder = self.path.with_suffix(".holder")
             who = holder.read_text().strip() if holder.exists() else "unknown"
             raise WorkloadError(
                 f"another measurement holds {self.path} ({who}) for more than {self.timeout_s:.0f} s; "
-                "wait for it, or raise testbed.lock_timeout_s") from None
-        holder.write_text(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
+                "wait for it, or raise testbed.lock_timeout_s")
         return self
+
+    def try_acquire(self, timeout_s: float) -> bool:
+        """Take the lock within *timeout_s* (0: only if free now); whether it was taken."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.lock.acquire(timeout=timeout_s)
+        except filelock.Timeout:
+            return False
+        self.path.with_suffix(".holder").write_text(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
+        return True
 
     def __exit__(self, *exc: Any) -> None:
         self.lock.release()
@@ -140,6 +149,36 @@ def placement(testbed: dict[str, Any], backend: Backend) -> dict[str, Any] | Non
     return {"requested": requested, "daemons": applied}
 
 
+# The validated configs, their sweeps and planned run orders this process has measured with
+# (every measurement job runs inside the one Snakemake process): validation and the run order of
+# a sweep of thousands of targets cost about 40 ms, once per config instead of once per target.
+_PREPARED: dict[str, tuple[dict[str, Any], Sweep]] = {}
+_POSITIONS: dict[tuple[int, str, int, int], dict[str, int]] = {}
+
+
+def prepared(config: dict[str, Any]) -> tuple[dict[str, Any], Sweep]:
+    """*config* validated, and its sweep; computed once per config content in this process."""
+    key = json.dumps(config, sort_keys=True, default=str)
+    if key not in _PREPARED:
+        if len(_PREPARED) >= 8:  # tests measure with many configs in one process
+            _PREPARED.clear()
+            _POSITIONS.clear()
+        validated = configuration.validate(config)
+        _PREPARED[key] = (validated, expand(validated))
+    return _PREPARED[key]
+
+
+def planned_positions(config: dict[str, Any], sweep: Sweep, groups: int) -> dict[str, int]:
+    """Target path -> its 1-based position in the planned run order of *sweep* (a sweep from
+    :func:`prepared`, so its identity stands for its config)."""
+    order = config["run_order"]
+    key = (id(sweep), order["mode"], order["seed"], groups)
+    if key not in _POSITIONS:
+        planned = sweep.run_order(order["mode"], order["seed"], groups=groups)
+        _POSITIONS[key] = {target.path: position for position, target in enumerate(planned, start=1)}
+    return _POSITIONS[key]
+
+
 def measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int, out_dir: str | Path) -> Path:
     """Measure one target into *out_dir* (created atomically). Returns *out_dir*.
 
@@ -159,8 +198,7 @@ def measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int,
 
 def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int, out_dir: Path,
              label: str) -> Path:
-    config = configuration.validate(config)
-    sweep = expand(config)
+    config, sweep = prepared(config)
     setup = sweep.setup(setup_id)
     spec = sweep.workload(workload_name)
     workload = get_workload(spec)
@@ -176,15 +214,20 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
     cells.check_cell(out_dir.parent, setup, spec, results_dir, ran=generator)
     params = cells.cell_params(setup, spec)
 
-    # closing(): this process measures target after target (rule run_target runs in Snakemake's)
-    with contextlib.closing(backends.for_config(config)) as backend, HostLock(testbed["lock_timeout_s"]):
+    def deploy(backend: Backend) -> tuple[Deployment, bool]:
         # not measured; the failure of any cause (e.g. which isolation probes failed, a tool that
         # failed with its stderr) is kept with the results
         with tempfile.TemporaryDirectory(prefix="seconetbench-deploy-") as produced, \
                 failure_kept(results_dir, label, Path(produced)):
-            deployment, reused = backend.deploy_or_reuse(setup, verify=testbed["verify_isolation"],
-                                                         keep=Path(produced))
-        log.info("%s: %s deployment %s", label, "reused the" if reused else "new", deployment.prefix)
+            return backend.deploy_or_reuse(setup, verify=testbed["verify_isolation"], keep=Path(produced),
+                                           measures_enforcement=workload.measures_enforcement)
+
+    # a testbed group (the one testbed without testbed.*.groups) under its lock, its backend
+    # closed at the end: this process measures target after target (rule run_batch runs in
+    # Snakemake's), several at once with several groups
+    with testbed_groups.deployed(config, rep, deploy) as (group, backend, deployment, reused):
+        log.info("%s: %s deployment %s on testbed group %s", label, "reused the" if reused else "new",
+                 deployment.prefix, group.name)
         # and the implementation the deploy resolved (`auto`) is the one the earlier repetitions had
         cells.check_cell(out_dir.parent, setup, spec, results_dir,
                          ran={**generator, **cells.ran_of({"deployment": deployment.facts})})
@@ -208,11 +251,12 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
                                                             cpu_pinning=testbed["cpu_pinning"]))
                     finished = time.time()
                     order = config["run_order"]
-                    planned = [t.path for t in sweep.run_order(order["mode"], order["seed"])]
+                    planned = planned_positions(config, sweep, group.count)
                     # repetitions added by convergence rounds come after the planned order
-                    position = planned.index(label) + 1 if label in planned else None
+                    position = planned.get(label)
                     meta = {
                         "target": {"setup": setup_id, "workload": workload_name, "rep": rep},
+                        "group": group.describe(),
                         "run_order": {**order, "position": position, "targets": len(planned)},
                         "setup": setup.to_dict(),
                         "workload": spec.to_dict(),
@@ -250,9 +294,38 @@ def _measure(config: dict[str, Any], setup_id: str, workload_name: str, rep: int
     return out_dir
 
 
-def measure_job(config: dict[str, Any], wildcards: Any, out_dir: str, log_path: str) -> Path:
-    """What rule run_target runs, inside the Snakemake process: :func:`measure` in a thread of
-    its own (scripting.in_own_thread), its records and a failure's traceback in the job log."""
+def measure_batch(config: dict[str, Any], targets: list[str], record: str, log_path: str) -> dict[str, Any]:
+    """What rule run_batch runs, inside the Snakemake process: the *targets* (``setup/workload/repN``,
+    consecutive targets of one setup in the run order, sweep.batches) one after the other, in a
+    thread of its own (scripting.in_own_thread), the records and a failure's traceback in the job
+    log. Each target is measured by :func:`measure` into its own raw directory, which is then
+    write-protected; a target complete already is skipped. A failed target does not stop the
+    batch: the rest are measured, then the job fails naming the failed ones (their output is kept
+    under failed/). Only a batch without failures writes *record*, the job's output: what it
+    measured (docs/decisions.md, "A measurement job measures a batch of targets")."""
     with logged(log_path):
-        return in_own_thread(measure, config, wildcards.setup, wildcards.workload, int(wildcards.rep), out_dir)
+        return in_own_thread(_measure_batch, config, [TargetId.parse(t) for t in targets], Path(record))
 
+
+def _measure_batch(config: dict[str, Any], targets: list[TargetId], record: Path) -> dict[str, Any]:
+    raw = Path(prepared(config)[0]["results_dir"]) / "raw"  # the schema's default when not given
+    done: dict[str, Any] = {"targets": [t.path for t in targets], "measured": [], "complete_before": []}
+    failed = []
+    for target in targets:
+        out_dir = raw / target.path
+        if (out_dir / metadata.META_FILE).exists():
+            done["complete_before"].append(target.path)
+            continue
+        try:
+            measure(config, target.setup, target.workload, target.rep, out_dir)
+        except WorkloadError as error:
+            log.error("%s", error)
+            failed.append(str(error))
+            continue
+        write_protect(out_dir)
+        done["measured"].append(target.path)
+    if failed:
+        raise WorkloadError(f"{len(failed)} of the {len(targets)} targets of this batch failed (the others are "
+                            "measured and kept; what the failed ones produced is under failed/):\n" + "\n".join(failed))
+    write_text_atomic(record, json.dumps(done, indent=1) + "\n")
+    return done

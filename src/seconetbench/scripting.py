@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import sys
 import threading
@@ -12,6 +13,11 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 Result = TypeVar("Result")
+# The log handler of the job (logged) whose thread this is; None in threads of no job.
+_job_log: contextvars.ContextVar[logging.Handler | None] = contextvars.ContextVar("job_log", default=None)
+_jobs_logging: set[logging.Handler] = set()
+_level_before: list[int] = [logging.NOTSET]
+_jobs_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -19,16 +25,24 @@ def logged(log_path: str | Path) -> Iterator[logging.Logger]:
     """Send the package's logging to the job's log file; write a failure's traceback there too
     and repeat its one-line cause on stderr, where Snakemake shows it.
 
-    The handler goes on the package's logger, not the root: run_target runs inside the Snakemake
+    The handler goes on the package's logger, not the root: run_batch runs inside the Snakemake
     process, whose own records must not land in a target's log."""
     path = Path(log_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Several testbed groups measure at once, each job in a thread of this process: a job's log
+    # takes the records of its own threads (in_own_thread carries the context), and those of
+    # threads of no job (helper pools) in every log.
+    handler.addFilter(lambda record: _job_log.get() in (None, handler))
+    token = _job_log.set(handler)
     package = logging.getLogger("seconetbench")
-    level_before = package.level
+    with _jobs_lock:
+        if not _jobs_logging:
+            _level_before[:] = [package.level]
+        _jobs_logging.add(handler)
+        package.setLevel(logging.INFO)
     package.addHandler(handler)
-    package.setLevel(logging.INFO)
     try:
         yield package
     except BaseException as error:
@@ -38,8 +52,12 @@ def logged(log_path: str | Path) -> Iterator[logging.Logger]:
         raise
     finally:
         package.removeHandler(handler)
-        package.setLevel(level_before)
+        with _jobs_lock:  # the level as before the first of the jobs logging at once
+            _jobs_logging.discard(handler)
+            if not _jobs_logging:
+                package.setLevel(_level_before[0])
         handler.close()
+        _job_log.reset(token)
 
 
 def in_own_thread(function: Callable[..., Result], *args: Any) -> Result:
@@ -56,7 +74,8 @@ def in_own_thread(function: Callable[..., Result], *args: Any) -> Result:
         except BaseException as error:  # handed to the caller, who raises it
             outcome["error"] = error
 
-    worker = threading.Thread(target=call, name=f"seconetbench-{getattr(function, '__name__', 'call')}")
+    context = contextvars.copy_context()  # the job's log (logged) goes along
+    worker = threading.Thread(target=context.run, args=(call,), name=f"seconetbench-{getattr(function, '__name__', 'call')}")
     worker.start()
     worker.join()
     if "error" in outcome:

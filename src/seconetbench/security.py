@@ -4,12 +4,15 @@
 must connect in both directions, and for every container one peer that is not whitelisted is
 probed. That peer must be dropped when the filter enforces the whitelist, and reachable when the
 filter is ``none``, which proves that the probe can see a path at all. Each probe goes over ICMP
-(ping), TCP (a handshake) and UDP (a datagram seen by the destination's socket). The probes are
-bounded (one each, PROBE_TIMEOUT_S) and address only the setup's own namespaces.
+(an echo request), TCP (a handshake) and UDP (a datagram seen by the destination's socket). The
+probes are bounded (one each, PROBE_TIMEOUT_S) and address only the setup's own namespaces.
 
-TCP and UDP need no process per probe: sockets are created inside the source and destination
-namespaces by switching this thread into them (a socket stays in the namespace it was made in),
-and one selector loop drives all of them at once.
+No probe needs a process: the sockets (raw ICMP, TCP, UDP) are created inside the source and
+destination namespaces by switching this thread into each namespace once (a socket stays in the
+namespace it was made in), and one selector loop drives all of them at once. The probes expected
+to arrive are the positive controls: once they all have, the ones expected to be dropped have had
+DROP_WAIT_FACTOR times as long as the slowest control (at least DROP_WAIT_MIN_S) and count as
+dropped (:func:`drop_wait_s`); a missing control makes every probe wait the full timeout.
 
 :func:`probe_ports` generalises the probes to many ports and to ARP (an AF_PACKET socket in the
 source namespace asks who-has for the destination's address); the isolation workload
@@ -21,6 +24,7 @@ without scapy.
 from __future__ import annotations
 
 import errno
+import random
 import selectors
 import socket
 import struct
@@ -30,19 +34,27 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from seconetbench import proc, technology
+from seconetbench import technology
 from seconetbench.errors import DeployError, InvalidValueError, WorkloadError
 from seconetbench.testbed import netlink
 
 if TYPE_CHECKING:
     from seconetbench.backends.base import Container, Deployment
 
-PROBE_TIMEOUT_S = 1.0
+PROBE_TIMEOUT_S = 1.0  # the longest any probe may take to arrive
+# At deploy, a probe expected to be dropped counts as dropped once every probe expected to arrive
+# (the positive controls, sent at the same time over the same kind of path) has, and it has had
+# DROP_WAIT_FACTOR times as long as the slowest of them, and at least DROP_WAIT_MIN_S
+# (docs/security.md "The isolation proof at deploy"; docs/decisions.md).
+DROP_WAIT_FACTOR = 5
+DROP_WAIT_MIN_S = 0.15
 PROBE_PORT = 47999  # TCP and UDP; no workload uses it, and probing ends before any workload starts
 PROTOCOLS = ("icmp", "tcp", "udp")
 ETH_P_ARP, ETH_P_IP = 0x0806, 0x0800
 BROADCAST = b"\xff" * 6
 PACKET_OUTGOING = 4  # sll_pkttype of a frame this host sent
+ICMP_ECHOREPLY, ICMP_ECHO = 0, 8
+SOL_RAW, ICMP_FILTER = 255, 1  # <linux/icmp.h>: a raw ICMP socket's filter of types it receives
 
 
 @dataclass
@@ -53,6 +65,13 @@ class Probe:
     protocol: str  # icmp, tcp, udp or arp
     reached: bool = False
     port: int | None = PROBE_PORT  # TCP and UDP only
+    sent_at: float | None = None  # time.monotonic() when sent
+    reached_s: float | None = None  # seconds from sending until it arrived
+
+    def arrived(self) -> None:
+        if not self.reached:
+            self.reached = True
+            self.reached_s = time.monotonic() - self.sent_at
 
 
 def probe_plan(deployment: Deployment) -> list[tuple[str, str, bool]]:
@@ -83,90 +102,152 @@ def netns_here(container: Container) -> str:
     return netns
 
 
+def sockets_in(container: Container, kinds: Sequence[tuple[int, int]]) -> list[socket.socket]:
+    """Non-blocking IPv4 sockets, one per (type, protocol) of *kinds*, made inside *container*'s
+    network namespace in one visit (they stay there)."""
+    made: list[socket.socket] = []
+    try:
+        with netlink.entered(netns_here(container)):
+            for kind, protocol in kinds:
+                made.append(socket.socket(socket.AF_INET, kind, protocol))
+    except BaseException:
+        for sock in made:
+            sock.close()
+        raise
+    for sock in made:
+        sock.setblocking(False)
+    return made
+
+
 def socket_in(container: Container, kind: int) -> socket.socket:
     """A non-blocking IPv4 socket of *kind* made inside *container*'s network namespace (it stays there)."""
-    with netlink.entered(netns_here(container)):
-        sock = socket.socket(socket.AF_INET, kind)
-    sock.setblocking(False)
-    return sock
+    return sockets_in(container, [(kind, 0)])[0]
 
 
-def _start_icmp(deployment: Deployment, probes: list[Probe],
-                timeout_s: float = PROBE_TIMEOUT_S) -> list[tuple[Probe, subprocess.Popen]]:
-    running = []
-    for probe in probes:
-        argv = ["ping", "-n", "-q", "-c", "1", "-W", str(max(1, round(timeout_s))),
-                deployment.container(probe.destination).ip]
-        running.append((probe, subprocess.Popen(proc.in_netns(netns_here(deployment.container(probe.source)), argv),
-                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
-    return running
+def icmp_echo(identifier: int, sequence: int, payload: bytes = b"seconetbench-probe") -> bytes:
+    """An ICMP echo request (type 8, checksum set), as ping sends it."""
+    header = struct.pack("!BBHHH", ICMP_ECHO, 0, 0, identifier, sequence)
+    return header[:2] + struct.pack("!H", checksum(header + payload)) + header[4:] + payload
 
 
-def _finish_icmp(running: list[tuple[Probe, subprocess.Popen]]) -> None:
-    for probe, process in running:
-        probe.reached = process.wait(timeout=PROBE_TIMEOUT_S + 10) == 0
+def drop_wait_s(probes: Sequence[Probe], timeout_s: float) -> float | None:
+    """How long after the last probe was sent the probes still missing count as dropped, when the
+    expected-reachable probes are the positive controls: once every control has arrived,
+    DROP_WAIT_FACTOR times the slowest of them, at least DROP_WAIT_MIN_S, at most *timeout_s*.
+    None while a control is missing, or when there is none (then *timeout_s* applies)."""
+    controls = [p for p in probes if p.expected]
+    if not controls or not all(p.reached for p in controls):
+        return None
+    slowest = max(p.reached_s for p in controls)
+    return min(timeout_s, max(DROP_WAIT_MIN_S, DROP_WAIT_FACTOR * slowest))
 
 
-def _probe_sockets(deployment: Deployment, tcp: list[Probe], udp: list[Probe],
-                   timeout_s: float = PROBE_TIMEOUT_S) -> None:
-    """TCP handshakes and UDP datagrams for all probes at once, in one selector loop. Each
-    destination listens (TCP and UDP) on every port it is probed on: a probe counts as reached
-    when the destination's socket accepts the connection or receives the datagram."""
+def _probe_sockets(deployment: Deployment, icmp: list[Probe], tcp: list[Probe], udp: list[Probe],
+                   timeout_s: float = PROBE_TIMEOUT_S, controls: bool = False) -> None:
+    """ICMP echoes, TCP handshakes and UDP datagrams for all probes at once, in one selector loop,
+    without a process per probe. Each destination listens (TCP and UDP) on every port it is
+    probed on: a TCP probe is reached when the handshake completes, a UDP probe when the
+    destination's socket receives the datagram, an ICMP probe when the echo reply reaches the
+    source's raw socket. All sockets of a namespace are made in one visit to it.
+
+    The loop ends when every probe has arrived, or *timeout_s* after the last was sent; with
+    *controls*, already when the probes expected to arrive have (the positive controls) and the
+    others have had :func:`drop_wait_s`. Probes expected to be dropped are sent first, so each had
+    at least that long."""
+    probes = sorted(icmp + tcp + udp, key=lambda p: p.expected)  # expected drops first
+    listened = sorted({(p.destination, p.port) for p in tcp + udp})
+    senders = sorted({p.source for p in icmp} | {p.source for p in udp})
+    wanted: dict[str, dict[Any, tuple[int, int]]] = {}  # container -> {what for: (type, protocol)}
+    for name, port in listened:
+        wanted.setdefault(name, {}).update({("listen", port): (socket.SOCK_STREAM, 0),
+                                            ("receive", port): (socket.SOCK_DGRAM, 0)})
+    for name in senders:
+        wanted.setdefault(name, {}).update({"echo": (socket.SOCK_RAW, socket.IPPROTO_ICMP),
+                                            "datagram": (socket.SOCK_DGRAM, 0)})
+    for probe in tcp:
+        wanted.setdefault(probe.source, {})[("connect", id(probe))] = (socket.SOCK_STREAM, 0)
     selector = selectors.DefaultSelector()
     opened: list[socket.socket] = []
+    accepted: list[socket.socket] = []
     try:
-        for name, port in sorted({(p.destination, p.port) for p in tcp + udp}):
-            container = deployment.container(name)
-            listener = socket_in(container, socket.SOCK_STREAM)
+        made: dict[str, dict[Any, socket.socket]] = {}
+        for name, kinds in wanted.items():
+            socks = sockets_in(deployment.container(name), list(kinds.values()))
+            opened += socks
+            made[name] = dict(zip(kinds, socks))
+        for name, port in listened:
+            ip = deployment.container(name).ip
+            listener, receiver = made[name][("listen", port)], made[name][("receive", port)]
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((container.ip, port))
+            listener.bind((ip, port))
             listener.listen(64)
-            receiver = socket_in(container, socket.SOCK_DGRAM)
-            receiver.bind((container.ip, port))
-            opened += [listener, receiver]
-            selector.register(listener, selectors.EVENT_READ, ("accept", name))
-            selector.register(receiver, selectors.EVENT_READ, ("datagram", name))
-        for probe in tcp:
-            client = socket_in(deployment.container(probe.source), socket.SOCK_STREAM)
-            opened.append(client)
-            code = client.connect_ex((deployment.container(probe.destination).ip, probe.port))
-            if code not in (0, errno.EINPROGRESS):
-                continue  # refused at once (e.g. no route): not reached
-            selector.register(client, selectors.EVENT_WRITE, ("connect", probe))
+            receiver.bind((ip, port))
+            selector.register(listener, selectors.EVENT_READ, ("accept", None))
+            selector.register(receiver, selectors.EVENT_READ, ("datagram", None))
+        for name in senders:
+            made[name]["echo"].setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~(1 << ICMP_ECHOREPLY) & 0xFFFFFFFF))
+            selector.register(made[name]["echo"], selectors.EVENT_READ, ("echo", name))
+        identifier = random.getrandbits(16)
         by_tag: dict[bytes, Probe] = {}
-        for index, probe in enumerate(udp):
-            sender = socket_in(deployment.container(probe.source), socket.SOCK_DGRAM)
-            opened.append(sender)
-            tag = f"seconetbench-probe-{index}".encode()
-            by_tag[tag] = probe
+        by_echo: dict[tuple[str, int], Probe] = {}  # (source, ICMP sequence)
+        for probe in probes:
+            destination = deployment.container(probe.destination).ip
+            probe.sent_at = time.monotonic()
+            if probe.protocol == "tcp":
+                client = made[probe.source][("connect", id(probe))]
+                if client.connect_ex((destination, probe.port)) in (0, errno.EINPROGRESS):
+                    selector.register(client, selectors.EVENT_WRITE, ("connect", probe))
+                continue  # otherwise refused at once (e.g. no route): not reached
             try:
-                sender.sendto(tag, (deployment.container(probe.destination).ip, probe.port))
+                if probe.protocol == "udp":
+                    tag = f"seconetbench-probe-{len(by_tag)}".encode()
+                    by_tag[tag] = probe
+                    made[probe.source]["datagram"].sendto(tag, (destination, probe.port))
+                else:
+                    sequence = len(by_echo) & 0xFFFF
+                    by_echo[(probe.source, sequence)] = probe
+                    made[probe.source]["echo"].sendto(icmp_echo(identifier, sequence), (destination, 0))
             except OSError:
                 pass  # unreachable at once: not reached
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if all(p.reached for p in tcp + udp):
+        last_sent = time.monotonic()
+        while not all(p.reached for p in probes):
+            wait = drop_wait_s(probes, timeout_s) if controls else None
+            remaining = last_sent + (timeout_s if wait is None else wait) - time.monotonic()
+            if remaining <= 0:
                 break
-            for key, _ in selector.select(timeout=max(0.0, deadline - time.monotonic())):
+            for key, _ in selector.select(timeout=remaining):
                 what, subject = key.data
-                if what == "accept":
-                    try:
+                try:
+                    if what == "accept":
                         connection, _ = key.fileobj.accept()
-                        connection.close()
-                    except BlockingIOError:
-                        pass
-                elif what == "datagram":
-                    try:
+                        accepted.append(connection)  # closed after the probing, by a reset
+                    elif what == "datagram":
                         tag, _ = key.fileobj.recvfrom(256)
-                    except BlockingIOError:
-                        continue
-                    if tag in by_tag:
-                        by_tag[tag].reached = True
-                elif what == "connect":
-                    selector.unregister(key.fileobj)
-                    subject.reached = key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                        if tag in by_tag:
+                            by_tag[tag].arrived()
+                    elif what == "echo":
+                        packet, (sender, _) = key.fileobj.recvfrom(256)
+                        header = (packet[0] & 0x0F) * 4
+                        kind, _, _, ident, sequence = struct.unpack("!BBHHH", packet[header:header + 8])
+                        probe = by_echo.get((subject, sequence))
+                        if (kind == ICMP_ECHOREPLY and ident == identifier and probe is not None
+                                and sender == deployment.container(probe.destination).ip):
+                            probe.arrived()
+                    else:  # connect
+                        selector.unregister(key.fileobj)
+                        if key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                            subject.arrived()
+                except BlockingIOError:
+                    pass
     finally:
         selector.close()
+        for connection in accepted:
+            # a reset, not a FIN: a close from this end first would leave the workload's port
+            # (e.g. D-ITG's 10001) in TIME_WAIT here for 60 s, and the next workload's listener
+            # could not bind it. Only now: a reset during the probing could reach the prober
+            # before it saw its connection up
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.close()
         for sock in opened:
             sock.close()
 
@@ -226,10 +307,12 @@ def _probe_arp(deployment: Deployment, probes: list[Probe], timeout_s: float = P
 
 
 def probe_ports(deployment: Deployment, plan: Iterable[tuple[str, str, bool]], ports: Sequence[int] = (PROBE_PORT,),
-                protocols: Sequence[str] = PROTOCOLS, timeout_s: float = PROBE_TIMEOUT_S) -> list[Probe]:
+                protocols: Sequence[str] = PROTOCOLS, timeout_s: float = PROBE_TIMEOUT_S,
+                controls: bool = False) -> list[Probe]:
     """Probe every (source, destination, expected) of *plan*: ICMP and ARP once, TCP and UDP once
-    per port of *ports*. All probes run at once; ICMP, TCP and UDP end within *timeout_s*, ARP
-    within another *timeout_s*. Returns the probes, grouped by protocol in *protocols* order."""
+    per port of *ports*. All probes run at once; ICMP, TCP and UDP end within *timeout_s* (with
+    *controls*, sooner: see :func:`_probe_sockets`), ARP within another *timeout_s*. Returns the
+    probes, grouped by protocol in *protocols* order."""
     plan = list(plan)
     unknown = sorted(set(protocols) - {*PROTOCOLS, "arp"})
     if unknown:
@@ -237,13 +320,10 @@ def probe_ports(deployment: Deployment, plan: Iterable[tuple[str, str, bool]], p
     probes = {protocol: [Probe(s, d, e, protocol, port=port) for s, d, e in plan
                          for port in (ports if protocol in ("tcp", "udp") else (None,))]
               for protocol in protocols}
-    pings = _start_icmp(deployment, probes.get("icmp", []), timeout_s)  # they time out alongside the sockets
-    try:
-        _probe_sockets(deployment, probes.get("tcp", []), probes.get("udp", []), timeout_s)
-        if probes.get("arp"):
-            _probe_arp(deployment, probes["arp"], timeout_s)
-    finally:
-        _finish_icmp(pings)
+    _probe_sockets(deployment, probes.get("icmp", []), probes.get("tcp", []), probes.get("udp", []),
+                   timeout_s, controls)
+    if probes.get("arp"):
+        _probe_arp(deployment, probes["arp"], timeout_s)
     return [p for protocol in protocols for p in probes[protocol]]
 
 
@@ -358,7 +438,7 @@ def check_whitelist_by_exec(deployment: Deployment,
             *[deployment.container(d).ip for src, d, _ in plan if src == s]], 30) for s in sources}
         sent: dict[str, dict[tuple[str, str], bool]] = {}
         for s, future in probers.items():
-            code, out, err = future.result()
+            _, out, _ = future.result()
             for line in out.splitlines():
                 protocol, ip, ok = line.split()
                 sent.setdefault(s, {})[(protocol, ip)] = ok == "1"
@@ -373,7 +453,7 @@ def check_whitelist_by_exec(deployment: Deployment,
                 process.wait(timeout=30)
         else:
             for d, future in listeners.items():
-                code, out, err = future.result()
+                _, out, err = future.result()
                 if "ready" not in out:
                     raise DeployError(f"isolation check: the probe listener in {d} did not start: {err.strip()[-300:]}")
                 heard[d] = out.splitlines()
@@ -400,12 +480,16 @@ def check_whitelist_by_exec(deployment: Deployment,
             "method": "exec in the containers (perl listener, bash prober)"}
 
 
-def check_whitelist(deployment: Deployment) -> dict[str, Any]:
-    """Probe the plan over ICMP, TCP and UDP; return the result for meta.json."""
+def check_whitelist(deployment: Deployment, controls: bool = True) -> dict[str, Any]:
+    """Probe the plan over ICMP, TCP and UDP; return the result for meta.json. With *controls*
+    the expected drops are judged once the expected arrivals have come (:func:`drop_wait_s`);
+    without, after the full PROBE_TIMEOUT_S (bench/isolation_proof.py compares the two)."""
     plan = probe_plan(deployment)
     started = time.monotonic()
     failures = []
-    for probe in probe_ports(deployment, plan):
+    probes = probe_ports(deployment, plan, controls=controls)
+    arrivals = [p.reached_s for p in probes if p.expected and p.reached]
+    for probe in probes:
         if probe.reached != probe.expected:
             what = "reachable but not whitelisted" if probe.reached else "whitelisted but unreachable"
             failures.append(f"{probe.source}->{probe.destination} {probe.protocol}: {what}")
@@ -416,4 +500,7 @@ def check_whitelist(deployment: Deployment) -> dict[str, Any]:
         "expected_dropped": sum(1 for *_, e in plan if not e) * len(PROTOCOLS),
         "failures": failures,
         "duration_s": round(time.monotonic() - started, 3),
+        "slowest_arrival_s": round(max(arrivals), 6) if arrivals else None,
+        # how long the expected drops were given after the last probe was sent
+        "drop_wait_s": round((drop_wait_s(probes, PROBE_TIMEOUT_S) if controls else None) or PROBE_TIMEOUT_S, 3),
     }

@@ -180,3 +180,9 @@ class TargetId:
     @property
     def path(self) -> str:
         return f"{self.setup}/{self.workload}/rep{self.rep}"
+
+    @classmethod
+    def parse(cls, path: str) -> TargetId:
+        """The target of a :attr:`path` (``setup/workload/repN``)."""
+        setup, workload, rep = path.split("/")
+        return cls(setup, workload, int(rep.removeprefix("rep")))

@@ -209,8 +209,9 @@ def summary_table(
     return result.astype({"n": "int64", "n_missing": "int64"})
 
 
-# Group keys of per_pair_throughput: one row per setup, workload, repetition and pair.
-PAIR_KEYS = [c for c in IDENTITY_NAMES if c != "flow"]
+# Group keys of per_pair_throughput: one row per setup, workload, repetition and pair (the
+# testbed group is the repetition's; the effects take it from the tables themselves).
+PAIR_KEYS = [c for c in IDENTITY_NAMES if c not in ("flow", "group")]
 _PAIR_EXTRA_KEYS = ["generator", "protocol", "payload_bytes"]  # constant within a workload
 PAIR_COLUMNS = [*PAIR_KEYS, *_PAIR_EXTRA_KEYS, "flows", "intervals", "bytes", "duration_s", "throughput_mbps", "retransmits"]
 
@@ -428,7 +429,9 @@ def ratio_to_baseline(summary: pd.DataFrame, values: pd.DataFrame | None = None,
 
     With *paired* (the run order was ``blocked``: every round measured each setup and its
     baseline) and *values* (one per setup, workload and rep: columns ``setup``, ``workload``,
-    ``rep``, ``value``), the ratio is :func:`paired_ratios` over the rounds both have, rep ≤
+    ``rep``, ``value``, and ``group`` when several testbed groups measured: then a round pairs
+    only where setup and baseline ran on the same group), the ratio is :func:`paired_ratios`
+    over the rounds both have, rep ≤
     *rounds* when given (reps beyond it came from convergence rounds, outside the blocks):
     ``pairing`` = ``paired``. Otherwise ``unpaired``: :func:`unpaired_ratio` of the rows'
     repetitions (or, without *values*, the ratio of the medians with no CI). A row whose
@@ -442,7 +445,10 @@ def ratio_to_baseline(summary: pd.DataFrame, values: pd.DataFrame | None = None,
     by_rep: dict[tuple[str, str], pd.Series] = {}
     if values is not None:
         chosen = values if rounds is None else values[values["rep"] <= rounds]
-        by_rep = {(str(s), str(w)): g.set_index("rep")["value"]
+        # a round is a block only on one testbed group: keyed by (rep, group), a rep pairs with
+        # the baseline's only where both were measured on the same group
+        blocks = ["rep", "group"] if "group" in chosen.columns else ["rep"]
+        by_rep = {(str(s), str(w)): g.set_index(blocks)["value"]
                   for (s, w), g in chosen.groupby(["setup", "workload"], observed=True)}
     medians = {(str(r.setup), str(r.workload), str(r.metric)): r.median
                for r in summary[needed].itertuples(index=False)}

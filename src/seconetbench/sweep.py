@@ -10,7 +10,7 @@ import itertools
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from seconetbench.errors import InvalidValueError, UnknownNameError
 from seconetbench.meta import META_FILE
@@ -57,8 +57,9 @@ class Sweep:
             for rep in range(1, self.repetitions + 1)
         ]
 
-    def run_order(self, mode: str = "shuffled", seed: int = 1) -> list[TargetId]:
-        """The order in which targets are measured (see ``run_order`` in the config schema)."""
+    def run_order(self, mode: str = "shuffled", seed: int = 1, groups: int = 1) -> list[TargetId]:
+        """The order in which targets are measured (see ``run_order`` in the config schema).
+        *groups*: testbed groups measuring at once (testbed/groups.py)."""
         if mode == "grouped":
             return [
                 TargetId(s.id, w.name, rep)
@@ -77,17 +78,54 @@ class Sweep:
             # per round. Drift over the sweep falls on every cell alike (each round holds all of
             # them), and drift within a round is randomized over the setups.
             rng = random.Random(seed)
+            # each round as its setups' blocks (a setup's workloads back to back)
+            rounds = [[[TargetId(setup.id, w.name, rep) for w in rng.sample(self.workloads, len(self.workloads))]
+                       for setup in rng.sample(self.setups, len(self.setups))]
+                      for rep in range(1, self.repetitions + 1)]
+            # With several testbed groups, round r prefers group (r - 1) mod N (testbed/groups.py):
+            # rounds 1..N run side by side, their setup blocks interleaved, so that the N
+            # measurements Snakemake starts first are of N different rounds, on N groups.
             order = []
-            for rep in range(1, self.repetitions + 1):
-                for setup in rng.sample(self.setups, len(self.setups)):
-                    order += [TargetId(setup.id, w.name, rep) for w in rng.sample(self.workloads, len(self.workloads))]
+            for wave in range(0, len(rounds), groups):
+                for step in zip(*rounds[wave:wave + groups], strict=True):
+                    order += [target for block in step for target in block]
             return order
         raise InvalidValueError(f"run_order.mode '{mode}' is not one of ['shuffled', 'blocked', 'grouped']")
 
-    def priorities(self, mode: str = "shuffled", seed: int = 1) -> dict[str, int]:
+    def priorities(self, mode: str = "shuffled", seed: int = 1, groups: int = 1) -> dict[str, int]:
         """Snakemake priority per target path: the first target to run gets the highest."""
-        order = self.run_order(mode, seed)
+        order = self.run_order(mode, seed, groups)
         return {target.path: len(order) - position for position, target in enumerate(order)}
+
+    def measurement_order(self, mode: str = "shuffled", seed: int = 1,
+                          reps_by_cell: dict[str, int] | None = None) -> list[TargetId]:
+        """:meth:`run_order`, then the repetitions that convergence rounds added beyond it
+        (*reps_by_cell*: ``setup/workload`` -> repetitions), by repetition, each with the setups
+        and workloads in the order of the sweep (a setup's targets back to back)."""
+        order = self.run_order(mode, seed)
+        added = max((reps_by_cell or {}).values(), default=0)
+        for rep in range(self.repetitions + 1, added + 1):
+            order += [TargetId(s.id, w.name, rep) for s in self.setups for w in self.workloads
+                      if reps_by_cell.get(f"{s.id}/{w.name}", 0) >= rep]
+        return order
+
+
+def batches(order: list[TargetId], complete: Callable[[TargetId], bool], groups: int = 1) -> list[list[TargetId]]:
+    """The targets of *order* not yet *complete*, cut into batches: runs of consecutive targets
+    of one setup (complete targets in between do not cut a run). One job measures a batch on one
+    deployment, so the targets of a batch follow each other without a scheduler in between
+    (docs/decisions.md, "A measurement job measures a batch of targets"). With several testbed
+    *groups*, a batch also stays on one group: its rounds are of that group (testbed/groups.py
+    round_group), or the job would hold its group while it waits for another."""
+    runs: list[list[TargetId]] = []
+    for target in order:
+        if complete(target):
+            continue
+        if runs and runs[-1][-1].setup == target.setup and (runs[-1][-1].rep - target.rep) % groups == 0:
+            runs[-1].append(target)
+        else:
+            runs.append([target])
+    return runs
 
 
 def workload_specs(config: dict[str, Any]) -> list[WorkloadSpec]:

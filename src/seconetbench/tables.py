@@ -35,6 +35,9 @@ IDENTITY = [
     pa.field("containers", pa.int32(), nullable=False),
     pa.field("workload", pa.string(), nullable=False),
     pa.field("rep", pa.int32(), nullable=False),
+    # the testbed group that measured the target (testbed.ssh.groups, testbed.vm.groups): g1, g2, ...;
+    # g1 where there is one (every other backend) and in targets from before groups
+    pa.field("group", pa.string(), nullable=False),
     pa.field("pair", pa.string(), nullable=False),  # "c01-c02": sender-sink containers
     pa.field("flow", pa.int32(), nullable=False),  # 1-based flow number within the pair
 ]
@@ -112,6 +115,7 @@ MEASURES: dict[str, list[pa.Field]] = {
         pa.field("cut", pa.bool_()),  # established + deny: the flow stopped; null otherwise
         pa.field("control_ms", pa.float64()),  # the filter's command for the change (update_pair/remove_pair)
         pa.field("resolution_ms", pa.float64()),  # gap between the probes that bracket the effect
+        pa.field("clock_uncertainty_ms", pa.float64()),  # bound on latency_ms's error from the hosts' clock offsets; 0: one clock
         pa.field("status", pa.string(), nullable=False),  # effect | no_effect | not_enforced
     ],
 }
@@ -121,7 +125,7 @@ MEASURES: dict[str, list[pa.Field]] = {
 # columns are in the unit of the metric they summarise, which `metric` names (e.g. rtt_ms).
 # The median, its CI and n are over one value per repetition (the unit of replication); the
 # probe_* percentiles describe the pooled samples and are no CI (docs/statistics.md).
-SETUP_IDENTITY = [f for f in IDENTITY if f.name not in ("rep", "pair", "flow")]
+SETUP_IDENTITY = [f for f in IDENTITY if f.name not in ("rep", "group", "pair", "flow")]
 STATISTICS = ["median", "mean", "std", "min", "max", "median_ci_low", "median_ci_high"]
 PROBE_PERCENTILES = ["probe_p5", "probe_p25", "probe_p50", "probe_p75", "probe_p95", "probe_p99"]
 SUMMARY = pa.schema(
@@ -151,7 +155,7 @@ SUMMARY = pa.schema(
 
 # Tables of a target as a whole, whatever its workload (parsed/{setup}/{workload}/reps{n}.{kind}.parquet):
 # identity without pair and flow.
-TARGET_IDENTITY = SETUP_IDENTITY + [pa.field("rep", pa.int32(), nullable=False)]
+TARGET_IDENTITY = [f for f in IDENTITY if f.name not in ("pair", "flow")]
 TARGET_MEASURES: dict[str, list[pa.Field]] = {
     # one row per target: how its deployment was made (from meta.json)
     "deployment": [

@@ -13,7 +13,7 @@ from tests.conftest import parsed_as_the_workflow_does
 
 pytestmark = pytest.mark.privileged
 
-# Short runs: D-ITG ends its flows one by one (~1 s each), so few flows.
+# Short runs (the run ends ITGSend once its flows are over, not D-ITG's one close per second).
 WORKLOADS = {
     "bursty": {"kind": "bursty", "duration_s": 3, "on_ms": 500, "off_ms": 500},
     "tcp100": {"kind": "tcp100", "flows": 5, "duration_s": 2},
@@ -73,4 +73,26 @@ def test_workload_on_a_bridge(prefix, tmp_path, workload, containers):
     assert [f"-rp {f['port']} {f['options']}" for f in stored] == [line.split(" ", 2)[2] for line in script]
     if workload == "video":
         assert all(f["model_length_s"] > 0 and f["model_size_mb"] > 0 for f in stored)
+    assert not any(cleanup.leftovers(prefix).values())
+
+
+def test_many_flows_end_together_with_every_packet_logged(prefix, tmp_path):
+    """tcp100 with 40 flows of 2 s: D-ITG alone would close them one per second (40 s); the run
+    ends ITGSend after its flows instead (meta: ended after its flows), and nothing the table
+    counts is lost: every flow sent for its whole duration (its tx span in the sender log) and
+    the receiver logged every packet it sent (TCP delivers all)."""
+    WORKLOADS["tcp100_many"] = {"kind": "tcp100", "flows": 40, "duration_s": 2, "rate_kbps": 250}
+    try:
+        raw, rows = measure_and_parse(prefix, tmp_path, "tcp100_many", 2)
+    finally:
+        del WORKLOADS["tcp100_many"]
+    run = read_meta(raw)["workload_run"]
+    assert run["ending"]["senders_ended_after_flows"] == ["c01-c02"]
+    assert_totals_agree(raw, rows, 40)
+    whole = rows[rows["interval"] == 0]
+    assert (whole["packets"] == whole["packets_sent"]).all() and (whole["packets"] > 0).all()
+    sent = parsers.parse_file("itgdec", raw / pair_file("c01-c02", "send_summary")).samples
+    gap_s = 1 / run["pairs"][0]["flows"][0]["rate_pps"]
+    assert (sent["total_time_s"] <= 2 + gap_s).all()  # nothing sent after a flow's window
+    assert (sent["total_time_s"] >= 2 - 10 * gap_s).all()  # and the window was not cut short
     assert not any(cleanup.leftovers(prefix).values())

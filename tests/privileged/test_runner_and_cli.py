@@ -91,7 +91,7 @@ def open_fds() -> int:
 
 
 def test_many_targets_in_one_process_leak_nothing(prefix, tmp_path, tools_available):
-    """run_target runs in the Snakemake process, target after target (docs/decisions.md): a
+    """run_batch runs in the Snakemake process, target after target (docs/decisions.md): a
     sweep of thousands must not pile up file descriptors, threads or namespace changes."""
     cfg = small_config(prefix, tmp_path / "results")
     cfg["workloads"]["ping"] = {"kind": "latency", "count": 5, "interval_s": 0.02}
@@ -116,6 +116,38 @@ def test_many_targets_in_one_process_leak_nothing(prefix, tmp_path, tools_availa
         metas = [read_meta(p) for p in sorted((tmp_path / "results/raw").glob("*/*/rep*"))]
         assert len(metas) == 8
         assert sum(not m["deployment"]["reused"] for m in metas) == 1  # deployed once, then reused
+    finally:
+        NetnsBackend(prefix).teardown()
+
+
+def test_a_batch_measures_each_missing_target_and_names_the_failed_ones(prefix, tmp_path, tools_available):
+    """rule run_batch (docs/decisions.md): the targets one after the other, a complete one left
+    alone, a failed one logged while the rest are measured, then the job fails naming it; only a
+    batch without failures writes its record."""
+    if shutil.which("uperf"):
+        pytest.skip("uperf is installed here: the 'broken' workload would run")
+    cfg = small_config(prefix, tmp_path / "results")
+    cfg["workloads"]["ping"] = {"kind": "latency", "count": 3, "interval_s": 0.02}
+    cfg["workloads"]["broken"] = {**cfg["workloads"]["tp"], "generator": "uperf"}
+    cfg["sweep"]["workloads"] += ["ping", "broken"]
+    cfg = config.validate(cfg)
+    setup = "single-bridge-iptables-c2"
+    raw = tmp_path / "results/raw" / setup
+    try:
+        done = runner.measure_batch(cfg, [f"{setup}/ping/rep1"], str(tmp_path / "first.json"), str(tmp_path / "first.log"))
+        assert done["measured"] == [f"{setup}/ping/rep1"]
+        assert json.loads((tmp_path / "first.json").read_text()) == done
+        started = read_meta(raw / "ping/rep1")["started_at"]
+        assert not (raw / "ping/rep1/meta.json").stat().st_mode & 0o222  # write-protected, as protected() did
+
+        targets = [f"{setup}/ping/rep1", f"{setup}/broken/rep1", f"{setup}/ping/rep2"]
+        with pytest.raises(WorkloadError, match=f"1 of the 3 targets of this batch failed(.|\n)*{setup}/broken/rep1"):
+            runner.measure_batch(cfg, targets, str(tmp_path / "second.json"), str(tmp_path / "second.log"))
+        assert not (tmp_path / "second.json").exists()
+        assert read_meta(raw / "ping/rep1")["started_at"] == started  # complete before: not measured again
+        assert read_meta(raw / "ping/rep2")["target"]["rep"] == 2  # measured after the failed one
+        assert not (raw / "broken/rep1").exists()
+        assert f"{setup}/broken/rep1: missing tools" in (tmp_path / "second.log").read_text()
     finally:
         NetnsBackend(prefix).teardown()
 

@@ -167,7 +167,7 @@ def test_a_host_lost_mid_sweep_fails_its_targets_naming_it_and_a_rerun_completes
     assert sweep.returncode != 0, output[-3000:]
     before = complete_targets(tmp_path)
     assert 1 <= len(before) < 4
-    logs = [p.read_text() for p in (tmp_path / "results" / "logs" / "run_target").glob("*/*/rep*.log")]
+    logs = [p.read_text() for p in (tmp_path / "results" / "logs" / "run_batch").glob("*/*/rep*.log")]
     assert any("host lab2" in log for log in logs), output[-3000:]
     # the workflow's teardown cleaned the reachable host and named the other
     assert "lab2" in output

@@ -43,7 +43,7 @@ def _identity(setup: str, workload: str, rep: int, pair: str, flow: int) -> dict
     scenario, solution, filter_, tunnel, containers = setup_parts(setup)
     return dict(
         setup=setup, scenario=scenario, solution=solution, filter=filter_, tunnel=tunnel,
-        implementation="userspace" if tunnel == "wireguard" else "kernel", containers=containers, workload=workload, rep=rep, pair=pair, flow=flow,
+        implementation="userspace" if tunnel == "wireguard" else "kernel", containers=containers, workload=workload, rep=rep, group="g1", pair=pair, flow=flow,
     )  # fmt: skip
 
 

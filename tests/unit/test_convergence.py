@@ -89,6 +89,47 @@ def test_the_floor_is_the_fewest_values_with_a_95_percent_ci():
 
 
 def test_policy_from_a_number_is_fixed():
-    assert convergence.policy({"repetitions": 4}) == {"min": 4, "max": 4, "ci_halfwidth_pct": None}
+    assert convergence.policy({"repetitions": 4}) == {"min": 4, "max": 4, "ci_halfwidth_pct": None, "budget_h": None}
     assert not convergence.adaptive({"repetitions": 4})
     assert convergence.adaptive({"repetitions": {"min": 6, "max": 9, "ci_halfwidth_pct": 3}})
+
+
+def test_a_budget_gives_the_widest_cis_their_repetitions_first_and_stops_the_rest():
+    rng = np.random.default_rng(2)
+    data = {"wide/w": list(100 + rng.normal(0, 60, 6)), "narrower/w": list(100 + rng.normal(0, 15, 6)),
+            "unknown/w": []}
+    measured = {c: 6 for c in data}
+    rules = {**RULES, "budget_h": 1.0}
+    cost = {c: 100.0 for c in data}
+    free = convergence.decide(values(data), list(data), measured, RULES)["cells"]
+    assert all(free[c]["status"] == "more" for c in data)
+    # 1 h budget, 3500 s spent: 100 s left, one repetition of one cell; a cell without values
+    # has the widest (unknown) CI, so it gets it
+    decision = convergence.decide(values(data), list(data), measured, rules, spent_s=3500, cost_s=cost)
+    assert decision["cells"]["unknown/w"] == {**free["unknown/w"], "reps": 7}
+    for cell in ("wide/w", "narrower/w"):
+        assert decision["cells"][cell]["reps"] == 6
+        assert decision["cells"][cell]["status"] == "not_converged" and decision["cells"][cell]["budget_spent"]
+    assert not decision["done"]  # unknown/w measures its repetition, then the next round decides
+    spent = convergence.decide(values(data), list(data), measured, rules, spent_s=3600, cost_s=cost)
+    assert spent["done"] and all(d["budget_spent"] for d in spent["cells"].values())
+    # enough budget: the same decision as without one
+    assert convergence.decide(values(data), list(data), measured, rules, spent_s=0, cost_s=cost)["cells"] == free
+
+
+def test_the_checkpoint_counts_the_budget_from_the_first_target_of_the_results(tmp_path):
+    import json
+    import time
+
+    from seconetbench import pipeline
+
+    raw = tmp_path / "raw" / "s" / "w" / "rep1"
+    raw.mkdir(parents=True)
+    (raw / "meta.json").write_text(json.dumps({"started_at": time.time() - 2 * 3600}))
+    rules = {**RULES, "budget_h": 1.0}
+    decision = pipeline.convergence_round([], {"s/w": 6}, rules, tmp_path / "round0.json", {"s/w": 10.0}, tmp_path)
+    assert decision["done"] and decision["cells"]["s/w"]["budget_spent"]  # two hours spent of one
+    roomy = pipeline.convergence_round([], {"s/w": 6}, {**rules, "budget_h": 3.0}, tmp_path / "round0.json",
+                                       {"s/w": 10.0}, tmp_path)
+    assert roomy["cells"]["s/w"]["status"] == "more" and roomy["cells"]["s/w"]["reps"] == 7
+    assert json.loads((tmp_path / "round0.json").read_text())["cells"]["s/w"]["reps"] == 7  # what the workflow reads

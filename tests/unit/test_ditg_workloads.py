@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,7 +16,13 @@ from seconetbench.errors import ConfigError
 from seconetbench.figures import ditg as ditg_figures
 from seconetbench.spec import SetupSpec, WorkloadSpec
 from seconetbench.workloads import get_workload
-from seconetbench.workloads.ditg import INTERVAL_OPTIONS, pair_file, pps
+from seconetbench.workloads.ditg import (
+    FLOW_ERROR,
+    INTERVAL_OPTIONS,
+    pair_file,
+    pps,
+    started_flows,
+)
 from tests.conftest import SHARED_FIXTURES, parsed_as_the_workflow_does
 from tests.unit import tablegen
 
@@ -55,10 +63,49 @@ def test_quake3_model_is_the_last_option_of_each_line():
     assert text.splitlines() == [f"-a 198.19.1.2 -rp {10001 + i} -t 10000 Quake3" for i in range(4)]
 
 
-def test_timeout_allows_one_teardown_second_and_more_per_flow():
-    tcp = workload("tcp100", flows=100, duration_s=10)
-    _, flows = tcp.script("198.19.1.2", 0)
-    assert tcp.timeout_s(flows) >= 10 + 100 * 1.0
+def test_the_start_of_every_flow_is_read_from_itgsend_stdout():
+    """The run ends ITGSend once every flow has sent for its duration from its start line
+    (recorded real stdouts: 100 TCP flows started in any order, and a single flow)."""
+    hundred = (ITGDEC / "w4_100tcp_itgsend_stdout.txt").read_text()
+    assert started_flows(hundred) == set(range(1, 101))
+    assert started_flows((ITGDEC / "w3_bursty_itgsend_stdout.txt").read_text()) == {1}
+    assert started_flows(hundred.split("Started sending packets of flow ID: 1\n")[0]) < set(range(1, 101))
+
+
+def test_a_flow_that_could_not_start_is_named_by_itgsend_stdout():
+    """Recorded real stdout of a tcp100 run whose first flow found the sink's port 10001 taken
+    (in TIME_WAIT after the isolation workload's probe): 99 flows start, and the error line that
+    makes the run fail at once instead of at its time limit is there."""
+    stdout = (Path(__file__).parents[1] / "fixtures" / "ditg" / "tcp100_bind_error_itgsend_stdout.txt").read_text()
+    assert started_flows(stdout) == set(range(2, 101))
+    assert FLOW_ERROR.search(stdout).group(0) == "Error on bind to receiver side"
+    assert FLOW_ERROR.search((ITGDEC / "w4_100tcp_itgsend_stdout.txt").read_text()) is None
+
+
+def test_decode_reads_each_log_once_and_writes_what_itgdec_alone_writes(tmp_path):
+    """The recorded real bursty logs (copied from shared/fixtures/ditg) decoded by the workload (one ITGDec pass per log, -v for
+    the receiver's summary beside its per-interval files) give the summaries of a plain ITGDec
+    call and the per-interval files of a call without -v; the binary logs are then deleted."""
+    import subprocess
+    from types import SimpleNamespace
+
+    for side in ("recv", "send"):
+        shutil.copy(SHARED_FIXTURES / f"ditg/w3_bursty_{side}.log", tmp_path / pair_file("c01-c02", f"{side}_log"))
+    bursty = workload("bursty")
+    bursty.decode(SimpleNamespace(out_dir=tmp_path, label="t"), ["c01-c02"])
+    for side in ("recv", "send"):
+        alone = subprocess.run(["ITGDec", str(SHARED_FIXTURES / f"ditg/w3_bursty_{side}.log")],
+                               capture_output=True, text=True, check=True).stdout
+        assert (tmp_path / pair_file("c01-c02", f"{side}_summary")).read_text() == alone
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    options = []
+    for metric, option in INTERVAL_OPTIONS.items():
+        options += [option, str(bursty.params["interval_ms"]), str(reference / metric)]
+    subprocess.run(["ITGDec", str(SHARED_FIXTURES / "ditg/w3_bursty_recv.log"), *options], capture_output=True, check=True)
+    for metric in INTERVAL_OPTIONS:
+        assert (tmp_path / pair_file("c01-c02", metric)).read_bytes() == (reference / metric).read_bytes()
+    assert not list(tmp_path.glob("*.log"))
 
 
 # ------------------------------------------------------------------------------ video model
@@ -209,3 +256,30 @@ def test_ditg_figures_state_n_and_save(tmp_path, name):
 def test_ditg_figure_on_an_empty_table_names_the_workloads():
     with pytest.raises(ValueError, match="bursty"):
         ditg_figures.ditg_delay(tables.empty("ditg"), tables.empty("summary"))
+
+
+def test_the_run_waits_for_the_receiver_logs_to_stop_growing(tmp_path):
+    """A slow path still delivers after the senders' last packet: the run ends the generators only
+    once no receiver log has grown for the quiet time (here a writer appends 30 records, then stops)."""
+    import threading
+
+    from seconetbench.workloads.ditg import await_logs_quiet
+
+    log, finished = tmp_path / "c01-c02.recv.log", threading.Event()
+
+    def deliver() -> None:
+        for _ in range(30):
+            with log.open("ab") as handle:
+                handle.write(b"x" * 64)
+            time.sleep(0.01)
+        finished.set()
+
+    writer = threading.Thread(target=deliver)
+    writer.start()
+    waited = await_logs_quiet([log, tmp_path / "not-yet.log"], quiet_s=1.0, limit_s=60)
+    assert finished.is_set()  # not before the last record
+    assert log.stat().st_size == 30 * 64
+    assert waited < 60
+    writer.join()
+    # a log that keeps growing ends the wait at the limit
+    assert await_logs_quiet([log], quiet_s=100, limit_s=0.1) >= 0.1

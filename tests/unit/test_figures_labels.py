@@ -36,7 +36,7 @@ def security_table(setups: list[str]) -> pd.DataFrame:
         scenario, solution, filter_, tunnel, containers = tablegen.setup_parts(setup)
         rows.append({"setup": setup, "scenario": scenario, "solution": solution, "filter": filter_, "tunnel": tunnel,
                      "implementation": "userspace" if tunnel == "wireguard" else "kernel", "containers": containers, "workload": "isolation", "rep": 1,
-                     "pair": "c01-c02", "flow": number, "check": "isolation", "source": "c01", "destination": "c02",
+                     "group": "g1", "pair": "c01-c02", "flow": number, "check": "isolation", "source": "c01", "destination": "c02",
                      "protocol": "udp", "port": 1, "whitelisted": True, "observed": True, "verdict": "ok",
                      "detail": None})
     return tables.conform(pd.DataFrame(rows), "security").to_pandas()

@@ -137,7 +137,8 @@ def test_a_tunnel_effect_against_a_filter_effect_is_oriented_by_metric():
 def first_packet_table(setup: str, first_ms: float, warm_ms: float, reps: int = 8) -> pd.DataFrame:
     """The first_packet workload's table (a workload named flow_setup): per repetition, 5 probes of one pair."""
     rows = [{"setup": setup, "scenario": "single", "solution": "ovs", "filter": "none", "tunnel": "none",
-             "implementation": "kernel", "containers": 2, "workload": "flow_setup", "rep": rep, "pair": "c01-c02",
+             "implementation": "kernel", "containers": 2, "workload": "flow_setup", "rep": rep, "group": "g1",
+             "pair": "c01-c02",
              "flow": probe, "first_ms": first_ms * (1 + 0.01 * probe), "warm_ms": warm_ms * (1 + 0.01 * rep),
              "flushed": "conntrack,ovs-datapath", "flushed_entries": 4, "remaining_entries": 0}
             for rep in range(1, reps + 1) for probe in range(1, 6)]

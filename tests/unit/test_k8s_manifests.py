@@ -21,6 +21,7 @@ from seconetbench import preflight
 from seconetbench.backends import k8s_cluster_facts as facts
 from seconetbench.backends import k8s_manifests as m
 from seconetbench.backends.kubernetes import KubernetesBackend
+from seconetbench.errors import InvalidValueError
 from seconetbench.spec import SetupSpec
 
 pytestmark = pytest.mark.unit
@@ -204,3 +205,57 @@ def test_node_facts_read_kernel_version_and_schedulability():
     assert row == {"name": "n1", "ready": True, "schedulable": False, "kubelet_version": "v1.29.2",
                    "kernel": "6.1.0-18-amd64", "os_image": "Debian GNU/Linux 12",
                    "container_runtime": "containerd://1.7.13", "internal_ip": "10.0.0.5"}
+
+
+# ------------------------------------------------------------------ policy_update's pair policy
+def selects(selector, pod_labels):
+    """Whether a LabelSelector (matchLabels, matchExpressions with In: what the manifests use)
+    selects a pod with *pod_labels*."""
+    if any(pod_labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression
+        if pod_labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def reachable(policies, pods):
+    """(source, destination) pod pairs that NetworkPolicy semantics admit in one namespace: a
+    direction is open unless a policy of that type selects the pod, and then only to (from) the
+    peers a rule of such a policy names; both ends must admit the packet."""
+    def admits(pod, peer, kind, rules_key, peer_key):
+        chosen = [p["spec"] for p in policies if kind in p["spec"]["policyTypes"]
+                  and selects(p["spec"]["podSelector"], pods[pod])]
+        return not chosen or any(selects(item["podSelector"], pods[peer])
+                                 for spec in chosen for rule in spec.get(rules_key, []) for item in rule[peer_key])
+    return {(s, d) for s in pods for d in pods if s != d
+            and admits(s, d, "Egress", "egress", "to") and admits(d, s, "Ingress", "ingress", "from")}
+
+
+def test_a_pair_policy_is_valid_and_whitelists_exactly_its_pair_on_top_of_the_whitelist():
+    deployment, objects = deployment_objects(SetupSpec("single", "cni", "networkpolicy", 4, backend="kubernetes"))
+    pods = {o["metadata"]["name"]: o["metadata"]["labels"] for o in objects if o["kind"] == "Pod"}
+    whitelist = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    both_ways = {(a, b) for pair in deployment.pairs for a, b in (pair, pair[::-1])}
+    assert reachable(whitelist, pods) == both_ways  # the evaluator reads the deploy's whitelist right
+    pair = m.pair_policy("ns", "scnu1", deployment.setup.id, "c03", "c01")
+    validate(pair)
+    assert pair["metadata"]["name"] == m.pair_policy_name("c01", "c03") == "pair-c01-c03"
+    assert pair["metadata"]["labels"][m.PREFIX_LABEL] == "scnu1"  # removed with the run (clean)
+    assert reachable(whitelist + [pair], pods) == both_ways | {("c01", "c03"), ("c03", "c01")}
+    with pytest.raises(InvalidValueError, match="two containers"):
+        m.pair_policy("ns", "scnu1", deployment.setup.id, "c01", "c01")
+
+
+def test_only_a_networkpolicy_setup_whose_probes_all_got_through_counts_as_not_enforced():
+    backend = KubernetesBackend("scnu1", {"kubernetes": {"image": "seconetbench/base:test"}})
+    deployment = backend.plan(SetupSpec("single", "cni", "networkpolicy", 4, backend="kubernetes"), "ctx")
+    deployment.facts["kubernetes"] = {"cni": {"name": "bridge"}, "context": "ctx"}
+    ignored = {"passed": False, "failures": ["c01->c03 tcp: reachable but not whitelisted"]}
+    assert "CNI 'bridge' of context 'ctx' does not enforce NetworkPolicy" in backend.unenforced(deployment, ignored)
+    broken = {"passed": False, "failures": [*ignored["failures"], "c01->c02 udp: whitelisted but unreachable"]}
+    assert backend.unenforced(deployment, broken) is None  # a cut whitelisted path is a broken deploy
+    deployment.setup = SetupSpec("single", "cni", "none", 4, backend="kubernetes")
+    assert backend.unenforced(deployment, ignored) is None
+    assert backend.pair_changer(deployment) is None  # filter none: no whitelist to change

@@ -15,7 +15,7 @@ import pytest
 
 from seconetbench import config, figures, pipeline, tables
 from seconetbench.backends.base import Container, Deployment, Host
-from seconetbench.backends.netns import NamespaceAccess
+from seconetbench.backends.netns import NamespaceAccess, NetnsBackend
 from seconetbench.errors import ConfigError
 from seconetbench.spec import SetupSpec
 from seconetbench.workloads import policy
@@ -115,13 +115,13 @@ def test_no_effect_within_the_timeout_is_a_null_latency_and_no_cut():
 
 def test_missing_records_are_a_parse_error(tmp_path):
     shutil.copytree(RECORDED, tmp_path / "raw")
-    next((tmp_path / "raw").glob("*.probes")).unlink()
+    next((tmp_path / "raw").glob("*.prober.stdout")).unlink()
     with pytest.raises(Exception, match="records .* are missing"):
         policy.policy_rows(tmp_path / "raw", meta()["workload_run"], 0)
 
 
-def deployment(containers: int) -> Deployment:
-    setup = SetupSpec("single", "bridge", "iptables", containers)
+def deployment(containers: int, setup_filter: str = "iptables") -> Deployment:
+    setup = SetupSpec("single", "bridge", setup_filter, containers)
     host = Host("h1", 1, "h1ns")
     names = [f"c{i:02d}" for i in range(1, containers + 1)]
     return Deployment(setup, "scnx", [host], [
@@ -140,10 +140,23 @@ def test_changes_visit_non_whitelisted_neighbours_and_end_as_they_began():
 
 
 def test_a_setup_without_a_whitelist_records_not_enforced():
-    assert policy.filter_changer("none") is None and policy.filter_changer("iptables") is not None
+    backend = NetnsBackend("scnu1")
+    assert backend.pair_changer(deployment(4, "none")) is None
+    assert backend.pair_changer(deployment(4, "iptables")) is not None
     run = {"enforced": False, "visits": policy.plan_changes(deployment(4), 2, 2)}
     rows = pd.DataFrame(policy.policy_rows(Path("."), run, 0))
     assert set(rows["status"]) == {"not_enforced"} and rows["latency_ms"].isna().all()
+    assert rows["control_ms"].isna().all()  # planned, never made
+
+
+def test_changes_made_where_the_platform_does_not_enforce_keep_their_control_time():
+    # as the kubernetes backend records them on a CNI without NetworkPolicy (tests/kubernetes)
+    visits = policy.plan_changes(deployment(4), 2, 2)
+    visits[0]["changes"] = [{"change": 1, "direction": "allow", "issued_ns": 1, "control_s": 0.004},
+                            {"change": 2, "direction": "deny", "issued_ns": 2, "control_s": 0.003}]
+    rows = pd.DataFrame(policy.policy_rows(Path("."), {"enforced": False, "visits": visits}, 0))
+    assert list(rows["pair"]) == ["c01-c03", "c03-c01"] * 2 and set(rows["status"]) == {"not_enforced"}
+    assert list(rows["control_ms"]) == [4.0, 4.0, 3.0, 3.0] and rows["latency_ms"].isna().all()
 
 
 def test_config_refuses_an_odd_number_of_changes():
@@ -155,12 +168,13 @@ def test_config_refuses_an_odd_number_of_changes():
         config.validate({**base, "workloads": {"policy": {"kind": "policy_update", "changes": 3}}})
 
 
-def test_a_backend_without_shared_files_is_refused_before_anything_runs():
-    with pytest.raises(ConfigError, match="needs capability shared_files"):
-        config.validate({"testbed": {"backend": "kubernetes"},
-                         "sweep": {"single": {"solutions": ["cni"], "filters": ["none"], "containers": [4]},
-                                   "workloads": ["policy"]},
-                         "workloads": {"policy": {"kind": "policy_update"}}})
+def test_a_backend_without_shared_files_is_accepted_the_records_come_back_on_stdout():
+    # the probers' records travel on their stdout, which every backend's launcher carries back
+    cfg = config.validate({"testbed": {"backend": "kubernetes"},
+                           "sweep": {"single": {"solutions": ["cni"], "filters": ["none"], "containers": [4]},
+                                     "workloads": ["policy"]},
+                           "workloads": {"policy": {"kind": "policy_update"}}})
+    assert cfg["workloads"]["policy"]["kind"] == "policy_update" and not policy.PolicyUpdate.needs
 
 
 def test_the_recorded_meta_is_valid_and_names_the_probers_and_their_resolution():
@@ -197,8 +211,91 @@ def test_figures_render(rows, tmp_path, name):
 
 
 def test_read_records_leaves_a_half_written_record_out(tmp_path):
-    source = next(RECORDED.glob("*.probes"))
-    partial = tmp_path / "partial.probes"
+    source = next(RECORDED.glob("*.prober.stdout"))
+    partial = tmp_path / "partial.prober.stdout"
     partial.write_bytes(source.read_bytes()[:policy.prober.RECORD.size * 10 + 7])
     assert len(policy.read_records(partial)) == 10
     assert np.all(policy.read_records(partial)["kind"] > 0)
+
+
+# ------------------------------------------------------------------------------------ clocks
+# c01 on a host (lab1) 250 ms ahead of this machine, c03 on one (lab2) 1.7 s behind, measured
+# to 0.2 and 0.3 ms
+OFFSETS_MS = {"c01": 250.123456, "c03": -1700.5}
+
+
+def as_read_on_other_clocks(tmp_path: Path, offsets_ms: dict[str, float] = OFFSETS_MS) -> tuple[Path, dict]:
+    """The recorded run as probers on hosts whose clocks are *offsets_ms* (container -> ms) off
+    this machine's would have recorded it: each time a prober read, shifted by its clock's
+    offset (the peer's send times, carried in its probes, by the peer's); the workload_run with
+    those offsets measured (visits[].clocks)."""
+    raw = tmp_path / "raw"
+    shutil.copytree(RECORDED, raw)
+    run = meta()["workload_run"]
+    visit = run["visits"][0]
+    a, b = visit["pair"]
+    peers = {a: b, b: a}
+    for name, file in visit["files"].items():
+        records = policy.read_records(raw / file).copy()
+        own, theirs = (round(offsets_ms[n] * 1e6) for n in (name, peers[name]))
+        sent_here = np.isin(records["kind"], policy.OWN_SEND_TIMES)
+        records["t_send"] += np.where(records["t_send"] == 0, 0, np.where(sent_here, own, theirs))
+        records["t_event"] += np.where(records["t_event"] == 0, 0, own)
+        (raw / file).write_bytes(records.tobytes())
+    visit["clocks"] = {"containers": {"c01": "lab1", "c03": "lab2"},
+                       "hosts": {"lab1": {"offset_ms": offsets_ms["c01"], "uncertainty_ms": 0.2},
+                                 "lab2": {"offset_ms": offsets_ms["c03"], "uncertainty_ms": 0.3}}}
+    return raw, run
+
+
+def deciding_containers(rows: pd.DataFrame) -> list[str]:
+    """Whose clock timed the probe that decides each row: the receiver's for the resumed TCP
+    connection (its first arrival), else the sender's."""
+    resumed = (rows["connection"] == "established") & (rows["protocol"] == "tcp") & (rows["direction"] == "allow")
+    return list(np.where(resumed, rows["pair"].str[-3:], rows["pair"].str[:3]))
+
+
+def test_records_on_other_clocks_give_the_same_latencies_once_converted_with_the_offsets(rows, tmp_path):
+    # the controller issued the changes, on its own clock
+    raw, run = as_read_on_other_clocks(tmp_path)
+    converted = pd.DataFrame(policy.policy_rows(raw, run, extra_rules=0))
+    expected = pd.DataFrame(policy.policy_rows(RECORDED, meta()["workload_run"], extra_rules=0))
+    assert len(converted) == len(expected) == len(rows)
+    assert np.allclose(converted["latency_ms"], expected["latency_ms"], atol=1e-6, equal_nan=True)
+    assert (converted["status"] == expected["status"]).all()
+    # unconverted, the same records give other rows: the offsets, not the filter, would decide
+    unconverted = pd.DataFrame(policy.policy_rows(raw, meta()["workload_run"], extra_rules=0))
+    assert len(unconverted) != len(expected) or not np.allclose(
+        unconverted["latency_ms"], expected["latency_ms"], atol=1, equal_nan=True)
+    # the probe's clock against the controller's: that host's offset uncertainty
+    shown = converted[converted["status"] == "effect"]
+    assert list(shown["clock_uncertainty_ms"]) == [0.2 if c == "c01" else 0.3 for c in deciding_containers(shown)]
+    assert (expected.loc[expected["status"] == "effect", "clock_uncertainty_ms"] == 0).all()  # one clock
+
+
+def test_a_change_timed_on_the_hosts_clock_needs_no_offset_for_that_hosts_probes(tmp_path):
+    raw, run = as_read_on_other_clocks(tmp_path)
+    # each host began the change when the controller issued it (lab2 a millisecond later), each
+    # read on its own clock: the change is lab1's, which began first
+    for change in run["visits"][0]["changes"]:
+        change["made_ns"] = {"lab1": change["issued_ns"] + round(OFFSETS_MS["c01"] * 1e6),
+                             "lab2": change["issued_ns"] + round(OFFSETS_MS["c03"] * 1e6) + 1_000_000}
+    converted = pd.DataFrame(policy.policy_rows(raw, run, extra_rules=0))
+    expected = pd.DataFrame(policy.policy_rows(RECORDED, meta()["workload_run"], extra_rules=0))
+    assert np.allclose(converted["latency_ms"], expected["latency_ms"], atol=1e-6, equal_nan=True)
+    shown = converted[converted["status"] == "effect"]
+    # c01's probes and the change on lab1's clock: none; c03's: both hosts' offsets enter
+    assert list(shown["clock_uncertainty_ms"]) == [0.0 if c == "c01" else 0.5 for c in deciding_containers(shown)]
+
+
+def test_the_offsets_of_before_and_after_a_visit_average_and_their_drift_is_uncertainty():
+    before = {"lab1": {"offset_ms": 10.0, "uncertainty_ms": 0.1, "round_trip_ms": 0.2, "samples": 16}}
+    after = {"lab1": {"offset_ms": 10.6, "uncertainty_ms": 0.2, "round_trip_ms": 0.4, "samples": 16}}
+    recorded = policy.Clocks.measured(before, after, {"c01": "lab1", "c03": "lab1"})
+    host = recorded["hosts"]["lab1"]
+    assert host["offset_ms"] == pytest.approx(10.3) and host["uncertainty_ms"] == pytest.approx(0.5)
+    assert host["drift_ms"] == pytest.approx(0.6) and host["before"] == before["lab1"]
+    clocks = policy.Clocks.of(recorded)
+    assert clocks.offset("c01") == 10_300_000 and clocks.uncertainty("c03", None) == pytest.approx(0.5)
+    assert policy.Clocks.measured(None, None, {"c01": "h1"}) is None  # one clock: nothing recorded
+    assert policy.Clocks.of(None) is policy.ONE_CLOCK and policy.ONE_CLOCK.uncertainty("c01", None) == 0.0

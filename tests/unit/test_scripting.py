@@ -1,5 +1,5 @@
 """The adapters between workflow rules and the package: logging per job, a fresh thread per
-measurement (run_target runs inside the Snakemake process)."""
+measurement (run_batch runs inside the Snakemake process)."""
 
 from __future__ import annotations
 

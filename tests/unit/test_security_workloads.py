@@ -189,7 +189,8 @@ def test_isolation_parse_writes_a_conforming_table(tmp_path):
     assert list(rows["verdict"]) == ["violation", "ok", "break"]
     assert list(zip(rows["pair"], rows["flow"])) == [("c01-c03", 1), ("c01-c03", 2), ("c01-c02", 1)]
     identity = {"setup": "single-bridge-none-c4", "scenario": "single", "solution": "bridge", "filter": "none",
-                "tunnel": "none", "implementation": "kernel", "containers": 4, "workload": "w", "rep": 1}
+                "tunnel": "none", "implementation": "kernel", "containers": 4, "workload": "w", "rep": 1,
+                "group": "g1"}
     table = tables.conform(rows.assign(**identity), "security")
     assert table.column("port").to_pylist() == [80, None, 53]
 
@@ -217,7 +218,7 @@ def security_table() -> pd.DataFrame:
             for n, verdict in enumerate(found, start=1):
                 rows.append({"setup": setup, "scenario": scenario, "solution": solution, "filter": filter_,
                              "tunnel": tunnel, "implementation": "kernel", "containers": containers, "workload": check, "rep": 1,
-                             "pair": "c01-c02", "flow": n, "check": check, "source": "c01", "destination": "c02",
+                             "group": "g1", "pair": "c01-c02", "flow": n, "check": check, "source": "c01", "destination": "c02",
                              "protocol": "udp", "port": 1, "whitelisted": True, "observed": verdict != "ok",
                              "verdict": verdict, "detail": None})
     return tables.conform(pd.DataFrame(rows), "security").to_pandas()

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from seconetbench import config, tables
-from seconetbench.spec import SetupSpec
-from seconetbench.sweep import expand
+from seconetbench.spec import SetupSpec, TargetId
+from seconetbench.sweep import batches, expand
 from seconetbench.testbed.naming import IFNAMSIZ, Names, container_name
 
 pytestmark = pytest.mark.unit
@@ -162,3 +162,42 @@ def test_the_machine_checks_spare_setups_that_already_have_raw_results(tmp_path,
     (measured / "meta.json").write_text("{}")
     assert expand(cfg, check_machine=True, keep_measured=True).excluded == []
     assert [e.setup.id for e in expand(cfg, check_machine=True).excluded] == ["single-bridge-iptables-c2"]
+
+
+def test_batches_are_runs_of_one_setup_in_run_order_over_the_missing_targets():
+    """One measurement job per batch (docs/decisions.md): the targets still to measure, in run
+    order, cut where the setup changes; targets measured already neither join nor cut a batch."""
+    cfg = quick_config()
+    sweep = expand(cfg)
+    order = sweep.run_order("blocked", 1)
+    every = batches(order, lambda target: False)
+    assert [t for batch in every for t in batch] == order
+    # blocked: a setup's workloads back to back in each round, so a batch per setup and round (or
+    # one for both when a round ends with the setup the next one starts with)
+    assert len(every) == 1 + sum(a.setup != b.setup for a, b in zip(order, order[1:]))
+    assert len(sweep.setups) * sweep.repetitions - sweep.repetitions < len(every) <= len(sweep.setups) * sweep.repetitions
+    assert all(len({t.setup for t in batch}) == 1 for batch in every)
+    first = every[0]
+    # a sweep stopped after the batch's first target: only the rest is measured, still as one batch
+    rest = batches(order, lambda target: target == first[0])
+    assert rest[0] == first[1:] and rest[1:] == every[1:]
+    # a target measured in the middle of a batch does not cut it
+    middle = batches(order, lambda target: target == first[1])
+    assert middle[0] == [first[0], *first[2:]]
+    assert batches(order, lambda target: True) == []
+
+
+def test_repetitions_added_by_convergence_follow_the_planned_order_setup_by_setup():
+    cfg = quick_config()
+    sweep = expand(cfg)
+    cell = f"{sweep.setups[0].id}/{sweep.workloads[0].name}"
+    other = f"{sweep.setups[0].id}/{sweep.workloads[1].name}"
+    reps = {cell: sweep.repetitions + 2, other: sweep.repetitions + 1}
+    order = sweep.measurement_order("shuffled", 1, reps)
+    planned = sweep.run_order("shuffled", 1)
+    assert order[:len(planned)] == planned
+    added_reps = [f"{cell}/rep{sweep.repetitions + 1}", f"{other}/rep{sweep.repetitions + 1}", f"{cell}/rep{sweep.repetitions + 2}"]
+    assert [t.path for t in order[len(planned):]] == added_reps
+    added = batches(order[len(planned):], lambda target: False)
+    assert [len(batch) for batch in added] == [3]  # all of one setup: one deployment measures them
+    assert TargetId.parse(added[0][0].path) == added[0][0]

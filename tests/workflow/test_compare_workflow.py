@@ -44,7 +44,7 @@ def test_this_sweeps_own_results_are_built_before_they_are_compared(tmp_path):
     base = write_run(tmp_path / "base")
     workdir = make_workdir(work(tmp_path / "work"), with_compare(base, ["results"]))
     jobs = planned(workdir, "compare", "--configfile", tiny(workdir))
-    assert {"run_target", "aggregate_table", "compare_runs"} <= set(jobs)
+    assert {"run_batch", "aggregate_table", "compare_runs"} <= set(jobs)
 
 
 def test_a_run_without_tables_is_refused_before_any_job(tmp_path):

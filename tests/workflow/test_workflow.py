@@ -94,17 +94,21 @@ def make_workdir(tmp_path: Path, text: str = TINY) -> Path:
 def test_dry_run_of_shipped_configs(tmp_path, path):
     jobs = planned(tmp_path, "--configfile", str(path))
     cfg = configuration.load_files(path)  # a named file stands alone: config.yaml is not under it
-    assert "run_target" in jobs and "plot_figure" in jobs
-    from seconetbench.sweep import expand
+    assert "run_batch" in jobs and "plot_figure" in jobs
+    from seconetbench.sweep import batches, expand
 
-    expected = {f"{cfg['results_dir']}/raw/{target.path}" for target in expand(cfg, check_machine=True).targets()}
-    assert set(jobs["run_target"]) == expected
+    sweep, order = expand(cfg, check_machine=True), cfg["run_order"]
+    # a job per batch (consecutive targets of one setup in the run order), named by its first target
+    planned_batches = batches(sweep.measurement_order(order["mode"], order["seed"]), lambda target: False)
+    assert set(jobs["run_batch"]) == {f"{cfg['results_dir']}/batches/{batch[0].path}.json" for batch in planned_batches}
+    assert sorted(target.path for batch in planned_batches for target in batch) == sorted(t.path for t in sweep.targets())
+    assert all(len({target.setup for target in batch}) == 1 for batch in planned_batches)
     # every sweep checks the paper's findings (rule all)
     assert jobs["check_findings"] == [f"{cfg['results_dir']}/findings.md", f"{cfg['results_dir']}/findings.html"]
     # each shipped config writes a results directory of its own
     assert cfg["results_dir"] == {"config.yaml": "results/quick"}.get(path.name, f"results/{path.stem}")
     if path.name == "multi-host.yaml":
-        assert not [o for o in jobs["run_target"] if "/raw/single-" in o]
+        assert not [o for o in jobs["run_batch"] if "/batches/single-" in o]
 
 
 ONE_CELL = """
@@ -225,7 +229,7 @@ def test_figures_rebuild_without_measuring(swept):
     for path in list((swept / "results/figures").iterdir()) + list((swept / "results/tables").iterdir()):
         path.unlink()
     jobs = planned(swept, "figures", "--configfile", tiny(swept))
-    assert "run_target" not in jobs and "parse_cell" not in jobs
+    assert "run_batch" not in jobs and "parse_cell" not in jobs
     assert "plot_figure" in jobs
     before = complete_targets(swept)
     snakemake(swept, "figures", "--configfile", tiny(swept))
@@ -249,7 +253,7 @@ def test_tables_and_figures_rebuild_on_a_machine_without_the_testbed_tools(swept
     laptop = {"PATH": str(bare), "HOME": str(tmp_path)}
     result = snakemake(workdir, "tables", "figures", "--configfile", tiny(workdir), env=laptop)
     assert "excluded" not in result.stderr  # the checks of this machine spare measured setups
-    assert "rule run_target" not in result.stdout + result.stderr
+    assert "rule run_batch" not in result.stdout + result.stderr
     latency = tables.read(workdir / "results/tables/latency.parquet")
     assert set(latency["setup"]) == {"single-bridge-none-c2", "single-bridge-iptables-c2"}
     summary = tables.read(workdir / "results/tables/summary.parquet")
@@ -315,9 +319,15 @@ def test_resume_after_kill_9_reruns_only_missing_targets(tmp_path):
 
         snakemake(workdir, "--unlock", "--configfile", tiny(workdir))  # Snakemake's own lock survives kill -9
         jobs = planned(workdir, "--configfile", tiny(workdir))
-        rerun = {o.removeprefix("results/raw/") for o in jobs["run_target"]}
-        assert rerun and not rerun & set(done)
-        assert len(rerun) + len(done) == 8
+        # a job per batch of the missing targets (docs/decisions.md), each named by its first target
+        from seconetbench.sweep import batches, expand
+
+        cfg = configuration.load_files(Path(tiny(workdir)))
+        rerun = batches(expand(cfg).measurement_order("shuffled", 3), lambda target: target.path in done)
+        assert set(jobs["run_batch"]) == {f"results/batches/{batch[0].path}.json" for batch in rerun}
+        missing = {target.path for batch in rerun for target in batch}
+        assert missing and not missing & set(done)
+        assert len(missing) + len(done) == 8
         snakemake(workdir, "--configfile", tiny(workdir))
         after = complete_targets(workdir)
         assert len(after) == 8
@@ -368,3 +378,43 @@ def test_adaptive_repetitions_add_targets_only_until_converged(tmp_path, target,
     assert summary["median_ci_low"].notna().all()  # 6 or more repetitions: a 95 % CI over them
     assert planned(workdir, "--configfile", tiny(workdir)) == {}
     assert_no_leftovers(workdir)
+
+
+def test_batches_are_planned_from_the_missing_targets_of_the_latest_round(tmp_path):
+    """Planning only (docs/decisions.md, "A measurement job measures a batch of targets"): after
+    round 0 added a 7th repetition to three of four cells, one job per setup measures them, a
+    batch record left by a killed run does not hide its batch, and a deleted raw directory is
+    measured again in the batch of its setup and round."""
+    workdir = make_workdir(tmp_path, TINY.replace("repetitions: 2", "repetitions: {min: 6, max: 7, ci_halfwidth_pct: 1}"))
+    cfg = configuration.load_files(Path(tiny(workdir)))
+    from seconetbench import cells
+    from seconetbench.sweep import expand
+
+    sweep = expand(cfg)
+    for setup in sweep.setups:  # six complete repetitions per cell: their meta.json says with what
+        for workload in sweep.workloads:
+            params = cells.cell_params(setup, workload)
+            for rep in range(1, 7):
+                raw = workdir / f"results/raw/{setup.id}/{workload.name}/rep{rep}"
+                raw.mkdir(parents=True)
+                (raw / "meta.json").write_text(json.dumps({"cell_params": params,
+                                                           "cell_fingerprint": cells.fingerprint(params)}))
+    none, iptables = "single-bridge-none-c2", "single-bridge-iptables-c2"
+    decided = {f"{none}/latency": 7, f"{none}/throughput_653": 7, f"{iptables}/latency": 6, f"{iptables}/throughput_653": 7}
+    (workdir / "results/convergence").mkdir(parents=True)
+    (workdir / "results/convergence/round0.json").write_text(
+        json.dumps({"done": False, "cells": {cell: {"reps": reps} for cell, reps in decided.items()}}))
+    stale = workdir / f"results/batches/{none}/latency/rep7.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}\n")
+    jobs = planned(workdir, "--configfile", tiny(workdir))
+    assert sorted(jobs["run_batch"]) == [f"results/batches/{iptables}/throughput_653/rep7.json",
+                                         f"results/batches/{none}/latency/rep7.json"]
+    assert not stale.exists()
+    # each cell with a 7th repetition is parsed again, the converged one is not
+    assert {o for o in jobs["parse_cell"] if o.endswith("/reps7.parquet")} == {
+        f"results/parsed/{cell}/reps7.parquet" for cell, reps in decided.items() if reps == 7}
+
+    shutil.rmtree(workdir / f"results/raw/{iptables}/latency/rep3")
+    jobs = planned(workdir, "--configfile", tiny(workdir))
+    assert f"results/batches/{iptables}/latency/rep3.json" in jobs["run_batch"]

@@ -5,10 +5,13 @@ import json
 from pathlib import Path
 
 from seconetbench import convergence
+from seconetbench import plan as seconet_plan
 
 REP_POLICY = convergence.policy(CONFIG)
 ADAPTIVE = convergence.adaptive(CONFIG)
 CELLS = [f"{s.id}/{w.name}" for s in SWEEP.setups for w in SWEEP.workloads]
+# repetitions.budget_h: seconds per repetition of each cell, as `seconetbench plan` estimates them
+CELL_COST_S = seconet_plan.cell_costs(SWEEP) if REP_POLICY["budget_h"] else None
 
 
 def parsed_files(reps_by_cell, kind=None):
@@ -59,6 +62,7 @@ checkpoint convergence_round:
     params:
         measured=lambda wildcards: reps_before_round(int(wildcards.round)),
         policy=REP_POLICY,
+        cost_s=CELL_COST_S,
     log:
         f"{RESULTS}/logs/convergence/round{{round}}.log",
     script:

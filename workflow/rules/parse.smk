@@ -5,12 +5,15 @@
 # gets more repetitions (convergence rounds) is parsed again as reps{n} with the larger n.
 rule parse_cell:
     input:
-        lambda wildcards: [f"{RESULTS}/raw/{wildcards.setup}/{wildcards.workload}/rep{rep}"
-                           for rep in range(1, int(wildcards.reps) + 1)],
+        # the raw directories, or the records of the batches that measure them (common.smk)
+        lambda wildcards: measured([f"{wildcards.setup}/{wildcards.workload}/rep{rep}"
+                                    for rep in range(1, int(wildcards.reps) + 1)]),
     output:
         main=f"{RESULTS}/parsed/{{setup}}/{{workload}}/reps{{reps}}.parquet",
         **{kind: f"{RESULTS}/parsed/{{setup}}/{{workload}}/reps{{reps}}.{kind}.parquet" for kind in TARGET_KINDS},
     params:
+        raw=lambda wildcards: [f"{RESULTS}/raw/{wildcards.setup}/{wildcards.workload}/rep{rep}"
+                               for rep in range(1, int(wildcards.reps) + 1)],
         kinds=TARGET_KINDS,
     log:
         f"{RESULTS}/logs/parse_cell/{{setup}}/{{workload}}/reps{{reps}}.log",

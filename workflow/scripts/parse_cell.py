@@ -3,4 +3,4 @@ from seconetbench.pipeline import parse_cell
 from seconetbench.scripting import logged
 
 with logged(snakemake.log[0]):
-    parse_cell(snakemake.input, snakemake.output.main, {kind: snakemake.output[kind] for kind in snakemake.params.kinds})
+    parse_cell(snakemake.params.raw, snakemake.output.main, {kind: snakemake.output[kind] for kind in snakemake.params.kinds})

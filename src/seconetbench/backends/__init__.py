@@ -34,8 +34,10 @@ def get_backend(name: str, prefix: str, testbed: dict[str, Any] | None = None,
 
 
 def for_config(config: dict[str, Any], prefix: str | None = None):
-    """The backend a validated *config* asks for (prefix: the config's run prefix by default)."""
-    from seconetbench import config as configuration
+    """The backend a validated *config* asks for, on its first testbed group (the one testbed
+    without testbed.*.groups; testbed/groups.py), with that group's prefix (the config's run
+    prefix without groups) unless *prefix* is given."""
+    from seconetbench.testbed.groups import testbed_groups
 
-    return get_backend(config["testbed"]["backend"], prefix or configuration.run_prefix(config),
-                       config["testbed"], Path(config["results_dir"]))
+    first = testbed_groups(config)[0]
+    return get_backend(config["testbed"]["backend"], prefix or first.prefix, first.testbed, Path(config["results_dir"]))

@@ -285,6 +285,19 @@ class Deployment:
 
 
 # ------------------------------------------------------------------------------------ backends
+class PairChanger(Protocol):
+    """Allows or denies one pair of a deployment live, as the policy_update workload changes
+    the whitelist: a filter technology of the framework (its live update), or the backend's own
+    objects (a NetworkPolicy through the kubernetes API). Each call returns how long the change
+    took to issue (control plane), in seconds."""
+
+    def update_pair(self, deployment: Deployment, a: str, b: str) -> float:
+        """Whitelist the pair (a, b), both directions."""
+
+    def remove_pair(self, deployment: Deployment, a: str, b: str) -> float:
+        """Remove the pair (a, b) from the whitelist."""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What the runner, the CLI and the workloads use of a backend (BaseBackend implements the
@@ -299,13 +312,22 @@ class Backend(Protocol):
     def plan(self, setup: SetupSpec) -> Deployment:
         """Names, places and ways in of every container of *setup*, without creating anything."""
 
-    def deploy(self, setup: SetupSpec, verify: bool = True, keep: Path | None = None) -> Deployment:
+    def deploy(self, setup: SetupSpec, verify: bool = True, keep: Path | None = None,
+               measures_enforcement: bool = False) -> Deployment:
         """Remove this prefix's previous deployment, build *setup*, prove its whitelist (on a
-        failure, the daemons' logs and configs go to *keep* before the teardown removes them)."""
+        failure, the daemons' logs and configs go to *keep* before the teardown removes them).
+        *measures_enforcement*: record a filter that is not enforced instead of refusing it."""
 
-    def deploy_or_reuse(self, setup: SetupSpec, verify: bool = True,
-                        keep: Path | None = None) -> tuple[Deployment, bool]:
+    def deploy_or_reuse(self, setup: SetupSpec, verify: bool = True, keep: Path | None = None,
+                        measures_enforcement: bool = False) -> tuple[Deployment, bool]:
         """The recorded deployment when it is *setup*'s and healthy, else a fresh one."""
+
+    def pair_changer(self, deployment: Deployment) -> PairChanger | None:
+        """What allows and denies one pair of *deployment* live (policy_update), or None."""
+
+    def clock_offsets(self, deployment: Deployment) -> dict[str, dict[str, float]] | None:
+        """Each host's clock minus this machine's, measured now ({host: {"offset_ms",
+        "uncertainty_ms", ...}}), or None: the containers read this machine's clock."""
 
     def current(self) -> Deployment | None:
         """The deployment recorded for this prefix (None: none, or unreadable)."""
@@ -423,11 +445,17 @@ class BaseBackend(ABC):
         return None
 
     # ------------------------------------------------------------------ deploy
-    def deploy(self, setup: SetupSpec, verify: bool = True, keep: Path | None = None) -> Deployment:
+    def deploy(self, setup: SetupSpec, verify: bool = True, keep: Path | None = None,
+               measures_enforcement: bool = False) -> Deployment:
         """Check *setup* and remove this prefix's previous deployment (:meth:`prepare`), build it
         (:meth:`build`), prove its whitelist (:meth:`check_isolation`) and record it for reuse.
         A failure after prepare removes whatever was built, after copying what the deploy wrote
-        (daemon logs and configs, :meth:`keep_produced`) to *keep*: nothing is lost."""
+        (daemon logs and configs, :meth:`keep_produced`) to *keep*: nothing is lost.
+
+        A failed isolation check refuses the setup, except for a workload that measures
+        enforcement itself (*measures_enforcement*, policy_update) when the backend reads the
+        failure as "the filter is not enforced" (:meth:`unenforced`): then the deployment is kept
+        with facts["enforcement"] saying so (docs/decisions.md "Unenforced policy is a result")."""
         deployment = self.prepare(setup)
         try:
             self.build(deployment)
@@ -435,7 +463,10 @@ class BaseBackend(ABC):
                 check = {**self.check_isolation(deployment), "from_inside": self.capabilities.isolation_from_inside}
                 deployment.facts["verification"] = check
                 if not check["passed"]:
-                    raise DeployError(self.isolation_failure(deployment, check))
+                    reason = self.unenforced(deployment, check) if measures_enforcement else None
+                    if reason is None:
+                        raise DeployError(self.isolation_failure(deployment, check))
+                    deployment.facts["enforcement"] = {"enforced": False, "reason": reason}
             deployment.facts["deployed_at"] = time.time()
             deployment.facts["fingerprint"] = self.fingerprint(setup, verify)
             deployment.save(self.state_file)
@@ -471,6 +502,29 @@ class BaseBackend(ABC):
         """The DeployError message of a failed isolation check."""
         return f"setup {deployment.setup.id}: isolation check failed: {check['failures']}"
 
+    def unenforced(self, deployment: Deployment, check: dict[str, Any]) -> str | None:
+        """Why the failed isolation *check* means that the setup's filter is not enforced (a
+        property of the platform, which policy_update records), or None: the deploy is broken
+        (the default: the framework's own filters are enforced when they are applied)."""
+        return None
+
+    def pair_changer(self, deployment: Deployment) -> PairChanger | None:
+        """The setup's filter technology when it allows and denies one pair live (its
+        ``update_pair`` / ``remove_pair``), else None (filter ``none``: no whitelist to change)."""
+        from seconetbench import technology
+
+        tech = technology.get("filter", deployment.setup.filter)
+        if not getattr(tech, "enforces_whitelist", False):
+            return None
+        if not (hasattr(tech, "update_pair") and hasattr(tech, "remove_pair")):
+            return None
+        return tech
+
+    def clock_offsets(self, deployment: Deployment) -> dict[str, dict[str, float]] | None:
+        """None: the containers run on this machine's kernel and read its clock (netns, docker,
+        kind); a backend whose hosts are other machines measures their offsets (ssh)."""
+        return None
+
     # ------------------------------------------------------------------ reuse
     def identity(self, setup: SetupSpec) -> dict[str, Any]:
         """What besides *setup* and verify decides what a deploy builds (fingerprint's *extra*)."""
@@ -486,13 +540,16 @@ class BaseBackend(ABC):
     def healthy(self, deployment: Deployment) -> str | None:
         """None when the live testbed still matches *deployment*, else what is wrong."""
 
-    def deploy_or_reuse(self, setup: SetupSpec, verify: bool = True,
-                        keep: Path | None = None) -> tuple[Deployment, bool]:
+    def deploy_or_reuse(self, setup: SetupSpec, verify: bool = True, keep: Path | None = None,
+                        measures_enforcement: bool = False) -> tuple[Deployment, bool]:
         current = self.current()
         if current is not None and current.facts.get("fingerprint") == self.fingerprint(setup, verify):
-            if self.healthy(current) is None:
+            # a deployment kept although its filter is not enforced serves only the workloads
+            # that measure enforcement; for the others the deploy refuses it afresh
+            usable = measures_enforcement or current.facts.get("enforcement", {}).get("enforced", True)
+            if usable and self.healthy(current) is None:
                 return current, True
-        return self.deploy(setup, verify=verify, keep=keep), False
+        return self.deploy(setup, verify=verify, keep=keep, measures_enforcement=measures_enforcement), False
 
     @abstractmethod
     def teardown(self) -> dict[str, list[str]]:

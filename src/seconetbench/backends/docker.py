@@ -89,14 +89,15 @@ class DockerBackend(NetnsBackend):
         return self._client
 
     # ------------------------------------------------------------------ deploy
-    def deploy(self, setup: SetupSpec, verify: bool = True, keep: Path | None = None) -> Deployment:
+    def deploy(self, setup: SetupSpec, verify: bool = True, keep: Path | None = None,
+               measures_enforcement: bool = False) -> Deployment:
         # The engine first, so its start is not counted as deploy time; then the previous
         # setup's containers through the API (the generic cleanup would have to kill their
         # `sleep`, which ignores SIGTERM as a pid 1, one grace period at a time). The generic
         # cleanup that NetnsBackend.deploy starts with must leave the engine running.
         dockerd.remove_objects(self.client(), self.prefix)
         with cleanup.keeping(ENGINE_HOOK):
-            return super().deploy(setup, verify=verify, keep=keep)
+            return super().deploy(setup, verify=verify, keep=keep, measures_enforcement=measures_enforcement)
 
     def _namespaces(self, deployment: Deployment) -> None:
         # The hosts exactly as the netns backend makes them; the containers below.

@@ -64,12 +64,13 @@ def api(kubeconfig: str | None, context: str | None):
 
 
 def open_stream(core, namespace: str, pod: str, argv: Sequence[str], container: str | None = None,
-                stdin: bool = False):
+                stdin: bool = False, binary: bool = False):
+    """The exec stream of *argv* in *pod*; *binary*: its output as bytes, not decoded as UTF-8."""
     from kubernetes.stream import stream
 
     return stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=list(argv),
                   container=container, stderr=True, stdout=True, stdin=stdin, tty=False,
-                  _preload_content=False)
+                  _preload_content=False, binary=binary)
 
 
 def run(core, namespace: str, pod: str, argv: Sequence[str], timeout_s: float = 30,
@@ -95,14 +96,16 @@ def run(core, namespace: str, pod: str, argv: Sequence[str], timeout_s: float = 
 
 
 def _copy(response: Any) -> int:
+    """The command's output, byte for byte (a binary stream such as the policy prober's records
+    must arrive as it was written), until it ends; its exit code."""
     while response.is_open():
         response.update(timeout=1)
         if response.peek_stdout():
-            sys.stdout.write(response.read_stdout())
-            sys.stdout.flush()
+            sys.stdout.buffer.write(response.read_stdout())
+            sys.stdout.buffer.flush()
         if response.peek_stderr():
-            sys.stderr.write(response.read_stderr())
-            sys.stderr.flush()
+            sys.stderr.buffer.write(response.read_stderr())
+            sys.stderr.buffer.flush()
     code = response.returncode
     return code if code is not None else 255
 
@@ -122,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM from the workload: leave at once; closing the socket ends the remote command.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     response = open_stream(api(args.kubeconfig, args.context), args.namespace, args.pod, guarded(command),
-                           args.container, stdin=True)
+                           args.container, stdin=True, binary=True)
     try:
         return _copy(response)
     finally:

@@ -145,3 +145,32 @@ def whitelist_policies(namespace: str, prefix: str, setup_id: str, containers: S
         peers[b].add(a)
     return [default_deny(namespace, prefix, setup_id)] + [
         allow_peers(namespace, prefix, setup_id, c, peers[c]) for c in containers if peers[c]]
+
+
+def pair_policy_name(a: str, b: str) -> str:
+    """The NetworkPolicy that whitelists the pair (a, b): one name whatever the order."""
+    first, second = sorted((a, b))
+    return f"pair-{first}-{second}"
+
+
+def pair_policy(namespace: str, prefix: str, setup_id: str, a: str, b: str) -> dict[str, Any]:
+    """One NetworkPolicy that whitelists the pair (a, b) in both directions, on every port and
+    protocol: what the policy_update workload creates (allow) and deletes (deny) through the API,
+    so that a change is one API call. It selects both pods and admits the two of them as peers,
+    ingress and egress; policies add up, so the deployment's own whitelist is untouched."""
+    if a == b:
+        raise InvalidValueError(f"a pair needs two containers, got {a!r} twice")
+    both = {"podSelector": {"matchExpressions": [
+        {"key": CONTAINER_LABEL, "operator": "In", "values": sorted((a, b))}]}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": pair_policy_name(a, b), "namespace": namespace,
+                     "labels": labels(prefix, setup_id, **{PAIR_LABEL: pair_policy_name(a, b)[len("pair-"):]})},
+        "spec": {
+            "podSelector": both["podSelector"],
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [both]}],
+            "egress": [{"to": [both]}],
+        },
+    }

@@ -16,7 +16,9 @@ to kube contexts in ``testbed.kubernetes.contexts``.
 
 At every deploy the isolation check probes the same plan as the netns backend's
 (security.probe_plan), over ICMP, TCP and UDP, from inside the pods. A cluster whose CNI does not
-enforce NetworkPolicy fails it for filter ``networkpolicy``, and the setup is not measured.
+enforce NetworkPolicy fails it for filter ``networkpolicy``, and the setup is not measured, except
+by a workload that measures enforcement (policy_update: :meth:`KubernetesBackend.unenforced`,
+:class:`NetworkPolicyChanger`).
 """
 
 from __future__ import annotations
@@ -244,10 +246,32 @@ class KubernetesBackend(BaseBackend):
     def isolation_failure(self, deployment: Deployment, check: dict[str, Any]) -> str:
         if deployment.setup.filter != "networkpolicy":
             return super().isolation_failure(deployment, check)
+        return (f"{self.not_enforcing(deployment, check)}; not measured. Use a policy-enforcing CNI "
+                "(docs/kubernetes.md) or filter 'none'")
+
+    @staticmethod
+    def not_enforcing(deployment: Deployment, check: dict[str, Any]) -> str:
         facts = deployment.facts["kubernetes"]
         return (f"setup {deployment.setup.id}: CNI '{facts['cni']['name']}' of context '{facts['context']}' does not "
                 f"enforce NetworkPolicy (isolation check: {len(check['failures'])} violations, e.g. "
-                f"{check['failures'][:3]}); not measured. Use a policy-enforcing CNI (docs/kubernetes.md) or filter 'none'")
+                f"{check['failures'][:3]})")
+
+    def unenforced(self, deployment: Deployment, check: dict[str, Any]) -> str | None:
+        """For filter networkpolicy, when every failure of the check is a non-whitelisted path
+        that got through (the CNI ignores the policies; a whitelisted path that is cut is a broken
+        deploy): the refusal's message, which policy_update records instead."""
+        if deployment.setup.filter != "networkpolicy" or not check["failures"]:
+            return None
+        if not all(failure.endswith("reachable but not whitelisted") for failure in check["failures"]):
+            return None
+        return self.not_enforcing(deployment, check)
+
+    def pair_changer(self, deployment: Deployment) -> NetworkPolicyChanger | None:
+        """For filter networkpolicy: one NetworkPolicy per pair, created (allow) and deleted
+        (deny) through the API, each call timed. Filter none: None (no whitelist to change)."""
+        if deployment.setup.filter != "networkpolicy":
+            return None
+        return NetworkPolicyChanger(self, deployment)
 
     def _create(self, context: str, objects: list[dict[str, Any]], dry_run: bool = False) -> None:
         """Create *objects* in order. Pods are retried while the namespace's ServiceAccount
@@ -441,6 +465,58 @@ class KubernetesBackend(BaseBackend):
         for clients in self._clients.values():
             clients["api"].close()
         self._clients.clear()
+
+
+class NetworkPolicyChanger:
+    """Allows and denies one pair of a deployment live by creating and deleting its pair policy
+    (k8s_manifests.pair_policy) through the API server, the way the backend creates its objects
+    (policy_update: the backend's :meth:`~KubernetesBackend.pair_changer`). A change's control
+    time is the API call alone: the request until the server's answer (the object stored in etcd);
+    what the CNI does with it after is the data plane's part. The connection is opened before
+    the first change (a read), so no change pays the TLS handshake. Every call is kept in
+    :attr:`calls` (name, uid, resourceVersion the server returned) for meta.json."""
+
+    def __init__(self, backend: KubernetesBackend, deployment: Deployment):
+        facts = deployment.facts["kubernetes"]
+        self.backend, self.deployment = backend, deployment
+        self.context, self.namespace = facts["context"], facts["namespace"]
+        self.net = backend.clients(self.context)["net"]
+        self.calls: list[dict[str, Any]] = []
+        self.existing()
+
+    def existing(self) -> list[str]:
+        """The names of the NetworkPolicies in the deployment's namespace, read through the API."""
+        return sorted(p.metadata.name for p in self._api("listing", lambda: self.net.list_namespaced_network_policy(
+            self.namespace)).items)
+
+    def update_pair(self, deployment: Deployment, a: str, b: str) -> float:
+        body = manifests.pair_policy(self.namespace, self.backend.prefix, deployment.setup.id, a, b)
+        return self._timed("create", body["metadata"]["name"],
+                           lambda: self.net.create_namespaced_network_policy(self.namespace, body))
+
+    def remove_pair(self, deployment: Deployment, a: str, b: str) -> float:
+        name = manifests.pair_policy_name(a, b)
+        # no grace period: a NetworkPolicy has no finalizer, the answer means it is gone
+        return self._timed("delete", name, lambda: self.net.delete_namespaced_network_policy(name, self.namespace))
+
+    def _timed(self, verb: str, name: str, call) -> float:
+        started = time.perf_counter()
+        answer = self._api(f"{verb} NetworkPolicy {name}", call)
+        control_s = time.perf_counter() - started
+        metadata = getattr(answer, "metadata", None)  # a created object; a delete answers a Status
+        self.calls.append({"verb": verb, "name": name, "control_s": round(control_s, 6),
+                           "uid": getattr(metadata, "uid", None),
+                           "resource_version": getattr(metadata, "resource_version", None)})
+        return control_s
+
+    def _api(self, what: str, call):
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return call()
+        except ApiException as error:
+            raise WorkloadError(f"{what} in namespace {self.namespace} (context '{self.context}') failed: "
+                                f"{error.status} {error.reason}: {_message(error)}") from None
 
 
 def delete_namespaces(backend: KubernetesBackend, context: str, prefix: str | None, timeout_s: float = 120) -> list[str]:

@@ -253,6 +253,15 @@ class SshBackend(BaseBackend):
         return {"bound_ms": self.max_clock_offset_ms, "hosts": {n: o.to_dict() for n, o in offsets.items()},
                 "pairs": pairs}
 
+    def clock_offsets(self, deployment: Deployment) -> dict[str, dict[str, float]]:
+        """Each host's clock minus this machine's, measured now (remote/hosts.py clock_offset)."""
+        return self.clocks([h.name for h in deployment.hosts])["hosts"]
+
+    def pair_changer(self, deployment: Deployment) -> SshPairChanger | None:
+        """The setup's filter, changed by every host's agent on that host's enforcement points."""
+        tech = super().pair_changer(deployment)
+        return None if tech is None else SshPairChanger(self)
+
     def keep_produced(self, keep: Path) -> None:
         """This machine's files of the failed deploy, and each reachable host's (daemon logs and
         configs, never keys) under *keep*/deploy/hosts/<host>."""
@@ -357,6 +366,31 @@ class SshBackend(BaseBackend):
             agent.close()
         self._agents.clear()
         self._channels.clear()  # the master connections persist (ControlPersist) for the next target's process
+
+
+class SshPairChanger:
+    """Allows or denies one pair live (policy_update) on the ssh backend: every host's agent
+    runs the filter's own ``update_pair`` / ``remove_pair`` on its enforcement points
+    (:func:`host_change_pair`), all hosts at once. The seconds returned are the slowest host's
+    own timing of its command (as the netns backend times it, without the way over SSH);
+    :attr:`made_ns` says when each host began the last change, on that host's clock."""
+
+    def __init__(self, backend: SshBackend):
+        self.backend = backend
+        self.made_ns: dict[str, int] = {}
+
+    def update_pair(self, deployment: Deployment, a: str, b: str) -> float:
+        return self._change(deployment, a, b, "update_pair")
+
+    def remove_pair(self, deployment: Deployment, a: str, b: str) -> float:
+        return self._change(deployment, a, b, "remove_pair")
+
+    def _change(self, deployment: Deployment, a: str, b: str, method: str) -> float:
+        state = deployment.to_state()
+        said = self.backend.on_hosts([h.name for h in deployment.hosts], lambda name: self.backend.on_host(
+            name, "host_change_pair", state=state, host=name, a=a, b=b, method=method))
+        self.made_ns = {name: int(result["started_ns"]) for name, result in said.items()}
+        return max(float(result["control_s"]) for result in said.values())
 
 
 def underlay_dev(prefix: str, index: int) -> str:
@@ -464,6 +498,21 @@ def host_build(state: dict[str, Any], host: str, lab_device: str, prefixlen: int
             "tunnel_implementation": tunnel.implementation() if tunnel is not None else None,
             "host": {**meta.machine(), "tools": {tool: meta.tool_version(tool) for tool in tools}},
             "daemons": [{"pid": p.pid, "name": p.name(), "create_time": p.create_time()} for p in registry.recorded()]}
+
+
+def host_change_pair(state: dict[str, Any], host: str, a: str, b: str, method: str) -> dict[str, Any]:
+    """The filter's *method* (update_pair or remove_pair) for the pair (a, b) on this host's
+    enforcement points; when it began on this host's clock (ns) and the seconds it took."""
+    from seconetbench import technology
+
+    if method not in ("update_pair", "remove_pair"):
+        raise ValueError(f"host_change_pair: method {method!r} is not update_pair or remove_pair")
+    deployment = Deployment.from_state(state)
+    deployment.here = host
+    tech = technology.get("filter", deployment.setup.filter)
+    started = time.time_ns()
+    control_s = getattr(tech, method)(deployment, a, b)
+    return {"started_ns": started, "control_s": control_s}
 
 
 def host_tunnel_facts(state: dict[str, Any], host: str) -> dict[str, Any]:

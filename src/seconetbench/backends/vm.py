@@ -29,7 +29,8 @@ from seconetbench.testbed.vms import vnet_netns
 # the veth pair in the VMs' network namespace that receives a copy of every frame on the wire
 MONITOR_IF, MONITOR_PEER = "vmon0", "vmon1"
 # testbed.vm's defaults (the schema's, repeated for a backend made without a validated config)
-VM_DEFAULTS: dict[str, Any] = {"hosts": 2, "cpus": 1, "memory_mb": 1024, "accel": "auto", "kernel": "debian-stock",
+VM_DEFAULTS: dict[str, Any] = {"hosts": 2, "groups": 1, "cpus": 1, "memory_mb": 1024, "accel": "auto",
+                               "kernel": "debian-stock",
                                "underlay": {"rate_mbit": None, "delay_ms": None, "loss_pct": None},
                                "boot_timeout_s": 300,
                                "max_clock_offset_ms": DEFAULT_MAX_CLOCK_OFFSET_MS}

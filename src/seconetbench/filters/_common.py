@@ -139,21 +139,20 @@ class NetfilterWhitelist(Technology):
         enforcement point has it installed (the rule-update time). deployment.pairs, which the
         workloads measure, stays as it is.
 
-        Cross-host: it changes every point on every host and times the whole, so it runs where
-        all their namespaces are local (netns, docker). On the ssh backend it is a controller
-        step that must reach each point through access objects (Host.access, Container.access),
-        not from a host agent."""
+        It changes the points on the hosts this process builds (Deployment.local_hosts): every
+        host's on netns and docker, where all namespaces are local; its own in an ssh host's
+        agent, which the ssh backend asks on every host at once (SshPairChanger)."""
         started = time.monotonic()
-        for point in enforcement_points(deployment, [(a, b)]):
+        for point in enforcement_points(deployment, [(a, b)], local_only=True):
             if point.flows:
                 proc.run_in(point.netns, self.loader, input=self.addition(deployment, point))
         return time.monotonic() - started
 
     def remove_pair(self, deployment: Deployment, a: str, b: str) -> float:
         """Undo update_pair(a, b) at every enforcement point; return the seconds it took.
-        Cross-host, like update_pair."""
+        On the local hosts, like update_pair."""
         started = time.monotonic()
-        for point in enforcement_points(deployment, [(a, b)]):
+        for point in enforcement_points(deployment, [(a, b)], local_only=True):
             if point.flows:
                 proc.run_in(point.netns, self.loader, input=self.removal(deployment, point))
         return time.monotonic() - started

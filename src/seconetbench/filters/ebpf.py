@@ -47,8 +47,8 @@ def flows(deployment: Deployment, pairs: list[tuple[str, str]]) -> list[Flow]:
 def update_pair(deployment: Deployment, a: str, b: str) -> float:
     """Whitelist containers *a* and *b* live, both directions (two map updates, one bpftool);
     return the seconds it took. deployment.pairs, which the workloads measure, stays as it is.
-    It writes the pair map pinned on this machine: a step for where the map is (the filter is
-    single-host; on the ssh backend, the host's agent or a command through Host.access)."""
+    It writes the pair map pinned on this machine (the filter is single-host; on the ssh
+    backend this runs in the host's agent, SshPairChanger)."""
     return bpf.fill(deployment.prefix, flows(deployment, [(a, b)]))
 
 

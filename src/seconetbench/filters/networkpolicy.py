@@ -2,7 +2,9 @@
 
 The kubernetes backend creates the NetworkPolicy objects (backends/k8s_manifests.py); the CNI
 enforces them, or does not (flannel, the local bridge cluster): the deploy-time isolation check
-proves which, and the backend refuses to measure a setup whose policies are not enforced.
+proves which, and the backend refuses to measure a setup whose policies are not enforced
+(except for policy_update, which records that as its result: the backend's pair_changer
+creates and deletes one pair's policy through the API).
 """
 
 from __future__ import annotations

@@ -78,21 +78,21 @@ class OvsFilter(Technology):
 
     def update_pair(self, deployment: Deployment, a: str, b: str) -> float:
         """Whitelist containers *a* and *b* on the running bridges; the seconds until the
-        datapath enforces it. Cross-host: it changes every host's bridge and times the whole,
-        so it runs where their OVS control sockets are local (netns); on the ssh backend a
-        controller step, through each host's access object."""
+        datapath enforces it. It changes the bridges of the hosts this process builds
+        (Deployment.local_hosts: every host's on netns; its own in an ssh host's agent, which
+        the ssh backend asks on every host at once) and times the whole."""
         flows = "\n".join(pair_flows(deployment, a, b)) + "\n"
         started = time.monotonic()
-        for host in deployment.hosts:
+        for host in deployment.local_hosts():
             change_flows(deployment, host, "add-flows", "-", input=flows)
         return time.monotonic() - started
 
     def remove_pair(self, deployment: Deployment, a: str, b: str) -> float:
         """Undo update_pair: delete exactly those two flows (strict match, actions left out).
-        Cross-host, like update_pair."""
+        On the local hosts, like update_pair."""
         matches = "\n".join(flow.rsplit(",actions=", 1)[0] for flow in pair_flows(deployment, a, b)) + "\n"
         started = time.monotonic()
-        for host in deployment.hosts:
+        for host in deployment.local_hosts():
             change_flows(deployment, host, "del-flows", "-", input=matches, strict=True)
         return time.monotonic() - started
 

@@ -74,6 +74,7 @@ CALLABLE = (
     "seconetbench.backends.ssh:host_healthy",
     "seconetbench.backends.ssh:host_produced",
     "seconetbench.backends.ssh:host_tunnel_facts",
+    "seconetbench.backends.ssh:host_change_pair",
     "seconetbench.backends.ssh:host_teardown",
 )
 for _target in CALLABLE:

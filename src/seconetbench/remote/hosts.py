@@ -51,9 +51,10 @@ IFNAME = re.compile(r"^[^\s/:]{1,15}$")  # what the kernel accepts as an interfa
 
 
 # ---------------------------------------------------------------------------------- parsing
-def parse_ssh_testbed(testbed: dict[str, Any]) -> tuple[list[SshHost], SshOptions]:
+def parse_ssh_testbed(testbed: dict[str, Any], hosts_key: str = "testbed.ssh.hosts") -> tuple[list[SshHost], SshOptions]:
     """The hosts and SSH options of a config's ``testbed`` section (``testbed.ssh``), or a
     ConfigError naming the key path (``testbed.ssh.hosts[1].identity_file``) and the fix.
+    *hosts_key* is where the host list stands in the config (a group's: testbed.ssh.groups[1]).
 
     Checks what would otherwise fail at deploy time, on one host, half-way: identity files
     exist and are private, host keys are known (strict checking yes), names, SSH endpoints and
@@ -65,20 +66,20 @@ def parse_ssh_testbed(testbed: dict[str, Any]) -> tuple[list[SshHost], SshOption
                           "hosts list (see config/README.md, docs/ssh.md)")
     entries = section.get("hosts")
     if not isinstance(entries, list) or not entries:
-        raise ConfigError("testbed.ssh.hosts", "list the lab hosts here, each with name, address, user, "
+        raise ConfigError(hosts_key, "list the lab hosts here, each with name, address, user, "
                           "identity_file, underlay_dev and underlay_ip (see config/README.md)")
     options = _parse_options(section)
-    hosts = [_parse_host(f"testbed.ssh.hosts[{i}]", entry) for i, entry in enumerate(entries)]
-    _check_unique(hosts)
-    _check_underlay_network(hosts)
+    hosts = [_parse_host(f"{hosts_key}[{i}]", entry) for i, entry in enumerate(entries)]
+    _check_unique(hosts, hosts_key)
+    _check_underlay_network(hosts, hosts_key)
     for index, host in enumerate(hosts):
         if host.proxy_command and options.jump_host:
-            raise ConfigError(f"testbed.ssh.hosts[{index}].proxy_command",
+            raise ConfigError(f"{hosts_key}[{index}].proxy_command",
                               "is set together with testbed.ssh.jump_host, and ssh uses only one of them; remove "
                               "one (a ProxyCommand can itself go through the bastion: ssh -W %h:%p BASTION)")
     if options.strict_host_key_checking == "yes":
         for index, host in enumerate(hosts):
-            _check_known_host(f"testbed.ssh.hosts[{index}].address", host.address, host.port,
+            _check_known_host(f"{hosts_key}[{index}].address", host.address, host.port,
                               options.known_hosts_file, host.name)
         if options.jump_host:
             address, port = _jump_endpoint(options.jump_host)
@@ -198,7 +199,7 @@ def _check_underlay_ip(key: str, value: str) -> None:
                               "e.g. 198.18.0.0/24 as the netns backend does")
 
 
-def _check_unique(hosts: list[SshHost]) -> None:
+def _check_unique(hosts: list[SshHost], hosts_key: str) -> None:
     seen: dict[str, dict[Any, int]] = {"name": {}, "address": {}, "underlay_ip": {}}
     for index, host in enumerate(hosts):
         values = {"name": host.name, "address": (host.address, host.port),
@@ -207,18 +208,18 @@ def _check_unique(hosts: list[SshHost]) -> None:
             first = seen[field].setdefault(value, index)
             if first != index:
                 shown = f"{value[0]} port {value[1]}" if field == "address" else value
-                raise ConfigError(f"testbed.ssh.hosts[{index}].{field}",
-                                  f"{shown} is also testbed.ssh.hosts[{first}]'s; each host needs its own "
+                raise ConfigError(f"{hosts_key}[{index}].{field}",
+                                  f"{shown} is also {hosts_key}[{first}]'s; each host needs its own "
                                   f"{'SSH address and port' if field == 'address' else field}")
 
 
-def _check_underlay_network(hosts: list[SshHost]) -> None:
+def _check_underlay_network(hosts: list[SshHost], hosts_key: str) -> None:
     first = underlay_interface(hosts[0].underlay_ip).network
     for index, host in enumerate(hosts[1:], start=1):
         network = underlay_interface(host.underlay_ip).network
         if network != first:
-            raise ConfigError(f"testbed.ssh.hosts[{index}].underlay_ip",
-                              f"{host.underlay_ip} is on {network}, testbed.ssh.hosts[0] on {first}; the hosts "
+            raise ConfigError(f"{hosts_key}[{index}].underlay_ip",
+                              f"{host.underlay_ip} is on {network}, {hosts_key}[0] on {first}; the hosts "
                               "reach each other directly on one data network: use addresses of one subnet "
                               "with one prefix length")
 
@@ -275,11 +276,11 @@ def hosts_needed(sweep: dict[str, Any]) -> int:
     return int(multi.get("hosts", 2)) if multi else 1
 
 
-def check_sweep_fits(hosts: list[SshHost], sweep: dict[str, Any]) -> None:
-    """Refuse a host list the validated *sweep* cannot run on."""
+def check_sweep_fits(hosts: list[SshHost], sweep: dict[str, Any], hosts_key: str = "testbed.ssh.hosts") -> None:
+    """Refuse a host list (at *hosts_key*) the validated *sweep* cannot run on."""
     needed = hosts_needed(sweep)
     if len(hosts) < needed:
-        raise ConfigError("testbed.ssh.hosts", f"lists {len(hosts)} host(s), and the multi-host setups need "
+        raise ConfigError(hosts_key, f"lists {len(hosts)} host(s), and the multi-host setups need "
                           f"{needed} (sweep.multi.hosts); add {needed - len(hosts)} more host(s) or lower "
                           "sweep.multi.hosts")
     multi = sweep.get("multi")
@@ -288,7 +289,7 @@ def check_sweep_fits(hosts: list[SshHost], sweep: dict[str, Any]) -> None:
 
         for index, host in enumerate(hosts):
             if str(underlay_interface(host.underlay_ip).ip) == GATEWAY:
-                raise ConfigError(f"testbed.ssh.hosts[{index}].underlay_ip",
+                raise ConfigError(f"{hosts_key}[{index}].underlay_ip",
                                   f"{GATEWAY} is the routing solution's gateway on every host (sweep.multi."
                                   "solution is routing), so the other hosts would deliver this host's underlay "
                                   "traffic to themselves; use another address, e.g. 198.18.0.1/24")
@@ -655,10 +656,16 @@ def _channel(host: SshHost, options: SshOptions, control_dir: Path):
 
 
 def check_hosts(config: dict[str, Any], control_dir: Path,
-                progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+                progress: Callable[[str], None] = lambda line: None, clocks: bool = True) -> dict[str, Any]:
     """What `seconetbench hosts check` reports: per host its reachability, root, kernel, tools,
     packages, underlay device and MTU, clock offset from this machine and clock sync state; per
-    host pair the clock offset against testbed.ssh.max_clock_offset_ms."""
+    host pair the clock offset against testbed.ssh.max_clock_offset_ms. With testbed.ssh.groups,
+    every group's hosts (each report names its ``group``), pairs within a group. Without
+    *clocks*, no clock offsets (a testbed group's health check: its deploys measure them)."""
+    grouped = _per_group(config, lambda cfg: check_hosts(cfg, control_dir, progress, clocks))
+    if grouped is not None:
+        return {**grouped, "pairs": [p for r in grouped.pop("reports") for p in r["pairs"]],
+                "max_clock_offset_ms": max_clock_offset_ms(config["testbed"])}
     hosts, options = parse_ssh_testbed(config["testbed"])
     bound = max_clock_offset_ms(config["testbed"])
     needs = host_needs(config)
@@ -675,11 +682,12 @@ def check_hosts(config: dict[str, Any], control_dir: Path,
             facts = parse_facts(channel.run(["sh", "-c", script]).stdout, host.underlay_dev, needs.packages)
             report.update(facts)
             report["problems"] = host_problems(host, facts, needs)
-            progress(f"{host.name}: measuring its clock offset ({CLOCK_SAMPLES} exchanges over one channel)")
-            python = bool(facts["tools"].get("python3"))
-            remote = ["python3", "-u", "-c", CLOCK_ANSWER_PYTHON] if python else ["sh", "-c", CLOCK_ANSWER_DATE]
-            offsets[host.name] = clock_offset(sample_clock(channel.argv(remote)))
-            report["clock"] = {**offsets[host.name].to_dict(), "answered_by": "python3" if python else "date"}
+            if clocks:
+                progress(f"{host.name}: measuring its clock offset ({CLOCK_SAMPLES} exchanges over one channel)")
+                python = bool(facts["tools"].get("python3"))
+                remote = ["python3", "-u", "-c", CLOCK_ANSWER_PYTHON] if python else ["sh", "-c", CLOCK_ANSWER_DATE]
+                offsets[host.name] = clock_offset(sample_clock(channel.argv(remote)))
+                report["clock"] = {**offsets[host.name].to_dict(), "answered_by": "python3" if python else "date"}
         except SeconetError as exc:  # HostError, ToolFailed and the clock's errors name the cause
             report["problems"].append(str(exc))
         finally:
@@ -697,7 +705,12 @@ def check_hosts(config: dict[str, Any], control_dir: Path,
 def install_hosts(config: dict[str, Any], control_dir: Path,
                   progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """What `seconetbench hosts install` does: on each host, ask dpkg which of the sweep's
-    Debian packages are missing and apt-get install only those (nothing when none is)."""
+    Debian packages are missing and apt-get install only those (nothing when none is). With
+    testbed.ssh.groups, on every group's hosts."""
+    grouped = _per_group(config, lambda cfg: install_hosts(cfg, control_dir, progress))
+    if grouped is not None:
+        grouped.pop("reports")
+        return {**grouped, "packages": list(host_needs(config).packages)}
     hosts, options = parse_ssh_testbed(config["testbed"])
     needs = host_needs(config)
     results = []
@@ -726,3 +739,18 @@ def install_hosts(config: dict[str, Any], control_dir: Path,
         results.append(result)
     return {"hosts": results, "packages": list(needs.packages), "unknown_binaries": list(needs.unknown),
             "ok": all(r["error"] is None for r in results)}
+
+
+def _per_group(config: dict[str, Any], command: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
+    """*command* run on each testbed group's config (testbed.ssh.groups), its host reports
+    merged, each naming its group; None when the config has one group (run *command* on it)."""
+    from seconetbench.testbed.groups import testbed_groups
+
+    groups = testbed_groups(config)
+    if len(groups) == 1:
+        return None
+    reports = [command({**config, "testbed": group.testbed}) for group in groups]
+    return {"hosts": [{**host, "group": group.name} for group, report in zip(groups, reports, strict=True)
+                      for host in report["hosts"]],
+            "unknown_binaries": reports[0]["unknown_binaries"], "ok": all(r["ok"] for r in reports),
+            "reports": reports}

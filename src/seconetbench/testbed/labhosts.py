@@ -3,6 +3,7 @@ running its own real sshd (Debian's openssh-server), reached like a lab host ove
 
     with LabHosts("scnab12", count=2) as lab:
         lab.testbed_config()   # the `testbed:` section of a config for the ssh backend
+        lab.testbed_config(groups=2)  # the same hosts as two testbed groups (testbed.ssh.groups)
         lab.hosts, lab.options # SshHost entries and SshOptions, for remote.ssh.SshChannel
 
 Per lab host i (1-based):
@@ -103,9 +104,16 @@ class LabHosts:
     def indices(self) -> range:
         return range(1, self.count + 1)
 
-    def testbed_config(self) -> dict:
-        """The `testbed:` section of a config that runs on these lab hosts."""
-        return ssh_testbed(self.hosts, self.options)
+    def testbed_config(self, groups: int = 1) -> dict:
+        """The `testbed:` section of a config that runs on these lab hosts; with *groups*, they
+        are that many testbed groups of consecutive hosts (testbed.ssh.groups)."""
+        testbed = ssh_testbed(self.hosts, self.options)
+        if groups > 1:
+            if self.count % groups:
+                raise InvalidValueError(f"{self.count} lab hosts do not split into {groups} groups of one size")
+            hosts, size = testbed["ssh"].pop("hosts"), self.count // groups
+            testbed["ssh"]["groups"] = [hosts[i:i + size] for i in range(0, self.count, size)]
+        return testbed
 
     def host_dir(self, i: int) -> Path:
         """Lab host *i*'s sshd files: host key, config, authorized_keys, pid file, log."""

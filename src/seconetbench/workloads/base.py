@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from seconetbench import proc
 from seconetbench.backends.base import Container, Deployment
 from seconetbench.errors import WorkloadError
-from seconetbench.spec import WorkloadSpec
+from seconetbench.spec import SetupSpec, WorkloadSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,6 +64,10 @@ class Workload:
     # Capabilities (backends.base.Capabilities field names) the backend must have; the config
     # check refuses the workload on a backend without them, before anything is deployed.
     needs: ClassVar[tuple[str, ...]] = ()
+    # The workload measures whether the setup's filter is enforced (policy_update): the deploy
+    # records a filter the platform does not enforce (a CNI without NetworkPolicy) instead of
+    # refusing the setup, and the workload reports it (docs/decisions.md).
+    measures_enforcement: ClassVar[bool] = False
 
     def __init__(self, spec: WorkloadSpec):
         self.spec = spec
@@ -76,6 +80,21 @@ class Workload:
 
     def required_tools(self) -> Sequence[str]:
         return self.tools
+
+    # ------------------------------------------------------------------ cost (seconetbench.plan)
+    # Workloads whose overheads are measured and fitted together (the D-ITG kinds share theirs).
+    cost_group: ClassVar[str | None] = None
+
+    def nominal_s(self, setup: SetupSpec) -> float:
+        """Seconds this workload's own parameters make it last on *setup*: what it waits for (a
+        duration, probes at an interval), without what the machine adds around it."""
+        return 0.0
+
+    def cost_drivers(self, setup: SetupSpec) -> dict[str, float]:
+        """What its wall time grows with beyond :meth:`nominal_s` on *setup* (processes started,
+        probes, flows ended, packets decoded); seconetbench.plan multiplies each by the cost
+        measured on this machine (data/overheads.yaml)."""
+        return {"pairs": setup.containers // 2}
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         """Run the traffic, write raw files into ctx.out_dir, return facts for meta.json."""

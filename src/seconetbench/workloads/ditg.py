@@ -12,21 +12,43 @@ kind maps to the paper.
 from __future__ import annotations
 
 import math
+import os
 import random
+import re
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seconetbench import parsers
 from seconetbench.errors import ParseError, WorkloadError
 from seconetbench.workloads import register
-from seconetbench.workloads.base import RunContext, Workload, wait_listening
+from seconetbench.workloads.base import Launched, RunContext, Workload, wait_listening
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from seconetbench.spec import SetupSpec
+
 SIGNALING_PORT = 9000  # ITGRecv's TCP signaling port, one receiver per sink namespace
-TEARDOWN_S_PER_FLOW = 1.5  # ITGSend ends its flows one by one, about 1 s each (NOTES), plus slack
+# Both ends write every packet's record to their log as it goes (-q 1; D-ITG's default keeps 50
+# per flow in memory and writes the rest of a flow only when the flow is closed), so a log is
+# complete at any moment: the run can end ITGSend and ITGRecv once the flows are over instead of
+# waiting for D-ITG to close them, which ITGRecv does one per second (docs/decisions.md).
+LOG_EACH_PACKET = ["-q", "1"]
+# ITGSend prints this line when a flow starts sending; the flow sends for its -t duration from then
+STARTED = re.compile(r"^Started sending packets of flow ID: (\d+)", re.MULTILINE)
+# what ITGSend prints when a flow cannot start (e.g. "Error on bind to receiver side": the sink's
+# port is taken); that flow never starts, so the run fails at once instead of at its time limit
+FLOW_ERROR = re.compile(r"^Error (?:on|at) .*$", re.MULTILINE)
+DRAIN_S = 0.5  # after the last flow's end, for the packets still on the path to arrive
+# ... and where the receiver logs are this machine's files (netns, docker) the run also waits
+# until they stop growing: a slow path (Tinc with 16 pairs of 100 TCP flows) still delivers
+# seconds after the senders' last packet, and ending then would cut flows short
+DRAIN_QUIET_S = 0.3
+DRAIN_LIMIT_S = 60
+POLL_S = 0.02
 TIMEOUT_MARGIN_S = 30
 DECODE_TIMEOUT_S = 300
 
@@ -65,9 +87,28 @@ class DITG(Workload):
             lines.append(f"-a {destination} -rp {flow['port']} {flow['options']}")
         return "\n".join(lines) + "\n", flows
 
-    def timeout_s(self, flows: list[dict[str, Any]]) -> float:
-        longest = max(f["duration_s"] for f in flows)
-        return longest + len(flows) * TEARDOWN_S_PER_FLOW + TIMEOUT_MARGIN_S
+    # ------------------------------------------------------------------ cost (seconetbench.plan)
+    cost_group = "d-itg"  # the kinds share ITGSend's ending of flows and ITGDec's decoding
+
+    def planned_flows(self, setup: SetupSpec) -> list[list[dict[str, Any]]]:
+        """The flows of every pair of *setup* (flows() needs no deployment: the destination only
+        goes into the script lines)."""
+        return [self.flows("198.18.0.2", index) for index in range(setup.containers // 2)]
+
+    def flow_packets(self, flow: dict[str, Any]) -> float:
+        """Packets *flow* sends (0 where an application model decides: Quake 3)."""
+        return flow.get("rate_pps", 0.0) * flow["duration_s"]
+
+    def nominal_s(self, setup: SetupSpec) -> float:
+        return max(f["duration_s"] for flows in self.planned_flows(setup) for f in flows)  # pairs at once
+
+    def cost_drivers(self, setup: SetupSpec) -> dict[str, float]:
+        planned = self.planned_flows(setup)
+        # flows: what a pair's flows still cost at their start and end (no longer D-ITG's one close
+        # per second: the run ends them together); ITGDec decodes every pair's logs after the
+        # traffic, the calls side by side on the CPUs
+        return {"pairs": len(planned), "flows": max(len(flows) for flows in planned),
+                "packets": sum(self.flow_packets(f) for flows in planned for f in flows)}
 
     # ------------------------------------------------------------------ run
     def run(self, ctx: RunContext) -> dict[str, Any]:
@@ -80,12 +121,15 @@ class DITG(Workload):
         files = ctx.backend
         out = ctx.out_dir.resolve()
         receivers, senders, pairs = [], [], []
+        ended: list[str] = []  # the pairs whose ITGSend the run ended after their flows
+        logs_quiet_after_s = None  # how long the receiver logs grew after the flows (shared files)
         try:
             for sender, sink in deployment.pairs:
                 pair = deployment.pair_name(sender, sink)
-                receivers.append(self.launch(ctx, pair, "receiver", deployment.container(sink), ["ITGRecv"]))
+                receivers.append(self.launch(ctx, pair, "receiver", deployment.container(sink),
+                                             ["ITGRecv", *LOG_EACH_PACKET]))
             wait_listening(ctx, receivers, SIGNALING_PORT)
-            timeout = 0.0
+            traffic_started = time.monotonic()
             for index, (sender, sink) in enumerate(deployment.pairs):
                 pair = deployment.pair_name(sender, sink)
                 sender_c, sink_c = deployment.container(sender), deployment.container(sink)
@@ -94,16 +138,22 @@ class DITG(Workload):
                 script.write_text(text)
                 send_log = files.remote_path(sender_c, out / pair_file(pair, "send_log"))
                 recv_log = files.remote_path(sink_c, out / pair_file(pair, "recv_log"))
-                argv = ["ITGSend", files.push(sender_c, script), "-l", send_log, "-x", recv_log]
+                argv = ["ITGSend", files.push(sender_c, script), "-l", send_log, "-x", recv_log, *LOG_EACH_PACKET]
                 senders.append(self.launch(ctx, pair, "sender", sender_c, argv))
                 pairs.append({"pair": pair, "sender": sender, "sink": sink, "remote_send_log": send_log,
                               "remote_recv_log": recv_log, "flows": flows})
-                timeout = max(timeout, self.timeout_s(flows))
-            self.wait_all(ctx, senders, timeout, "ITGSend")
+            await_flows_over(ctx, senders, [record["flows"] for record in pairs])
+            if ctx.backend.capabilities.shared_files:
+                logs_quiet_after_s = await_logs_quiet([out / pair_file(record["pair"], "recv_log") for record in pairs])
+            ended = [s.pair for s in senders if s.process.poll() is None]
         finally:
-            self.stop(ctx, [s for s in senders if s.returncode is None])
+            self.stop(ctx, [s for s in senders if s.process.poll() is None])
             self.stop(ctx, receivers)
-        failed = [s for s in senders if s.returncode != 0]
+            for item in senders:
+                item.returncode = item.process.returncode
+                ctx.registry.forget(item.process.pid)
+        traffic_s = time.monotonic() - traffic_started
+        failed = [s for s in senders if s.pair not in ended and s.returncode != 0]
         if failed:
             raise WorkloadError(f"{ctx.label}: ITGSend {failed[0].pair} exited {failed[0].returncode}: "
                                 f"{failed[0].stderr.read_text().strip()[-300:]}")
@@ -113,43 +163,77 @@ class DITG(Workload):
                        out / pair_file(pair, "send_log"))
             files.pull(deployment.container(record.pop("sink")), record.pop("remote_recv_log"),
                        out / pair_file(pair, "recv_log"))
-            self.decode(ctx, pair)
+        self.decode(ctx, [record["pair"] for record in pairs])
         return {"generator": "D-ITG", "kind": self.kind, "protocol": self.protocol,
                 "interval_ms": self.params["interval_ms"], "pairs": pairs,
+                # every flow sent for its duration; these senders were then ended by the run
+                # (the others had already ended their flows themselves): docs/workloads.md
+                "ending": {"drain_s": DRAIN_S, "senders_ended_after_flows": ended,
+                           "logs_quiet_after_s": None if logs_quiet_after_s is None else round(logs_quiet_after_s, 3),
+                           "traffic_s": round(traffic_s, 3)},  # first ITGSend start to the last process ended
                 "processes": self.record(receivers + senders)}
 
-    def decode(self, ctx: RunContext, pair: str) -> None:
-        """ITGDec both logs into text files of the raw target: the two summaries (stdout alone:
-        its spinner goes to stderr) and the receiver's per-interval files. ``-c`` is not used: it
-        holds only aggregates, and it would silence -b/-d/-j/-p in the same call. ITGDec runs on
-        this machine: decoding a log needs no namespace."""
+    def decode(self, ctx: RunContext, pairs: list[str]) -> None:
+        """ITGDec both logs of every pair into text files of the raw target: per pair one call on
+        the receiver log, which writes the per-interval files and, with ``-v``, its summary on
+        stdout (without ``-v`` ITGDec prints only its banner when given -b/-d/-j/-p), and one on
+        the sender log for its summary; stdout alone, its spinner goes to stderr. One pass over
+        each log, the calls side by side on this machine's CPUs (the traffic is over; decoding a
+        log needs no namespace). ``-c`` is not used: it holds only aggregates, and it would
+        silence -b/-d/-j/-p in the same call. Then the checks of :meth:`check_decoded`."""
         out = ctx.out_dir.resolve()
         interval = str(self.params["interval_ms"])
-        recv_log, send_log = out / pair_file(pair, "recv_log"), out / pair_file(pair, "send_log")
-        calls = [([str(recv_log)], pair_file(pair, "recv_summary")), ([str(send_log)], pair_file(pair, "send_summary"))]
-        options = [str(recv_log)]
-        for metric, option in INTERVAL_OPTIONS.items():
-            options += [option, interval, str(out / pair_file(pair, metric))]
-        calls.append((options, None))
-        for argv, summary in calls:
+        calls = []
+        for pair in pairs:
+            options = [str(out / pair_file(pair, "recv_log")), "-v"]
+            for metric, option in INTERVAL_OPTIONS.items():
+                options += [option, interval, str(out / pair_file(pair, metric))]
+            calls += [(options, out / pair_file(pair, "recv_summary")),
+                      ([str(out / pair_file(pair, "send_log"))], out / pair_file(pair, "send_summary"))]
+
+        def itgdec(call: tuple[list[str], Path]) -> None:
+            argv, summary = call
             try:
                 result = subprocess.run(["ITGDec", *argv], capture_output=True, text=True, errors="replace",
-                                        timeout=DECODE_TIMEOUT_S)
+                                        timeout=DECODE_TIMEOUT_S, check=False)
             except subprocess.TimeoutExpired:
                 raise WorkloadError(f"{ctx.label}: ITGDec {' '.join(argv)} did not finish within "
                                     f"{DECODE_TIMEOUT_S} s") from None
             if result.returncode != 0:
                 raise WorkloadError(f"{ctx.label}: ITGDec {' '.join(argv)} exited {result.returncode}: "
                                     f"{result.stdout.strip()[-300:]}")
-            if summary:
-                (out / summary).write_text(result.stdout)
-        try:  # fail the run, not the parse, when the receiver logged nothing
-            parsers.parse_file("itgdec", out / pair_file(pair, "recv_summary"))
+            summary.write_text(result.stdout)
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(itgdec, calls))  # list(): raises the first call's error
+        for pair in pairs:
+            self.check_decoded(ctx, pair)
+            if not self.params["keep_logs"]:
+                (out / pair_file(pair, "recv_log")).unlink()
+                (out / pair_file(pair, "send_log")).unlink()
+
+    def check_decoded(self, ctx: RunContext, pair: str) -> None:
+        """Fail the run, not the parse, when the receiver logged nothing, and when a TCP flow's
+        receiver logged fewer packets than its sender sent: TCP delivers all it was handed, so the
+        run's ending cut that flow off (packets still on a slow path after DRAIN_S), and its rows
+        would count a loss TCP never had."""
+        out = ctx.out_dir.resolve()
+        try:
+            received = parsers.parse_file("itgdec", out / pair_file(pair, "recv_summary")).samples
         except ParseError as exc:
             raise WorkloadError(f"{ctx.label}: ITGDec {pair}: {exc.reason}") from None
-        if not self.params["keep_logs"]:
-            recv_log.unlink()
-            send_log.unlink()
+        if self.protocol != "tcp":
+            return
+        sent = parsers.parse_file("itgdec", out / pair_file(pair, "send_summary")).samples
+        both = sent[["flow", "packets"]].merge(received[["flow", "packets"]], on="flow", how="left",
+                                               suffixes=("_sent", "_received")).fillna(0)
+        short = both[both["packets_received"] < both["packets_sent"]]
+        if len(short):
+            first = short.iloc[0]
+            raise WorkloadError(f"{ctx.label}: {pair}: the receiver logged {int(first['packets_received'])} of the "
+                                f"{int(first['packets_sent'])} packets of TCP flow {int(first['flow'])} (and "
+                                f"{len(short) - 1} more flows short) when the run ended it {DRAIN_S} s after the "
+                                "flows: the path still held them; a slower path needs a longer DRAIN_S")
 
     # ------------------------------------------------------------------ parse
     def parse(self, raw_dir: Path, meta: dict[str, Any]) -> pd.DataFrame:
@@ -165,6 +249,68 @@ class DITG(Workload):
         rows.insert(2, "traffic", run["kind"])
         rows.insert(3, "protocol", run["protocol"])
         return rows
+
+
+def started_flows(stdout: str) -> set[int]:
+    """The flow numbers ITGSend's *stdout* says have started sending."""
+    return {int(number) for number in STARTED.findall(stdout)}
+
+
+def await_flows_over(ctx: RunContext, senders: list[Launched], flows: list[list[dict[str, Any]]]) -> None:
+    """Return when every flow of every sender has sent for its whole duration, plus DRAIN_S for
+    the packets on the path: flow k ends at most its duration after the moment its start line
+    showed up in ITGSend's stdout (read here, so never earlier than the real start). A sender that
+    ends by itself before (all its flows closed by D-ITG) is done too; one that has not started
+    all its flows within the longest duration plus TIMEOUT_MARGIN_S fails the run."""
+    seen: list[dict[int, float]] = [{} for _ in senders]
+    limit_s = max(f["duration_s"] for group in flows for f in group) + TIMEOUT_MARGIN_S
+    give_up = time.monotonic() + limit_s
+    while True:
+        now = time.monotonic()
+        waiting = []
+        for sender, started, group in zip(senders, seen, flows, strict=True):
+            if sender.process.poll() is not None:
+                continue
+            stdout = sender.stdout.read_text(errors="replace")
+            for number in started_flows(stdout) - started.keys():
+                started[number] = now
+            if len(started) < len(group) and (error := FLOW_ERROR.search(stdout)):
+                raise WorkloadError(f"{ctx.label}: ITGSend of {sender.pair} could not start all its flows "
+                                    f"({len(started)} of {len(group)} started): '{error.group(0).strip()}'; "
+                                    "see its stdout and the receiver's")
+            if len(started) < len(group):
+                waiting.append((sender, None))
+            else:
+                waiting.append((sender, max(started[f["flow"]] + f["duration_s"] for f in group) + DRAIN_S))
+        if not waiting:
+            return
+        unstarted = [sender.pair for sender, end in waiting if end is None]
+        if unstarted and now > give_up:
+            raise WorkloadError(f"{ctx.label}: ITGSend of {', '.join(unstarted)} did not start all its flows "
+                                f"within {limit_s:.0f} s; see its stdout and stderr")
+        if not unstarted:
+            over = max(end for _, end in waiting)
+            if now >= over:
+                return
+            time.sleep(min(POLL_S * 10, over - now))
+        else:
+            time.sleep(POLL_S)
+
+
+def await_logs_quiet(logs: list[Path], quiet_s: float = DRAIN_QUIET_S, limit_s: float = DRAIN_LIMIT_S) -> float:
+    """Return once none of the receiver *logs* (written per packet, -q 1) has grown for *quiet_s*,
+    or after *limit_s* (the completeness check of the run then names a flow cut short); returns
+    the seconds waited."""
+    started = time.monotonic()
+    sizes, changed = None, started
+    while True:
+        now = time.monotonic()
+        current = [log.stat().st_size if log.exists() else 0 for log in logs]
+        if current != sizes:
+            sizes, changed = current, now
+        if now - changed >= quiet_s or now - started >= limit_s:
+            return now - started
+        time.sleep(POLL_S)
 
 
 def pair_rows(raw_dir: Path, pair: str, interval_ms: int) -> pd.DataFrame:
@@ -263,6 +409,10 @@ class Bursty(DITG):
                    f"-B C {p['on_ms']} C {p['off_ms']}")
         return [{"options": options, "duration_s": p["duration_s"], "rate_pps": rate}
                 for _ in range(p["flows"])]
+
+    def flow_packets(self, flow: dict[str, Any]) -> float:
+        p = self.params
+        return super().flow_packets(flow) * p["on_ms"] / (p["on_ms"] + p["off_ms"])  # sends only when on
 
 
 @register

@@ -32,6 +32,8 @@ from seconetbench.workloads.ping import PING_ERROR
 if TYPE_CHECKING:
     import pandas as pd
 
+    from seconetbench.spec import SetupSpec
+
 CONNTRACK = "conntrack"
 # Entries in the conntrack table of the namespace this thread is in (absent: no conntrack module)
 CONNTRACK_COUNT = Path("/proc/sys/net/netfilter/nf_conntrack_count")
@@ -80,6 +82,13 @@ class FirstPacket(Workload):
         p = self.params
         return ["ping", "-n", "-c", "2", "-i", str(p["warm_gap_s"]), "-s", str(p["payload_bytes"]),
                 "-W", str(p["timeout_s"]), destination]
+
+    def nominal_s(self, setup: SetupSpec) -> float:
+        # one probe at a time, each waiting warm_gap_s between its two echo requests
+        return self.params["probes"] * (setup.containers // 2) * self.params["warm_gap_s"]
+
+    def cost_drivers(self, setup: SetupSpec) -> dict[str, float]:
+        return {"probes": self.params["probes"] * (setup.containers // 2)}  # a flush and a ping each
 
     def probe_timeout_s(self) -> float:
         return self.params["warm_gap_s"] + self.params["timeout_s"] + 15

@@ -13,6 +13,8 @@ from seconetbench.workloads.base import RunContext, Workload
 if TYPE_CHECKING:
     import pandas as pd
 
+    from seconetbench.spec import SetupSpec
+
 # ping exit codes: 0 = at least one reply, 1 = no reply (a valid 100 % loss result), 2 = error
 PING_ERROR = 2
 
@@ -30,6 +32,10 @@ class Latency(Workload):
 
     def timeout_s(self) -> float:
         return self.params["count"] * self.params["interval_s"] + 15
+
+    def nominal_s(self, setup: SetupSpec) -> float:
+        # all pairs at once; the last echo request leaves (count - 1) intervals after the first
+        return (self.params["count"] - 1) * self.params["interval_s"]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         deployment = ctx.deployment

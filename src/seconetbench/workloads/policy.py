@@ -21,8 +21,10 @@ attempt: when it connected within that time). A change whose effect does not sho
 ``timeout_s`` has ``latency_ms`` null (status ``no_effect``; a deny that never cuts an
 established flow: ``cut`` false). docs/workloads.md explains the method.
 
-The raw target holds the probers' record files (``visit<k>-<container>.probes``), their output
-and, in meta.json, every change's issue time, control-plane time and window; :meth:`parse`
+The raw target holds the probers' records (each prober's stdout, ``visit<k>-<container>.prober.stdout``:
+the launcher carries it back on every backend), their words (``ready``, ``done``: its stderr)
+and, in meta.json, every change's issue time, control-plane time and window, and where the
+probers' clocks are not this machine's (ssh), each visit's measured clock offsets (:class:`Clocks`); :meth:`parse`
 computes the table from those alone, with the same function the run used to decide when a
 change had taken effect (:func:`flow_effect`).
 """
@@ -32,12 +34,12 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seconetbench import technology
 from seconetbench.backends.base import Deployment
 from seconetbench.errors import ParseError, WorkloadError
 from seconetbench.workloads import prober, register
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 
 PROBER_FILE = "prober.py"  # copied into the raw target: what ran is kept with what it measured
 READY_TIMEOUT_S = 10.0
+STOP_GRACE_S = 5.0  # a prober's last records and its done line, over ssh too
 STEADY_TIMEOUT_S = 10.0
 POLL_S = 0.01
 NS = 1_000_000_000
@@ -69,7 +72,8 @@ RESUMED = ("established", "tcp")  # an allow shows when its data arrives again (
 
 # ------------------------------------------------------------------------------------ records
 def read_records(path: Path) -> np.ndarray:
-    """The whole records of a prober's file (a record being written is left out)."""
+    """The whole records of a prober's record stream (its stdout; a record still on its way is
+    left out)."""
     import numpy as np
 
     dtype = np.dtype([("kind", "u1"), ("flag", "u1"), ("pad", "<u2"), ("seq", "<u4"),
@@ -171,6 +175,90 @@ def established_before(series: Series, start_ns: int, issued_ns: int) -> bool:
     return bool(((series.send >= start_ns) & (series.send < issued_ns) & series.passed).any())
 
 
+# ------------------------------------------------------------------------------------ clocks
+# The record kinds whose t_send the record's own prober read (the others carry the peer's).
+OWN_SEND_TIMES = (prober.SENT_UDP_NEW, prober.SENT_UDP_STREAM, prober.SENT_TCP_STREAM, prober.TCP_NEW_RESULT)
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """How a visit's times map onto this machine's (the controller's) clock, the one timeline
+    on which a change's issue and its probes are compared. The probers read their host's clock;
+    on the netns and docker backends that is this machine's (no offsets), on the ssh backend each
+    host's, measured before and after the visit (Backend.clock_offsets, meta.json
+    ``visits[].clocks``). A change the hosts made says when each began, on its own clock
+    (``made_ns``); its issue is the earliest of them."""
+
+    offsets_ns: dict[str, int]  # host -> its clock minus this machine's
+    uncertainty_ms: dict[str, float]  # host -> bound on the error of that offset
+    host_of: dict[str, str]  # container -> its host
+
+    @classmethod
+    def measured(cls, before: dict[str, dict] | None, after: dict[str, dict] | None,
+                 host_of: dict[str, str]) -> dict[str, Any] | None:
+        """What meta.json records of a visit's clocks (None: one clock): per host the mean of
+        the offsets measured *before* and *after* it, uncertain by the larger measurement's
+        uncertainty plus half their difference (the clocks' drift meanwhile)."""
+        if before is None:
+            return None
+        after = after or before
+        hosts = {}
+        for host in sorted(set(host_of.values())):
+            first, last = before[host], after[host]
+            drift = abs(last["offset_ms"] - first["offset_ms"])
+            hosts[host] = {"offset_ms": (first["offset_ms"] + last["offset_ms"]) / 2,
+                           "uncertainty_ms": max(first["uncertainty_ms"], last["uncertainty_ms"]) + drift / 2,
+                           "drift_ms": drift, "before": first, "after": last}
+        return {"hosts": hosts, "containers": dict(host_of)}
+
+    @classmethod
+    def of(cls, recorded: dict[str, Any] | None) -> Clocks:
+        """From meta.json's ``visits[].clocks`` (:meth:`measured`); absent: one clock."""
+        if not recorded:
+            return ONE_CLOCK
+        hosts = recorded["hosts"]
+        return cls({h: round(v["offset_ms"] * 1e6) for h, v in hosts.items()},
+                   {h: float(v["uncertainty_ms"]) for h, v in hosts.items()}, dict(recorded["containers"]))
+
+    def offset(self, container: str) -> int:
+        return self.offsets_ns.get(self.host_of.get(container, ""), 0)
+
+    def records(self, container: str, peer: str, records: np.ndarray) -> np.ndarray:
+        """*container*'s records with their times on this machine's clock: what it read minus
+        its host's offset, the peer's send times carried in a probe minus the peer's."""
+        own, theirs = self.offset(container), self.offset(peer)
+        if not own and not theirs:
+            return records
+        import numpy as np
+
+        converted = records.copy()
+        sent_here = np.isin(converted["kind"], OWN_SEND_TIMES)
+        converted["t_send"] -= np.where(converted["t_send"] == 0, 0, np.where(sent_here, own, theirs))
+        converted["t_event"] -= np.where(converted["t_event"] == 0, 0, own)
+        return converted
+
+    def issued(self, change: dict[str, Any]) -> tuple[int, str | None]:
+        """When *change* was issued, on this machine's clock, and on whose clock it was read
+        (a host's; None: this machine's, the controller's call)."""
+        made = change.get("made_ns")
+        if not made:
+            return change["issued_ns"], None
+        host = min(made, key=lambda h: made[h] - self.offsets_ns.get(h, 0))
+        return made[host] - self.offsets_ns.get(host, 0), host
+
+    def uncertainty(self, probe_container: str, issue_host: str | None) -> float:
+        """The bound (ms) on a latency's error from the clocks: none when the probe's and the
+        issue's clock are one (the same host: the offset cancels; or no offsets at all), else the
+        offsets' uncertainties that enter it."""
+        probe_host = self.host_of.get(probe_container)
+        if not self.offsets_ns or probe_host == issue_host:
+            return 0.0
+        return self.uncertainty_ms.get(probe_host, 0.0) + (self.uncertainty_ms.get(issue_host, 0.0) if issue_host else 0.0)
+
+
+ONE_CLOCK = Clocks({}, {}, {})
+
+
 # ---------------------------------------------------------------------------------- the plan
 def visit_pairs(deployment: Deployment) -> list[tuple[str, str]]:
     """The pairs whose whitelist entry the changes toggle, in visiting order: pairs that are not
@@ -206,14 +294,44 @@ def plan_changes(deployment: Deployment, changes: int, per_pair: int) -> list[di
     return visits
 
 
-def filter_changer(setup_filter: str):
-    """The filter of the setup when it can allow and deny one pair live, else None."""
-    tech = technology.get("filter", setup_filter)
-    if not getattr(tech, "enforces_whitelist", False):
-        return None
-    if not (hasattr(tech, "update_pair") and hasattr(tech, "remove_pair")):
-        return None
-    return tech
+def unenforced_changes(changer, deployment: Deployment, visits: list[dict[str, Any]]) -> None:
+    """On a setup whose filter the platform does not enforce: every planned change is still
+    made and timed (control plane, into each visit's ``changes``), without probes (no change can
+    show in a data plane that lets everything through); every visit ends with the whitelist as
+    it found it, also after a failure."""
+    number = 0
+    for visit in visits:
+        a, b = visit["pair"]
+        allowed = visit["initially"] == "allowed"
+        visit["changes"] = []
+        try:
+            for direction in visit["directions"]:
+                number += 1
+                allowed = direction == "allow"  # before the call: a call that fails is undone
+                issued = time.time_ns()
+                control_s = (changer.update_pair if allowed else changer.remove_pair)(deployment, a, b)
+                visit["changes"].append({"change": number, "direction": direction, "issued_ns": issued,
+                                         "control_s": round(control_s, 6)})
+        finally:
+            if allowed != (visit["initially"] == "allowed"):
+                try:
+                    (changer.update_pair if not allowed else changer.remove_pair)(deployment, a, b)
+                except Exception as error:  # noqa: BLE001 - the first failure is the one raised
+                    log.warning("could not restore the whitelist entry of %s-%s (%s)", a, b, error)
+
+
+def enforcement_evidence(deployment: Deployment, visits: list[dict[str, Any]]) -> dict[str, Any]:
+    """Why the setup's filter counts as not enforced: the platform's own word where known
+    (kubernetes: the CNI and whether it enforces NetworkPolicy) and the deploy's isolation
+    check, whose probes between pairs the whitelist denies got through (those of the visited
+    pairs: the state every deny returns them to)."""
+    check = deployment.facts.get("verification", {})
+    visited = {f"{a}->{b}" for visit in visits for a, b in (visit["pair"], visit["pair"][::-1])}
+    cni = deployment.facts.get("kubernetes", {}).get("cni", {})
+    return {"cni": cni.get("name"), "enforces_networkpolicy": cni.get("enforces_networkpolicy"),
+            "isolation_check": {"passed": check.get("passed"), "failures": len(check.get("failures", [])),
+                                "visited_pairs_reachable": [f for f in check.get("failures", [])
+                                                            if f.split()[0] in visited]}}
 
 
 @register
@@ -221,8 +339,9 @@ class PolicyUpdate(Workload):
     kind = "policy_update"
     table = "policy_update"
     tools = ("python3",)
-    # the controller reads the probers' record files while they write them
-    needs = ("shared_files",)
+    # a filter the platform does not enforce is this workload's result (not_enforced), not a
+    # refused deploy (docs/decisions.md "Unenforced policy is a result")
+    measures_enforcement = True
 
     # ------------------------------------------------------------------ run
     def run(self, ctx: RunContext) -> dict[str, Any]:
@@ -231,10 +350,16 @@ class PolicyUpdate(Workload):
         visits = plan_changes(deployment, p["changes"], p["changes_per_pair"])
         settings = {"rate_hz": p["rate_hz"], "timeout_s": p["timeout_s"], "hold_ms": p["hold_ms"],
                     "probe_timeout_ms": p["probe_timeout_ms"], "port": prober.DEFAULT_PORT}
-        tech = filter_changer(deployment.setup.filter)
+        tech = ctx.backend.pair_changer(deployment)
         if tech is None:
             return {"enforced": False, **settings, "visits": visits,
                     "reason": f"filter '{deployment.setup.filter}' enforces no whitelist that a change could alter"}
+        enforcement = deployment.facts.get("enforcement", {"enforced": True})
+        if not enforcement["enforced"]:  # the deploy kept a setup the platform does not enforce
+            unenforced_changes(tech, deployment, visits)
+            return {"enforced": False, **settings, "visits": visits, "filter": deployment.setup.filter,
+                    "reason": enforcement["reason"], "evidence": enforcement_evidence(deployment, visits),
+                    "api_calls": getattr(tech, "calls", None)}
         script = ctx.out_dir / PROBER_FILE
         shutil.copyfile(prober.__file__, script)
         number, processes = 0, []
@@ -255,21 +380,23 @@ class PolicyUpdate(Workload):
         launched: list[Launched] = []
         files = {}
         visit["changes"] = []
+        host_of = {name: deployment.container(name).host for name in (a, b)}
+        before = ctx.backend.clock_offsets(deployment)  # None: one clock (netns, docker)
+        clocks = Clocks.of(Clocks.measured(before, None, host_of))
         try:
             for me, peer in ((a, b), (b, a)):
                 container = deployment.container(me)
-                files[me] = ctx.out_dir / f"visit{index}-{me}.probes"
                 argv = ["python3", ctx.backend.push(container, script), "--ip", container.ip,
                         "--peer", deployment.container(peer).ip, "--port", str(prober.DEFAULT_PORT),
                         "--rate-hz", f"{p['rate_hz']:g}", "--timeout-ms", f"{p['probe_timeout_ms']:g}",
-                        "--max-s", f"{self.max_visit_s(len(visit['directions'])):.0f}",
-                        "--out", ctx.backend.remote_path(container, files[me])]
+                        "--max-s", f"{self.max_visit_s(len(visit['directions'])):.0f}"]
                 launched.append(self.launch(ctx, f"visit{index}-{me}", "prober", container, argv))
+                files[me] = launched[-1].stdout  # the records, as the launcher carries them back
             self.wait_ready(ctx, launched)
             started = time.time_ns()
             visit["started_ns"] = started
-            steady = self.wait(ctx, files, a, b, "allow" if allowed else "deny", started, started, hold_ns, timeout_ns,
-                               STEADY_TIMEOUT_S, established=allowed)
+            steady = self.wait(ctx, files, clocks, a, b, "allow" if allowed else "deny", started, started, hold_ns,
+                               timeout_ns, STEADY_TIMEOUT_S, established=allowed)
             if not steady:
                 raise WorkloadError(f"{ctx.label}: the probes between {a} and {b} did not settle "
                                     f"({'passing' if allowed else 'blocked'}, as the whitelist says) within "
@@ -278,12 +405,16 @@ class PolicyUpdate(Workload):
             for direction in visit["directions"]:
                 number += 1
                 allowed = direction == "allow"  # before the call: a command that fails half way is undone
-                issued = time.time_ns()
-                control_s = (tech.update_pair if allowed else tech.remove_pair)(deployment, a, b)
-                settled = self.wait(ctx, files, a, b, direction, issued, previous, hold_ns, timeout_ns, p["timeout_s"])
-                visit["changes"].append({"change": number, "direction": direction, "issued_ns": issued,
-                                         "control_s": round(control_s, 6), "ended_ns": time.time_ns(),
-                                         "settled": settled})
+                change = {"change": number, "direction": direction, "issued_ns": time.time_ns()}
+                change["control_s"] = round((tech.update_pair if allowed else tech.remove_pair)(deployment, a, b), 6)
+                made = getattr(tech, "made_ns", None)  # when the hosts began it, on their clocks (ssh)
+                if made:
+                    change["made_ns"] = dict(made)
+                issued, _ = clocks.issued(change)
+                change["settled"] = self.wait(ctx, files, clocks, a, b, direction, issued, previous, hold_ns, timeout_ns,
+                                              p["timeout_s"])
+                change["ended_ns"] = time.time_ns()
+                visit["changes"].append(change)
                 previous = issued
         finally:
             if allowed != (visit["initially"] == "allowed"):  # a failure mid-visit: the whitelist as it was
@@ -292,11 +423,13 @@ class PolicyUpdate(Workload):
                 except Exception as error:
                     log.warning("%s: could not restore the whitelist entry of %s-%s (%s); the deployment's "
                                 "whitelist may differ until it is deployed again", ctx.label, a, b, error)
-            self.stop(ctx, launched)
+            self.stop_probers(ctx, launched)
             visit["stopped_ns"] = time.time_ns()
             visit["files"] = {name: path.name for name, path in files.items()}
             processes += self.record(launched)
-        visit["prober_summaries"] = {item.pair.split("-", 1)[1]: prober_summary(item.stdout) for item in launched}
+            if before is not None:
+                visit["clocks"] = Clocks.measured(before, ctx.backend.clock_offsets(deployment), host_of)
+        visit["prober_summaries"] = {item.pair.split("-", 1)[1]: prober_summary(item.stderr) for item in launched}
         return number
 
     def max_visit_s(self, changes: int) -> float:
@@ -305,10 +438,31 @@ class PolicyUpdate(Workload):
         return 2 * (READY_TIMEOUT_S + STEADY_TIMEOUT_S + changes * (self.params["timeout_s"] + 1)) + 30
 
     @staticmethod
+    def stop_probers(ctx: RunContext, launched: list[Launched]) -> None:
+        """End the probers so that they still say ``done``: a command whose remote side ends when
+        its stdin closes (ssh, ContainerAccess.ends_with_stdin) is told so and its output drains;
+        the others get SIGTERM. Whatever is left after the grace is ended (Workload.stop)."""
+        for item in launched:
+            if item.process.stdin is not None:
+                item.process.stdin.close()
+            elif item.process.poll() is None:
+                item.process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for item in launched:
+            try:
+                item.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        PolicyUpdate.stop(ctx, [item for item in launched if item.process.poll() is None])
+        for item in launched:
+            item.returncode = item.process.returncode
+            ctx.registry.forget(item.process.pid)
+
+    @staticmethod
     def wait_ready(ctx: RunContext, launched: list[Launched]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
         for item in launched:
-            while b"ready" not in item.stdout.read_bytes():
+            while not re.search(rb"^ready ", item.stderr.read_bytes(), flags=re.MULTILINE):
                 if item.process.poll() is not None:
                     raise WorkloadError(f"{ctx.label}: the prober in {item.container.name} exited "
                                         f"(code {item.process.returncode}): {item.stderr.read_text()[-500:]}")
@@ -318,15 +472,17 @@ class PolicyUpdate(Workload):
                 time.sleep(POLL_S)
 
     @staticmethod
-    def wait(ctx: RunContext, files: dict[str, Path], a: str, b: str, direction: str, issued: int, start: int,
-             hold_ns: int, timeout_ns: int, limit_s: float, established: bool | None = None) -> bool:
+    def wait(ctx: RunContext, files: dict[str, Path], clocks: Clocks, a: str, b: str, direction: str, issued: int,
+             start: int, hold_ns: int, timeout_ns: int, limit_s: float, established: bool | None = None) -> bool:
         """Poll the probers' records until every flow of both directions shows *direction*'s
         state for hold_ns (True), or *limit_s* after *issued* (False). Established flows count
-        when they passed before the change (*established* forces them in or out)."""
+        when they passed before the change (*established* forces them in or out). Times are
+        this machine's (*clocks* converts the records)."""
         deadline = issued + int(limit_s * NS)
+        peers = {a: b, b: a}
         while True:
             now = time.time_ns()
-            records = {name: read_records(path) for name, path in files.items()}
+            records = {name: clocks.records(name, peers[name], read_records(path)) for name, path in files.items()}
             done = True
             for sender, receiver in ((a, b), (b, a)):
                 for flow in FLOWS:
@@ -364,32 +520,40 @@ def policy_rows(raw_dir: Path, run: dict[str, Any], extra_rules: int) -> list[di
     workload_run)."""
     rows = []
     if not run["enforced"]:
+        # no whitelist to change (filter none): the planned changes; a platform that does not
+        # enforce the filter: the changes that were made, with their control-plane time
         number = 0
         for visit in run["visits"]:
             a, b = visit["pair"]
-            for direction in visit["directions"]:
+            made = visit.get("changes") or [{"direction": d, "control_s": None} for d in visit["directions"]]
+            for change in made:
                 number += 1
+                control_ms = change["control_s"] * 1e3 if change["control_s"] is not None else None
                 for source, destination in ((a, b), (b, a)):
-                    rows.append({"pair": f"{source}-{destination}", "direction": direction, "connection": "new",
-                                 "protocol": "none", "change": number, "extra_rules": extra_rules,
-                                 "latency_ms": None, "cut": None, "control_ms": None, "resolution_ms": None,
+                    rows.append({"pair": f"{source}-{destination}", "direction": change["direction"],
+                                 "connection": "new", "protocol": "none", "change": number,
+                                 "extra_rules": extra_rules, "latency_ms": None, "cut": None,
+                                 "control_ms": control_ms, "resolution_ms": None, "clock_uncertainty_ms": None,
                                  "status": "not_enforced"})
         return rows
     timeout_ns, hold_ns = int(run["probe_timeout_ms"] * 1e6), int(run["hold_ms"] * 1e6)
     limit_ns = int(run["timeout_s"] * NS)
     for visit in run["visits"]:
         a, b = visit["pair"]
+        clocks = Clocks.of(visit.get("clocks"))
+        peers = {a: b, b: a}
         records = {}
         for name, file in visit["files"].items():
             path = raw_dir / file
             if not path.exists():
                 raise ParseError(f"the prober's records {file} are missing", source=str(raw_dir))
-            records[name] = read_records(path)
+            records[name] = clocks.records(name, peers[name], read_records(path))
         changes = visit["changes"]
+        issues = [clocks.issued(change) for change in changes]
         for position, change in enumerate(changes):
-            issued = change["issued_ns"]
-            start = changes[position - 1]["issued_ns"] if position else visit["started_ns"]
-            end = changes[position + 1]["issued_ns"] if position + 1 < len(changes) else visit["stopped_ns"]
+            issued, issue_host = issues[position]
+            start = issues[position - 1][0] if position else visit["started_ns"]
+            end = issues[position + 1][0] if position + 1 < len(changes) else visit["stopped_ns"]
             for sender, receiver in ((a, b), (b, a)):
                 for flow in FLOWS:
                     series = flow_series(records[sender], records[receiver], flow, timeout_ns)
@@ -406,15 +570,19 @@ def policy_rows(raw_dir: Path, run: dict[str, Any], extra_rules: int) -> list[di
                         "cut": shown if established and change["direction"] == "deny" else None,
                         "control_ms": change["control_s"] * 1e3,
                         "resolution_ms": effect.resolution_ns / 1e6 if shown and effect.resolution_ns is not None else None,
+                        # whose clock read the probe that decides: the receiver's for the resumed stream
+                        "clock_uncertainty_ms": clocks.uncertainty(
+                            receiver if flow == RESUMED and change["direction"] == "allow" else sender, issue_host)
+                        if shown else None,
                         "status": "effect" if shown else "no_effect"})
     return rows
 
 
-def prober_summary(stdout: Path) -> dict[str, Any] | None:
-    """The prober's closing ``done {json}`` line (counts, gaps between ticks, timestamp
-    sources); None when it ended without one."""
+def prober_summary(stderr: Path) -> dict[str, Any] | None:
+    """The prober's closing ``done {json}`` line on its stderr (counts, gaps between ticks,
+    timestamp sources); None when it ended without one."""
     import json
 
-    match = re.search(r"^done (\{.*\})$", stdout.read_text(errors="replace"), flags=re.MULTILINE)
+    match = re.search(r"^done (\{.*\})$", stderr.read_text(errors="replace"), flags=re.MULTILINE)
     return json.loads(match.group(1)) if match else None
 

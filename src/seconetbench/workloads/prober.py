@@ -1,6 +1,6 @@
 """The policy-update prober: timestamped UDP and TCP probes between two containers, both ways.
 
-Run as a script inside a container (``python3 prober.py --ip SELF --peer PEER --out FILE``), one
+Run as a script inside a container (``python3 prober.py --ip SELF --peer PEER > RECORDS``), one
 per end of a pair; it uses the standard library only, so any python3 runs it. Each prober
 
 - listens on its own address: UDP ``port`` (probes and the stream), TCP ``port + 1`` (connection
@@ -12,11 +12,15 @@ per end of a pair; it uses the standard library only, so any python3 runs it. Ea
   non-blocking connect, abandoned after ``--timeout-ms``, before the kernel would retransmit
   the SYN) and one 16-byte message on the **TCP stream** (one connection, set up as soon as the
   peer can be reached, TCP_NODELAY);
-- writes one fixed-size record per event to ``--out``: what it sent (with the send time) and
-  what it received from the peer (the sender's time, carried in the probe, and the kernel's
-  receive timestamp, SO_TIMESTAMPNS);
-- prints ``ready {json}`` once its listeners are bound (the controller waits for it) and
-  ``done {json}`` when it ends (SIGTERM or ``--max-s``): counts and its achieved resolution.
+- writes one fixed-size record per event to its **stdout**, and nothing else: what it sent (with
+  the send time) and what it received from the peer (the sender's time, carried in the probe, and
+  the kernel's receive timestamp, SO_TIMESTAMPNS). Stdout is the one channel every backend carries
+  back to the controller (the launcher's stdout file: ``ip netns exec``, ``docker exec``, ssh,
+  the pod exec stream), so the controller reads the records the same way everywhere, while they
+  are written; they are written (unbuffered) at the end of every tick's loop;
+- prints ``ready {json}`` on **stderr** once its listeners are bound (the controller waits for
+  it) and ``done {json}`` when it ends (SIGTERM, ``--max-s``, or its stdout's reader gone):
+  counts and its achieved resolution.
 
 Send times are CLOCK_REALTIME read just before the send call; receive times are the kernel's
 (SO_TIMESTAMPNS) where the socket gives one, else CLOCK_REALTIME after the receive call (named in
@@ -84,11 +88,11 @@ def reset_on_close(sock: socket.socket) -> None:
 
 
 class Prober:
-    def __init__(self, ip: str, peer: str, port: int, rate_hz: float, timeout_ms: float, out: str):
+    def __init__(self, ip: str, peer: str, port: int, rate_hz: float, timeout_ms: float, out: int):
         self.ip, self.peer, self.port = ip, peer, port
         self.interval_ns = int(1e9 / rate_hz)
         self.timeout_ns = int(timeout_ms * 1e6)
-        self.out = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self.out = out  # a file descriptor: the records' stream
         self.buffer = bytearray()
         self.poll = select.epoll()
         self.handlers: dict[int, object] = {}
@@ -141,9 +145,15 @@ class Prober:
         self.counts[KINDS[kind]] += 1
 
     def flush(self) -> None:
-        if self.buffer:
-            os.write(self.out, self.buffer)
-            self.buffer.clear()
+        """Write the buffered records whole (a write to a pipe may take part of them, or be cut
+        short by SIGTERM's handler); when nobody reads them any more, stop."""
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        try:
+            while data:
+                data = data[os.write(self.out, data):]
+        except BrokenPipeError:
+            self.stopping = True
 
     # ------------------------------------------------------------------ sending
     def tick(self) -> None:
@@ -302,7 +312,8 @@ class Prober:
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
         signal.signal(signal.SIGINT, lambda *_: setattr(self, "stopping", True))
         print("ready " + json.dumps({"ip": self.ip, "peer": self.peer, "port": self.port,
-                                     "interval_ns": self.interval_ns, "timeout_ns": self.timeout_ns}), flush=True)
+                                     "interval_ns": self.interval_ns, "timeout_ns": self.timeout_ns}),
+              file=sys.stderr, flush=True)
         started = time.monotonic_ns()
         deadline = started + int(max_s * 1e9)
         next_tick = started
@@ -324,7 +335,6 @@ class Prober:
                 time.sleep(wait / 1e9)
         self.drain()
         self.flush()
-        os.close(self.out)
         return self.summary()
 
     def summary(self) -> dict:
@@ -350,10 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-hz", type=float, default=1000.0)
     parser.add_argument("--timeout-ms", type=float, default=100.0)
     parser.add_argument("--max-s", type=float, default=600.0, help="end on its own after this long")
-    parser.add_argument("--out", required=True, help="binary record file")
     args = parser.parse_args(argv)
-    prober = Prober(args.ip, args.peer, args.port, args.rate_hz, args.timeout_ms, args.out)
-    print("done " + json.dumps(prober.run(args.max_s)), flush=True)
+    # the records go to stdout as raw bytes; the words (ready, done, errors) to stderr
+    prober = Prober(args.ip, args.peer, args.port, args.rate_hz, args.timeout_ms, sys.stdout.fileno())
+    print("done " + json.dumps(prober.run(args.max_s)), file=sys.stderr, flush=True)
     return 0
 
 

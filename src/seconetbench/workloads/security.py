@@ -38,6 +38,8 @@ from seconetbench.workloads.base import RunContext, Workload
 if TYPE_CHECKING:
     import pandas as pd
 
+    from seconetbench.spec import SetupSpec
+
 PROBES_FILE = "probes.json"
 PCAP_FILE = "underlay.pcap"
 TCPDUMP_STDERR = "tcpdump.stderr"  # ends with tcpdump's counts: captured, received, dropped
@@ -89,6 +91,12 @@ class SecurityWorkload(Workload):
         raise NotImplementedError
 
 
+def multi_host_drivers(setup: SetupSpec) -> dict[str, float]:
+    """Cost drivers of a check of the underlay: single-host setups record not_applicable at once."""
+    multi = setup.scenario == "multi"
+    return {"multi_host": float(multi), "pairs": setup.containers // 2 if multi else 0}
+
+
 # ------------------------------------------------------------------------------------ isolation
 def isolation_verdict(protocol: str, whitelisted: bool, reached: bool) -> str:
     """ok, violation (a non-whitelisted pair reached) or break (a whitelisted pair blocked).
@@ -105,11 +113,14 @@ def isolation_verdict(protocol: str, whitelisted: bool, reached: bool) -> str:
 
 @register
 class Isolation(SecurityWorkload):
-    kind = "isolation"
-    tools = ("ping",)
+    kind = "isolation"  # no tools: every probe is a socket of this process (security.probe_ports)
 
     def attackers(self, deployment: Deployment) -> list[str]:
         return [c.name for c in deployment.containers[:self.params["attackers"]]]
+
+    def cost_drivers(self, setup: SetupSpec) -> dict[str, float]:
+        # every attacker probes every other container
+        return {"destinations": min(self.params["attackers"], setup.containers) * (setup.containers - 1)}
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         deployment = ctx.deployment
@@ -260,6 +271,9 @@ class Confidentiality(SecurityWorkload):
     tools = ("tcpdump",)
     needs = ("security_workloads", "observe_hosts")  # captures the underlay
 
+    def cost_drivers(self, setup: SetupSpec) -> dict[str, float]:
+        return multi_host_drivers(setup)
+
     def run(self, ctx: RunContext) -> dict[str, Any]:
         deployment = ctx.deployment
         if deployment.setup.scenario != "multi":
@@ -379,6 +393,9 @@ def received_tags(sock: socket.socket, wanted: set[bytes], wait_s: float) -> set
 class Spoofing(SecurityWorkload):
     kind = "spoofing"
     needs = ("security_workloads", "observe_hosts")  # injects on the underlay
+
+    def cost_drivers(self, setup: SetupSpec) -> dict[str, float]:
+        return multi_host_drivers(setup)
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         deployment = ctx.deployment

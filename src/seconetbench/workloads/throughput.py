@@ -19,6 +19,8 @@ from seconetbench.workloads.base import RunContext, Workload, wait_listening
 if TYPE_CHECKING:
     import pandas as pd
 
+    from seconetbench.spec import SetupSpec
+
 IPERF3_PORT = 5201
 UPERF_CONTROL_PORT = 20000
 UPERF_DATA_PORT = 20001  # fixed, so that container firewalls need not open ephemeral ports
@@ -61,6 +63,9 @@ class Throughput(Workload):
 
     def timeout_s(self) -> float:
         return self.params["duration_s"] * 1.5 + 20
+
+    def nominal_s(self, setup: SetupSpec) -> float:
+        return self.params["duration_s"]  # all pairs at once
 
     # ------------------------------------------------------------------ run
     def run(self, ctx: RunContext) -> dict[str, Any]:
