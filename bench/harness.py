@@ -75,11 +75,17 @@ def packet_parse_rate(packets: int = 1_000_000) -> float:
     return len(parsed.samples) / best
 
 
+def targets_in_order(results: Path) -> list[dict]:
+    """The meta.json of every complete target in *results* (rep<n> directories only: not a
+    '.partial' being written), in the order they started."""
+    return sorted((read_meta(p.parent) for p in results.glob(f"raw/*/*/rep*/{META_FILE}")),
+                  key=lambda m: m["started_at"])
+
+
 def sweep_efficiency(results: Path) -> dict[str, float] | None:
-    """Of the complete targets in *results* (rep<n> directories only: not a '.partial' being
-    written): generator time / wall time, the median gap between two targets, and the deploys."""
-    metas = sorted((read_meta(p.parent) for p in results.glob(f"raw/*/*/rep*/{META_FILE}")),
-                   key=lambda m: m["started_at"])
+    """Of the complete targets in *results*: generator time / wall time, the median gap between
+    two targets, and the deploys."""
+    metas = targets_in_order(results)
     if len(metas) < 2:
         return None
     generating = sum(m["duration_s"] for m in metas)

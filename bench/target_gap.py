@@ -31,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from seconetbench.meta import META_FILE, read_meta
+from harness import targets_in_order  # bench/ is on the path of a script run from it
 from seconetbench.runner import HostLock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,8 +54,7 @@ monitor: {enabled: true, interval_s: 1.0}
 
 def gaps(results: Path) -> tuple[list[float], list[float]]:
     """(gaps between consecutive targets on a reused deployment, gaps across a deploy), in s."""
-    metas = sorted((read_meta(p.parent) for p in results.glob(f"raw/*/*/rep*/{META_FILE}")),
-                   key=lambda m: m["started_at"])
+    metas = targets_in_order(results)
     reused, deployed = [], []
     for before, after in zip(metas, metas[1:]):
         gap = after["started_at"] - before["finished_at"]
