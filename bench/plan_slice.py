@@ -4,7 +4,7 @@
 Default: from the config (config/full.yaml) take every --every-th runnable setup (from --offset),
 all its workloads at their configured durations, --reps repetitions; ask the plan for the slice's
 estimate, run the slice with Snakemake (--cores 2, results under a temporary directory, run prefix
-scnps) and print measured / estimated. The slice is built by naming its parsed cell files as
+scnps) and print measured / estimated. The slice is built by naming its parsed setup files as
 targets, so it runs deploys, targets and parse jobs but not the sweep's tables and figures: the
 estimate it is compared with leaves out finish_s (tables, figures, findings) accordingly.
 
@@ -68,9 +68,9 @@ def snakemake(workdir: Path, configs: list[Path], targets: list[str]) -> dict[st
 def collected(results: Path, run: dict[str, Any]) -> dict[str, Any]:
     """The run's meta.json files, and when its last parse job wrote (its outputs' mtime)."""
     metas = [read_meta(p.parent) for p in results.glob(f"raw/*/*/rep*/{META_FILE}")]
-    parsed = list(results.glob("parsed/*/*/reps*.parquet"))
+    parsed = list(results.glob("parsed/*/reps*.parquet"))
     return {**run, "metas": metas, "parsed": max(p.stat().st_mtime for p in parsed),
-            "parse_jobs": len({p.name.split(".")[0] + str(p.parent) for p in parsed})}
+            "parse_jobs": len({(p.parent, p.name.split(".")[0]) for p in parsed})}  # a job per setup and reps name
 
 
 def overlay(workdir: Path, name: str, values: dict[str, Any]) -> Path:
@@ -194,9 +194,10 @@ def validate_slice(config_path: Path, workdir: Path, every: int, offset: int, re
     sweep = slice_of(cfg, every, offset, reps)
     estimate = plan.estimate(cfg, sweep, plan.load_overheads(), results)
     overheads = plan.load_overheads()
-    # the slice builds parsed cells, not the sweep's tables, figures and findings
+    # the slice builds parsed setups (one file of each names its job), not the sweep's tables,
+    # figures and findings
     estimated = estimate["estimate_s"] - overheads["finish_s"]
-    targets = [f"{results}/parsed/{s.id}/{w.name}/reps{reps}.parquet" for s in sweep.setups for w in sweep.workloads]
+    targets = [f"{results}/parsed/{s.id}/reps{reps}.deployment.parquet" for s in sweep.setups]
     before = machine_note()
     print(f"slice: {len(sweep.setups)} setups ({', '.join(s.id for s in sweep.setups)}), {estimate['targets']} targets, "
           f"{estimate['deploys']} deploys; estimated {estimated:.0f} s; load {before['load_1min']}", file=sys.stderr,

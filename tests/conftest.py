@@ -156,12 +156,13 @@ def iperf3_server(netns: str, ip: str, port: int = 5201):
 
 
 def parsed_as_the_workflow_does(raw_dir: str | os.PathLike, out: str | os.PathLike, target_tables: bool = True):
-    """One raw target parsed the way rule parse_cell does (pipeline.parse_cell, here a cell of
-    one repetition, with the tables of the target as a whole beside *out* unless the target is a
-    recorded workload output without a deployment), read back from *out*."""
+    """One raw target parsed the way rule parse_setup does (pipeline.parse_setup, here a setup of
+    one target): its workload's table to *out*, with the tables of the target as a whole beside
+    it unless the target is a recorded workload output without a deployment; read back from *out*."""
     from seconetbench import pipeline, tables
+    from seconetbench.meta import read_meta
 
     out = Path(out)
     beside = {kind: out.with_name(f"{out.stem}.{kind}.parquet") for kind in tables.TARGET_MEASURES if target_tables}
-    pipeline.parse_cell([raw_dir], out, beside)
+    pipeline.parse_setup([raw_dir], {pipeline.workload_of(read_meta(raw_dir)).table: out, **beside})
     return tables.read(out)

@@ -101,7 +101,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from seconetbench.runner import HostLock
     from seconetbench.sweep import resolve_setup
 
     cfg = _load_config(args.config)
@@ -120,8 +119,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise SeconetError(f"setup {setup.id}: {refused}")
     from seconetbench.testbed.groups import testbed_groups
 
-    # the first testbed group's lock (the host-wide one without groups): the group it deploys on
-    with HostLock(cfg["testbed"]["lock_timeout_s"], testbed_groups(cfg)[0].lock_file):
+    # the first testbed group's locks, as a measurement on it holds them (the group it deploys on)
+    with testbed_groups(cfg)[0].locked(cfg["testbed"]["lock_timeout_s"]):
         deployment = backend.deploy(setup, verify=not args.no_verify)
     print(json.dumps(deployment.describe(), indent=1))
     return 0

@@ -118,7 +118,7 @@ def _with_identity(frame: pd.DataFrame, file: Path) -> pd.DataFrame:
 
 def load_run(path: str | Path, key: str = "run") -> Run:
     """A run from its tables (every ``*.parquet`` of :func:`tables_dir`); the environment comes
-    from the aggregated tables' metadata (pipeline.aggregate), or from the parsed cells' meta.json
+    from the aggregated tables' metadata (pipeline.aggregate), or from the parsed files' meta.json
     when an older results directory's tables lack it."""
     from seconetbench.meta import environment
 
@@ -142,7 +142,8 @@ def load_run(path: str | Path, key: str = "run") -> Run:
     env = {fact: sorted(values) for fact, values in sorted(found.items())}
     parsed = directory.parent / "parsed"
     if not env and parsed.is_dir():  # tables aggregated before they carried the environment
-        metas = [m for file in sorted(parsed.glob("*/*/reps*.parquet"))
+        # a setup's deployment file carries every target's meta.json (a cell's, before parse_setup)
+        metas = [m for file in sorted(parsed.rglob("reps*.deployment.parquet"))
                  for m in tables.read_table_meta(file).get("reps", {}).values()]
         env = environment(metas)
         measured += [m["started_at"] for m in metas if "started_at" in m]

@@ -41,6 +41,18 @@ def schema_default(*keys: str) -> Any:
     return copy.deepcopy(node["default"])
 
 
+def with_defaults(instance: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """A copy of *instance* (the section at *keys*, e.g. ``("testbed", "vm")``) with the schema's
+    defaults filled in, for code that may get a section of an unvalidated config."""
+    root = load_schema()
+    node = root
+    for key in keys:
+        node = node["properties"][key]
+    result = copy.deepcopy(instance)
+    _fill_defaults(result, node, root)
+    return result
+
+
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Merge like Snakemake's --configfile: mappings merge recursively, anything else replaces."""
     merged = copy.deepcopy(base)

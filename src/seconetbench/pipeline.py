@@ -18,6 +18,7 @@ from seconetbench.fsutil import write_text_atomic
 from seconetbench.meta import read_meta
 from seconetbench.spec import SetupSpec, WorkloadSpec
 from seconetbench.workloads import get_workload
+from seconetbench.workloads.base import Workload
 
 
 def identity(meta: dict) -> dict[str, object]:
@@ -51,6 +52,12 @@ def implementation(meta: dict) -> str:
     return recorded.get("resolved") or "unknown"
 
 
+def workload_of(meta: dict) -> Workload:
+    """The workload a target ran, from its meta.json."""
+    workload_dict = dict(meta["workload"])
+    return get_workload(WorkloadSpec(name=workload_dict.pop("name"), kind=workload_dict.pop("kind"), params=workload_dict))
+
+
 def target_rows(raw_dir: str | Path) -> tuple[pd.DataFrame, str, dict]:
     """The rows of one raw target's workload table, that table's kind, and the target's meta."""
     raw_dir = Path(raw_dir)
@@ -59,9 +66,7 @@ def target_rows(raw_dir: str | Path) -> tuple[pd.DataFrame, str, dict]:
     except FileNotFoundError:
         raise ParseError("meta.json is missing: the raw target is incomplete; delete it and measure again",
                          source=str(raw_dir)) from None
-    workload_dict = dict(meta["workload"])
-    spec = WorkloadSpec(name=workload_dict.pop("name"), kind=workload_dict.pop("kind"), params=workload_dict)
-    workload = get_workload(spec)
+    workload = workload_of(meta)
     rows = workload.parse(raw_dir, meta)
     if rows.empty:
         raise ParseError("the workload produced no samples", source=str(raw_dir))
@@ -71,28 +76,41 @@ def target_rows(raw_dir: str | Path) -> tuple[pd.DataFrame, str, dict]:
     return rows, workload.table, meta
 
 
-def parse_cell(raw_dirs: Iterable[str | Path], out: str | Path, outs_by_kind: dict[str, str | Path]) -> None:
-    """Parse the repetitions of one setup x workload cell at once: the workload's table to *out*
-    and the tables of the targets as a whole to *outs_by_kind*, each file holding every
-    repetition (column rep) and, in its metadata, every target's meta.json by rep.
+def parse_setup(raw_dirs: Iterable[str | Path], outs_by_kind: dict[str, str | Path]) -> None:
+    """Parse the targets *raw_dirs* of one setup (every repetition of each of its cells) at once
+    into one file per table kind in *outs_by_kind*: each workload's table to the file of its
+    kind, and the tables of the targets as a whole (tables.TARGET_MEASURES) to theirs. A file's
+    metadata holds every target's meta.json by ``workload/rep`` (the workload tables' files and
+    the deployment's). A kind in *outs_by_kind* that no target yields is written empty; a kind
+    that a target yields but *outs_by_kind* lacks is an error.
 
-    One job per cell rather than per target: a Snakemake job costs about a second of start-up,
-    and the planning of a big sweep grows with the number of jobs (docs/decisions.md)."""
+    One job per setup rather than per target or cell: a parse job costs about half a second of
+    start-up, and the planning of a big sweep grows with the number of jobs (docs/decisions.md)."""
     raw_dirs = [Path(d) for d in raw_dirs]
     parsed = [target_rows(raw_dir) for raw_dir in raw_dirs]
-    metas = {str(meta["target"]["rep"]): meta for _, _, meta in parsed}
-    # second line of defence after the workflow's and the runner's checks (seconetbench.cells)
-    cells.check_repetitions(metas, raw_dirs[0].parent)
-    kinds = {kind for _, kind, _ in parsed}
-    if len(kinds) != 1:
-        raise ParseError(f"the targets of one cell have different table kinds: {sorted(kinds)}",
-                         source=str(raw_dirs[0].parent))
-    tables.write(pd.concat([rows for rows, _, _ in parsed], ignore_index=True), kinds.pop(), out,
-                 meta={"reps": metas})
-    for kind, kind_out in outs_by_kind.items():
-        frames = [target_table(raw_dir, kind, meta) for raw_dir, (_, _, meta) in zip(raw_dirs, parsed)]
-        tables.write(pd.concat(frames, ignore_index=True), kind, kind_out,
-                     meta={"reps": metas} if kind == "deployment" else None)
+    by_cell: dict[Path, dict[str, dict]] = {}
+    for raw_dir, (_, _, meta) in zip(raw_dirs, parsed):
+        by_cell.setdefault(raw_dir.parent, {})[str(meta["target"]["rep"])] = meta
+    for cell_dir, metas in by_cell.items():
+        # second line of defence after the workflow's and the runner's checks (seconetbench.cells)
+        cells.check_repetitions(metas, cell_dir)
+    rows_by_kind: dict[str, list[pd.DataFrame]] = {}
+    metas_by_kind: dict[str, dict[str, dict]] = {}
+    for rows, kind, meta in parsed:
+        if kind not in outs_by_kind:
+            raise ParseError(f"its workload's table kind {kind} has no output file (given: {sorted(outs_by_kind)})",
+                             source=str(meta["target"]["workload"]))
+        rows_by_kind.setdefault(kind, []).append(rows)
+        metas_by_kind.setdefault(kind, {})[f"{meta['target']['workload']}/{meta['target']['rep']}"] = meta
+    every_meta = {key: meta for metas in metas_by_kind.values() for key, meta in metas.items()}
+    for kind, out in outs_by_kind.items():
+        if kind in tables.TARGET_MEASURES:
+            frames = [target_table(raw_dir, kind, meta) for raw_dir, (_, _, meta) in zip(raw_dirs, parsed)]
+            meta = {"reps": every_meta} if kind == "deployment" else None
+        else:
+            frames, meta = rows_by_kind.get(kind, []), {"reps": metas_by_kind.get(kind, {})}
+        frame = pd.concat(frames, ignore_index=True) if frames else tables.empty(kind)
+        tables.write(frame, kind, out, meta=meta)
 
 
 def _deployment_row(meta: dict) -> dict[str, object]:

@@ -5,7 +5,8 @@ the workflow expands it), so the plan counts the targets Snakemake would build: 
 are not counted, and targets whose raw directory exists are not measured again. The time is
 
     invocation + deploys + targets (each workload's nominal time + its overhead + the gap to
-    the next target) + parse jobs + convergence rounds + finish
+    the next target) + parsing (each parse job's start-up + each target it parses)
+    + convergence rounds + finish
 
 where a workload's nominal time comes from its own parameters (:meth:`Workload.nominal_s`: a
 duration, a count times an interval) and every other term is a cost measured on this machine,
@@ -134,12 +135,15 @@ def estimate(cfg: dict[str, Any], sweep: Sweep, overheads: dict[str, Any],
                  if not measured(t)]
         deploys = deployed_setups(order, reuse)
         measuring, deploying = seconds_of(order, deploys)
-        # a cell is parsed once per repetition count it reaches: after min, and again after max
-        parse_jobs = cells * (1 + (scenario.reps > policy["min"]))
-        jobs = parse_jobs + scenario.rounds
+        # a setup is parsed once per repetition counts its cells reach, every target of it: after
+        # min, and again after max
+        again = scenario.reps > policy["min"]
+        parse_jobs = len(sweep.setups) * (1 + again)
+        parsed_targets = cells * (policy["min"] + (scenario.reps if again else 0))
+        parsing = parse_jobs * overheads["parse_job_s"] + parsed_targets * overheads.get("parse_target_s", 0.0)
         row = {"repetitions": scenario.reps, "targets": len(order), "deploys": len(deploys),
                "parse_jobs": parse_jobs, "convergence_rounds": scenario.rounds,
-               "measuring_s": round(measuring, 1), "deploying_s": round(deploying, 1)}
+               "measuring_s": round(measuring, 1), "deploying_s": round(deploying, 1), "parsing_s": round(parsing, 1)}
         sweeping = (deploying + measuring) / groups  # testbed groups measure side by side
         if end == "max" and policy["budget_h"]:
             # rounds add repetitions only while their planned cost fits in the budget, counted
@@ -148,7 +152,9 @@ def estimate(cfg: dict[str, Any], sweep: Sweep, overheads: dict[str, Any],
             row.update(uncapped_s=round(sweeping, 1), capped_by_budget=capped < sweeping)
             sweeping = capped
         row["sweep_s"] = round(sweeping, 1)
-        total = overheads["invocation_s"] + sweeping + jobs * overheads["parse_job_s"] + overheads["finish_s"]
+        # a convergence round is a job like a parse job
+        rounds_s = scenario.rounds * overheads["parse_job_s"]
+        total = overheads["invocation_s"] + sweeping + parsing + rounds_s + overheads["finish_s"]
         report[end] = {**row, "estimate_s": round(total, 1)}
     low = report["min"]
     plan = {
@@ -175,6 +181,17 @@ def cell_costs(sweep: Sweep, overheads: dict[str, Any] | None = None) -> dict[st
     overheads = overheads or load_overheads()
     workloads = [(w.name, get_workload(w)) for w in sweep.workloads]
     return {f"{s.id}/{name}": round(target_s(w, s, overheads)[0], 3) for s in sweep.setups for name, w in workloads}
+
+
+def budget_cell_costs(cfg: dict[str, Any]) -> dict[str, float] | None:
+    """:func:`cell_costs` of the sweep *cfg* (a validated config) asks for, when its
+    repetitions.budget_h is set (what the budget spends); None without a budget. The
+    convergence round asks for it when it decides, not the workflow when it is planned (0.3 s
+    for the 1,404 cells of config/full.yaml on every invocation, `snakemake -n` included)."""
+    from seconetbench import convergence
+    from seconetbench.sweep import expand
+
+    return cell_costs(expand(cfg)) if convergence.policy(cfg)["budget_h"] else None
 
 
 def per_workload(sweep: Sweep, workloads: dict[str, Workload], overheads: dict[str, Any]) -> dict[str, float]:
@@ -339,12 +356,29 @@ def fit_overheads(workload_run: dict[str, Any], deploy_run: dict[str, Any]) -> d
     # Snakemake runs the parse jobs after the last target (a target holds every core) and the
     # tables, figures and findings after the last parse job
     last_target = {id(run): max(m["finished_at"] for m in run["metas"]) for run in runs}
-    parsing = sum(run["parsed"] - last_target[id(run)] for run in runs)
-    overheads["parse_job_s"] = round(max(parsing, 0.0) / sum(run["parse_jobs"] for run in runs), 4)
+    overheads.update(fit_parsing([(run["parse_jobs"], len(run["metas"]), run["parsed"] - last_target[id(run)])
+                                  for run in runs]))
     overheads["finish_s"] = round(statistics.mean(run["ended"] - run["parsed"] for run in runs), 3)
     starts = [min(m["started_at"] for m in run["metas"]) - run["started"] - first_deploy(run) for run in runs]
     overheads["invocation_s"] = round(max(statistics.mean(starts), 0.0), 3)
     return overheads
+
+
+def fit_parsing(rows: list[tuple[int, int, float]]) -> dict[str, float]:
+    """parse_job_s (a job's start-up) and parse_target_s (each target it parses) from *rows* of
+    (parse jobs, targets parsed, seconds of parsing), seconds = jobs x parse_job_s + targets x
+    parse_target_s, least squares; a term that comes out negative is dropped and the other
+    fitted alone (a job per setup parses a setup's every target: both terms count)."""
+    import numpy as np
+
+    x = np.array([[jobs, targets] for jobs, targets, _ in rows], dtype=float)
+    y = np.array([max(seconds, 0.0) for _, _, seconds in rows], dtype=float)
+    (per_job, per_target), *_ = np.linalg.lstsq(x, y, rcond=None)
+    if per_job < 0 or per_target < 0:
+        alone = 0 if per_target < 0 else 1  # the term that stays
+        share = float(y.sum() / x[:, alone].sum())
+        per_job, per_target = (share, 0.0) if alone == 0 else (0.0, share)
+    return {"parse_job_s": round(float(per_job), 4), "parse_target_s": round(float(per_target), 4)}
 
 
 def ratio_verdict(measured_s: float, estimated_s: float, tolerance: float = 0.25) -> dict[str, Any]:

@@ -9,18 +9,19 @@ error, so that nothing measured is lost and the cause can be read.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import filelock
 
 from seconetbench import backends
 from seconetbench import cells
@@ -50,12 +51,19 @@ def lock_path() -> Path:
 
 class HostLock:
     """One measurement at a time on this machine, across Snakemake invocations and results
-    directories. fcntl-based: released by the kernel when the holder dies, even by SIGKILL."""
+    directories: fcntl.flock on *path* (default :func:`lock_path`), released by the kernel when
+    the holder dies, even by SIGKILL. The one way to take the host-wide lock and the testbed
+    groups' locks (testbed/groups.py).
 
-    def __init__(self, timeout_s: float, path: Path | None = None):
+    Exclusive by default: every measurement, test hold and bench. *shared*: taken by the
+    measurements of testbed groups (each also holds its group's lock exclusively), so that the
+    groups measure side by side with each other but never beside an exclusive holder."""
+
+    def __init__(self, timeout_s: float, path: Path | None = None, shared: bool = False):
         self.path = path or lock_path()
         self.timeout_s = timeout_s
-        self.lock = filelock.FileLock(str(self.path))
+        self.shared = shared
+        self.file: Any = None
 
     def __enter__(self) -> HostLock:
         if not self.try_acquire(self.timeout_s):
@@ -67,17 +75,58 @@ class HostLock:
         return self
 
     def try_acquire(self, timeout_s: float) -> bool:
-        """Take the lock within *timeout_s* (0: only if free now); whether it was taken."""
+        """Take the lock within *timeout_s* (0: only if free now); whether it was taken. A wait
+        is spent in the kernel (flock in a thread of its own), so the lock is taken the moment
+        its holder lets go, not at the next poll."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        mode = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
+        opened = open(self.path, "a")  # noqa: SIM115 - held open while locked, closed in release
         try:
-            self.lock.acquire(timeout=timeout_s)
-        except filelock.Timeout:
-            return False
-        self.path.with_suffix(".holder").write_text(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
+            fcntl.flock(opened, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if timeout_s <= 0:
+                opened.close()
+                return False
+            if not _flock_within(opened, mode, timeout_s):
+                return False  # the waiting thread closes it
+        self.file = opened
+        how = "shared: a testbed group's measurement" if self.shared else "exclusive"
+        self.path.with_suffix(".holder").write_text(f"pid {os.getpid()} since "
+                                                    f"{time.strftime('%Y-%m-%dT%H:%M:%S')}, {how}\n")
         return True
 
+    def release(self) -> None:
+        if self.file is not None:
+            self.file.close()  # closing the only descriptor of the open file ends its flock
+            self.file = None
+
     def __exit__(self, *exc: Any) -> None:
-        self.lock.release()
+        self.release()
+
+
+def _flock_within(opened: Any, mode: int, timeout_s: float) -> bool:
+    """flock *opened* in *mode*, blocking, for at most *timeout_s* > 0: whether it was taken.
+    The blocking call runs in a daemon thread; given up at the deadline, that thread closes
+    *opened* whenever its flock returns (so lets the lock go at once)."""
+    taken, guard, given_up = threading.Event(), threading.Lock(), []
+
+    def wait() -> None:
+        try:
+            fcntl.flock(opened, mode)
+        except OSError:
+            given_up.append("failed")
+        with guard:
+            if given_up:
+                opened.close()
+            else:
+                taken.set()
+
+    threading.Thread(target=wait, name=f"flock {opened.name}", daemon=True).start()
+    taken.wait(timeout_s)
+    with guard:
+        if not taken.is_set():
+            given_up.append("deadline")
+        return taken.is_set()
 
 
 def setup_namespaces(backend: Backend, deployment: Deployment) -> tuple[list[str], list[int]]:

@@ -23,6 +23,7 @@ without scapy.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import random
 import selectors
@@ -362,17 +363,41 @@ def send_frames(netns: str, ifname: str, frames: Sequence[bytes]) -> None:
 
 
 # The destination side of the isolation probes: a TCP and a UDP socket on PROBE_PORT that report
-# what reaches them. perl-base is Essential in Debian images; the sender side needs only bash,
-# ping and timeout.
+# what reaches them. perl-base (with POSIX) is Essential in Debian images; the sender side needs
+# only bash, ping and timeout. Run for at most $secs after it is ready. Through an exec API that
+# returns output only at the end (kubernetes), two FIFOs of the check's own carry the events
+# instead of stdout: the listener writes "ready" (or why it failed) into $ready, read by
+# READY_WAITER in a second exec, and once a line arrives on $stop (STOPPER) it ends when nothing
+# has arrived for $grace s.
 LISTENER = r"""
 use IO::Socket::INET; use IO::Select;
-my ($ip, $port, $secs) = @ARGV; $| = 1;
-my $t = IO::Socket::INET->new(LocalAddr => $ip, LocalPort => $port, Proto => 'tcp', Listen => 64, ReuseAddr => 1) or die "tcp: $!";
-my $u = IO::Socket::INET->new(LocalAddr => $ip, LocalPort => $port, Proto => 'udp') or die "udp: $!";
-my $s = IO::Select->new($t, $u); print "ready\n"; my $end = time + $secs;
-while (time < $end) { for my $h ($s->can_read(0.2)) {
+my ($ip, $port, $secs, $ready, $stop, $grace) = @ARGV; $| = 1;
+sub tell_ready { return unless $ready; require POSIX; POSIX::mkfifo($ready, 0600);
+  open(my $f, '>', $ready) or die "ready: $!"; print $f "$_[0]\n"; close $f; }
+sub fail { tell_ready("failed: $_[0]"); die "$_[0]\n"; }
+my $t = IO::Socket::INET->new(LocalAddr => $ip, LocalPort => $port, Proto => 'tcp', Listen => 64, ReuseAddr => 1) or fail("tcp: $!");
+my $u = IO::Socket::INET->new(LocalAddr => $ip, LocalPort => $port, Proto => 'udp') or fail("udp: $!");
+my $s = IO::Select->new($t, $u); my $st;
+if ($stop) { require POSIX; POSIX::mkfifo($stop, 0600);
+  sysopen($st, $stop, POSIX::O_RDONLY() | POSIX::O_NONBLOCK()) or fail("stop: $!"); $s->add($st); }
+tell_ready("ready"); print "ready\n"; my $end = time + $secs; my $stopped = 0;
+while (time < $end) { my @readable = $s->can_read($stopped ? $grace : 0.2); last if $stopped && !@readable;
+  for my $h (@readable) {
   if ($h == $t) { my $c = $t->accept; print "tcp ", $c->peerhost, "\n" if $c; close $c if $c; }
+  elsif ($st && $h == $st) { $s->remove($st); close $st; $st = undef; unlink $stop; $stopped = 1; }
   else { my $m; $u->recv($m, 256); print "udp $m\n"; } } }
+unlink $stop if $stop;
+"""
+# Blocks until the LISTENER writing into the FIFO $ARGV[0] is ready (whichever comes first makes
+# the FIFO), prints its line and removes the FIFO.
+READY_WAITER = r"""
+require POSIX; my ($f) = @ARGV; POSIX::mkfifo($f, 0600);
+open(my $r, '<', $f) or die "$f: $!"; my $line = <$r>; unlink $f; print $line;
+"""
+# Tells the LISTENER reading the FIFO $ARGV[0] to stop; fails at once (ENXIO) when it no longer reads.
+STOPPER = r"""
+require POSIX; sysopen(my $w, $ARGV[0], POSIX::O_WRONLY() | POSIX::O_NONBLOCK()) or die "$ARGV[0]: $!";
+print $w "stop\n"; close $w;
 """
 PROBER = r"""
 port=$1; name=$2; shift 2
@@ -394,12 +419,18 @@ def check_whitelist_by_exec(deployment: Deployment,
     a listener, every source one prober over all its destinations. *exec_in(container, argv,
     timeout_s)* runs a command inside a container and returns (exit code, stdout, stderr).
 
-    With *start_in(container, argv)* (a process whose stdout streams here and which ends when
-    its stdin is closed: the ssh backend) the probes start when every listener said "ready" and
-    the listeners end once every datagram that should arrive has (bounded): events. Without it
-    (a cluster's exec API returns only at the end) the listeners run a fixed time and the
-    probers start after a fixed wait."""
+    The probes start when every listener is ready, and a listener ends once what it should see
+    has come: events, each bounded. With *start_in(container, argv)* (a process whose stdout
+    streams here and which ends when its stdin is closed: the ssh backend) the listeners say
+    "ready" on stdout and end once every datagram that should arrive has. Without it (a
+    cluster's exec API returns a command's output only at its end) a second exec per destination
+    waits on a FIFO that its listener writes "ready" into (:data:`READY_WAITER`), and once every
+    prober has sent everything, a third tells the listener to stop (:data:`STOPPER`) once
+    nothing has arrived for PROBE_TIMEOUT_S. Either way a probe expected to be dropped counts as
+    dropped only when a whitelisted probe to the same destination over the same protocol
+    arrived (its positive control)."""
     import concurrent.futures
+    import secrets
 
     from seconetbench.tunnels._common import wait_until
 
@@ -407,10 +438,17 @@ def check_whitelist_by_exec(deployment: Deployment,
     started = time.monotonic()
     destinations = sorted({d for _, d, _ in plan})
     sources = sorted({s for s, _, _ in plan})
-    listen_s = 3 + 2 * PROBE_TIMEOUT_S
+    prober_timeout_s = 30
+    # without a stop (kubernetes: a lost STOPPER), a listener ends this long after it is ready
+    listen_s = prober_timeout_s + 2 * PROBE_TIMEOUT_S
     heard: dict[str, list[str]] = {d: [] for d in destinations}
     running: dict[str, subprocess.Popen] = {}
+    unstopped: list[str] = []  # destinations whose listener (exec path) has not been told to stop
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=2 * (len(destinations) + len(sources)))
+
+    def stop(d: str) -> concurrent.futures.Future:
+        return pool.submit(exec_in, deployment.container(d), ["perl", "-e", STOPPER, f"{fifo[d]}.stop"], 30)
+
     try:
         if start_in is not None:
             def listen(d: str) -> None:
@@ -429,13 +467,20 @@ def check_whitelist_by_exec(deployment: Deployment,
                 raise DeployError(f"isolation check: the probe listener in {failed[0]} did not start: "
                                   f"{running[failed[0]].stderr.read().strip()[-300:]}")
         else:
+            # the check's own FIFOs, per destination (containers may share a /tmp)
+            token = secrets.token_hex(4)
+            fifo = {d: f"/tmp/scn-probe-{token}-{d}" for d in destinations}
             listeners = {d: pool.submit(exec_in, deployment.container(d), [
-                "perl", "-e", LISTENER, deployment.container(d).ip, str(PROBE_PORT), str(listen_s)], listen_s + 20)
-                for d in destinations}
-            time.sleep(1.5)  # perl starts in well under a second; a late listener shows as 'unreachable'
+                "perl", "-e", LISTENER, deployment.container(d).ip, str(PROBE_PORT), str(listen_s),
+                f"{fifo[d]}.ready", f"{fifo[d]}.stop", str(PROBE_TIMEOUT_S)], listen_s + 30) for d in destinations}
+            unstopped = list(destinations)
+            waiters = {d: pool.submit(exec_in, deployment.container(d), ["perl", "-e", READY_WAITER, f"{fifo[d]}.ready"],
+                                      30) for d in destinations}
+            for d in destinations:
+                _await_listener(d, waiters[d], listeners[d])
         probers = {s: pool.submit(exec_in, deployment.container(s), [
             "bash", "-c", PROBER, "prober", str(PROBE_PORT), s,
-            *[deployment.container(d).ip for src, d, _ in plan if src == s]], 30) for s in sources}
+            *[deployment.container(d).ip for src, d, _ in plan if src == s]], prober_timeout_s) for s in sources}
         sent: dict[str, dict[tuple[str, str], bool]] = {}
         for s, future in probers.items():
             _, out, _ = future.result()
@@ -452,6 +497,11 @@ def check_whitelist_by_exec(deployment: Deployment,
             for process in running.values():
                 process.wait(timeout=30)
         else:
+            # every prober has sent everything: the listeners end once nothing has arrived for
+            # PROBE_TIMEOUT_S (a failed stop leaves a listener to its bound, listen_s)
+            stopping, unstopped = [stop(d) for d in unstopped], []
+            for stopped in stopping:
+                stopped.result()
             for d, future in listeners.items():
                 _, out, err = future.result()
                 if "ready" not in out:
@@ -461,23 +511,54 @@ def check_whitelist_by_exec(deployment: Deployment,
         for process in running.values():
             if process.poll() is None:
                 process.kill()
+        # the check failed on the way: the listeners end now, not at listen_s, and take their FIFOs
+        # along before whoever called this tears the containers down
+        for stopping in [stop(d) for d in unstopped]:
+            with contextlib.suppress(Exception):  # the error on the way is the one to report
+                stopping.result()
         pool.shutdown(wait=start_in is not None)
     failures = []
-    for source, destination, expected in plan:
+    reached: dict[tuple[str, str], dict[str, bool]] = {}
+    for source, destination, _ in plan:
         ip = deployment.container(destination).ip
-        reached = {
+        reached[(source, destination)] = {
             "icmp": sent.get(source, {}).get(("icmp", ip), False),
             "tcp": sent.get(source, {}).get(("tcp", ip), False),
             "udp": f"udp probe-from-{source}" in heard.get(destination, []),
         }
-        for protocol, ok in reached.items():
+    controlled = {(d, protocol) for (s, d, expected) in plan if expected
+                  for protocol, ok in reached[(s, d)].items() if ok}
+    for source, destination, expected in plan:
+        for protocol, ok in reached[(source, destination)].items():
             if ok != expected:
                 what = "reachable but not whitelisted" if ok else "whitelisted but unreachable"
                 failures.append(f"{source}->{destination} {protocol}: {what}")
+            elif not ok and (destination, protocol) not in controlled:
+                failures.append(f"{source}->{destination} {protocol}: not reached, but no whitelisted probe to "
+                                f"{destination} over {protocol} arrived either, so it does not count as blocked")
     return {"passed": not failures, "protocols": list(PROTOCOLS), "probes": len(plan) * 3,
             "expected_dropped": sum(1 for *_, e in plan if not e) * 3, "failures": failures,
             "duration_s": round(time.monotonic() - started, 3),
             "method": "exec in the containers (perl listener, bash prober)"}
+
+
+def _await_listener(destination: str, waiter: Any, listener: Any, timeout_s: float = 35) -> None:
+    """Return once the probe LISTENER in *destination* is ready, by its READY_WAITER's exec
+    (future *waiter*); DeployError with the reason when it failed or ended first (future
+    *listener*) or neither came within *timeout_s*."""
+    import concurrent.futures
+
+    done, _ = concurrent.futures.wait([waiter, listener], timeout_s, concurrent.futures.FIRST_COMPLETED)
+    if waiter in done:
+        _, said, err = waiter.result()
+        if said.strip() == "ready":
+            return
+        why = said.strip() or err.strip()
+    elif listener in done:
+        _, _, why = listener.result()
+    else:
+        why = f"no word from it within {timeout_s:.0f} s"
+    raise DeployError(f"isolation check: the probe listener in {destination} did not start: {why.strip()[-300:]}")
 
 
 def check_whitelist(deployment: Deployment, controls: bool = True) -> dict[str, Any]:

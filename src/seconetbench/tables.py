@@ -1,10 +1,10 @@
 """Schemas of every Parquet table, and the one way to write and read them.
 
-Each parsed cell (``results/parsed/{setup}/{workload}/reps{n}.parquet``, repetitions 1..n) and
-each aggregated table (``results/tables/{kind}.parquet``) holds one *kind* of rows. A kind's
-schema is the identity columns followed by its measure columns, whose names carry their unit.
+Each parsed file (``results/parsed/{setup}/reps{n}.{kind}.parquet``: the cells of a setup,
+repetitions 1..n, :func:`parsed_name`) and each aggregated table (``results/tables/{kind}.parquet``)
+holds one *kind* of rows. A kind's schema is the identity columns followed by its measure columns, whose names carry their unit.
 The targets' ``meta.json`` (versions, kernel, MTU, ...) travel in the Parquet key-value metadata
-under ``seconetbench.meta`` (by rep) so that a table alone is enough to reproduce it. docs/tables.md documents
+under ``seconetbench.meta`` (by ``workload/rep``) so that a table alone is enough to reproduce it. docs/tables.md documents
 every column; a test keeps the two in sync.
 """
 
@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seconetbench.errors import InvalidValueError, UnknownNameError
 from seconetbench.fsutil import atomic_path
+
+if TYPE_CHECKING:  # pyarrow imports pandas when it converts: the workflow's planning never does (0.3 s)
+    import pandas as pd
 
 META_KEY = b"seconetbench.meta"
 
@@ -153,7 +155,7 @@ SUMMARY = pa.schema(
        pa.field("accelerator", pa.string())]  # the vm backend's: kvm | tcg (null elsewhere; the deployment table's)
 )
 
-# Tables of a target as a whole, whatever its workload (parsed/{setup}/{workload}/reps{n}.{kind}.parquet):
+# Tables of a target as a whole, whatever its workload (parsed/{setup}/reps{n}.{kind}.parquet):
 # identity without pair and flow.
 TARGET_IDENTITY = [f for f in IDENTITY if f.name not in ("pair", "flow")]
 TARGET_MEASURES: dict[str, list[pa.Field]] = {
@@ -280,3 +282,23 @@ def kind_of(path: str | os.PathLike) -> str:
 
 def empty(kind: str) -> pd.DataFrame:
     return schema(kind).empty_table().to_pandas()
+
+
+def parsed_name(counts: list[int]) -> str:
+    """The part of a parsed file's name (``parsed/{setup}/reps{name}.{kind}.parquet``) that says
+    how many repetitions of each of the setup's cells it holds, in the sweep's workload order:
+    ``6`` when every cell has 6, ``6-8-6`` when they differ (adaptive repetitions)."""
+    if not counts or any(count < 1 for count in counts):
+        raise ValueError(f"repetition counts must be at least 1: {counts}")
+    return str(counts[0]) if len(set(counts)) == 1 else "-".join(map(str, counts))
+
+
+def parsed_targets(setup: str, workloads: list[str], name: str) -> list[str]:
+    """The targets (``setup/workload/repN``) a parsed file named :func:`parsed_name` holds."""
+    counts = [int(count) for count in name.split("-")]
+    if len(counts) == 1:
+        counts *= len(workloads)
+    if len(counts) != len(workloads):
+        raise ValueError(f"parsed file reps{name} of {setup} names {len(counts)} repetition counts, "
+                         f"but the sweep has {len(workloads)} workloads: delete it, it belongs to another sweep")
+    return [f"{setup}/{workload}/rep{rep}" for workload, count in zip(workloads, counts) for rep in range(1, count + 1)]

@@ -1,4 +1,4 @@
-"""Every D-ITG workload on a deployed bridge setup (2 and 8 containers), through runner.measure and pipeline.parse_cell:
+"""Every D-ITG workload on a deployed bridge setup (2 and 8 containers), through runner.measure and pipeline.parse_setup:
 the parsed table agrees with ITGDec's own TOTAL summary of every pair."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from seconetbench import config, parsers, runner, tables
 from seconetbench.meta import read_meta
 from seconetbench.testbed import cleanup
-from seconetbench.workloads.ditg import pair_file
+from seconetbench.workloads.ditg import START_DELAY_MS, pair_file
 from tests.conftest import parsed_as_the_workflow_does
 
 pytestmark = pytest.mark.privileged
@@ -70,29 +70,32 @@ def test_workload_on_a_bridge(prefix, tmp_path, workload, containers):
     # meta.json records every flow as the script ran it (for video: the drawn lengths and sizes)
     stored = read_meta(raw)["workload_run"]["pairs"][0]["flows"]
     script = (raw / pair_file("c01-c02", "script")).read_text().splitlines()
-    assert [f"-rp {f['port']} {f['options']}" for f in stored] == [line.split(" ", 2)[2] for line in script]
+    assert [f"-rp {f['port']} -d {START_DELAY_MS} {f['options']}" for f in stored] == [line.split(" ", 2)[2] for line in script]
+    assert not list(raw.glob("*.fifo"))  # ITGSend's script FIFO is gone
     if workload == "video":
         assert all(f["model_length_s"] > 0 and f["model_size_mb"] > 0 for f in stored)
     assert not any(cleanup.leftovers(prefix).values())
 
 
 def test_many_flows_end_together_with_every_packet_logged(prefix, tmp_path):
-    """tcp100 with 40 flows of 2 s: D-ITG alone would close them one per second (40 s); the run
-    ends ITGSend after its flows instead (meta: ended after its flows), and nothing the table
-    counts is lost: every flow sent for its whole duration (its tx span in the sender log) and
-    the receiver logged every packet it sent (TCP delivers all)."""
+    """tcp100 with 40 flows of 2 s (three bursts of requests through the FIFO): D-ITG alone would
+    close them one per second (40 s); the run stops ITGSend once its flows have sent for their
+    duration and ends it when the receiver has every packet (meta: frozen, ended after its
+    flows), and nothing the table counts is lost: every flow sent for its whole duration (its tx
+    span in the sender log) and no longer than the spread of the starts beyond it, and the
+    receiver logged every packet it sent (TCP delivers all)."""
     WORKLOADS["tcp100_many"] = {"kind": "tcp100", "flows": 40, "duration_s": 2, "rate_kbps": 250}
     try:
         raw, rows = measure_and_parse(prefix, tmp_path, "tcp100_many", 2)
     finally:
         del WORKLOADS["tcp100_many"]
     run = read_meta(raw)["workload_run"]
-    assert run["ending"]["senders_ended_after_flows"] == ["c01-c02"]
+    assert run["ending"]["senders_ended_after_flows"] == run["ending"]["senders_frozen"] == ["c01-c02"]
     assert_totals_agree(raw, rows, 40)
     whole = rows[rows["interval"] == 0]
     assert (whole["packets"] == whole["packets_sent"]).all() and (whole["packets"] > 0).all()
     sent = parsers.parse_file("itgdec", raw / pair_file("c01-c02", "send_summary")).samples
     gap_s = 1 / run["pairs"][0]["flows"][0]["rate_pps"]
-    assert (sent["total_time_s"] <= 2 + gap_s).all()  # nothing sent after a flow's window
+    assert (sent["total_time_s"] <= 2 + run["ending"]["flow_starts_spread_s"] + 5 * gap_s).all()  # stopped at the window's end
     assert (sent["total_time_s"] >= 2 - 10 * gap_s).all()  # and the window was not cut short
     assert not any(cleanup.leftovers(prefix).values())

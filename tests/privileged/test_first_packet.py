@@ -45,7 +45,7 @@ def test_first_packet_flushes_before_every_probe(prefix, tmp_path, tools_availab
         assert meta["deployment"]["reused"]
         assert conntrack_entries(host) == 0
 
-        pipeline.parse_cell([out], tmp_path / "fp.parquet", {"interface_counters": tmp_path / "ic.parquet"})
+        pipeline.parse_setup([out], {"first_packet": tmp_path / "fp.parquet", "interface_counters": tmp_path / "ic.parquet"})
         table = tables.read(tmp_path / "fp.parquet")
         assert list(table["flow"]) == list(range(1, PROBES + 1)) and set(table["pair"]) == {"c01-c02"}
         assert table["first_ms"].notna().all() and table["warm_ms"].notna().all()

@@ -123,7 +123,7 @@ def test_the_runner_refuses_another_repetition_before_deploying(tmp_path):
 def parse(raw_dirs, tmp_path):
     out = tmp_path / "parsed" / "reps.parquet"
     out.parent.mkdir(exist_ok=True)
-    pipeline.parse_cell(raw_dirs, out, {"deployment": tmp_path / "parsed" / "reps.deployment.parquet"})
+    pipeline.parse_setup(raw_dirs, {"latency": out, "deployment": tmp_path / "parsed" / "reps.deployment.parquet"})
     return out
 
 

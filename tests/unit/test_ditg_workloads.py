@@ -29,6 +29,7 @@ from tests.unit import tablegen
 pytestmark = pytest.mark.unit
 
 ITGDEC = SHARED_FIXTURES / "itgdec"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "ditg"
 
 
 def workload(kind: str, **params):
@@ -45,7 +46,7 @@ def workload(kind: str, **params):
 def test_bursty_script_maps_the_paper_bursts_to_itgsend_options():
     text, flows = workload("bursty").script("198.19.1.2", 0)
     # 500 kbit/s of payload during 1 s ON, then 1 s OFF: 100 packets/s of 625 bytes
-    assert text == "-a 198.19.1.2 -rp 10001 -T UDP -t 10000 -C 100 -c 625 -B C 1000 C 1000\n"
+    assert text == "-a 198.19.1.2 -rp 10001 -d 1000 -T UDP -t 10000 -C 100 -c 625 -B C 1000 C 1000\n"
     assert flows[0]["rate_pps"] * 625 * 8 == 500_000
 
 
@@ -53,14 +54,30 @@ def test_tcp100_script_has_one_line_and_port_per_flow():
     text, flows = workload("tcp100", flows=100, base_port=20001).script("198.19.1.2", 0)
     lines = text.splitlines()
     assert len(lines) == len(flows) == 100
-    assert lines[0] == "-a 198.19.1.2 -rp 20001 -T TCP -t 10000 -C 100 -c 625"
+    assert lines[0] == "-a 198.19.1.2 -rp 20001 -d 1000 -T TCP -t 10000 -C 100 -c 625"
     assert lines[-1].startswith("-a 198.19.1.2 -rp 20100 ")
     assert [f["flow"] for f in flows] == list(range(1, 101))
 
 
 def test_quake3_model_is_the_last_option_of_each_line():
     text, _ = workload("quake3").script("198.19.1.2", 0)
-    assert text.splitlines() == [f"-a 198.19.1.2 -rp {10001 + i} -t 10000 Quake3" for i in range(4)]
+    assert text.splitlines() == [f"-a 198.19.1.2 -rp {10001 + i} -d 1000 -t 10000 Quake3" for i in range(4)]
+
+
+def test_a_frozen_window_lengthens_every_flows_duration_option_only():
+    """Where the run stops ITGSend itself (FREEZE_MARGIN_MS), each line's -t grows; the flows keep
+    their nominal duration, which the run times; only TCP kinds of one duration qualify."""
+    from types import SimpleNamespace
+
+    tcp100 = workload("tcp100", flows=3, duration_s=5)
+    text, flows = tcp100.script("198.19.1.2", 0, extend_ms=2000)
+    assert text.splitlines()[0] == "-a 198.19.1.2 -rp 10001 -d 1000 -T TCP -t 7000 -C 100 -c 625"
+    assert {f["duration_s"] for f in flows} == {5}
+    local = SimpleNamespace(capabilities=SimpleNamespace(local_generators=True))
+    remote = SimpleNamespace(capabilities=SimpleNamespace(local_generators=False))
+    assert tcp100.freezable(local) and not tcp100.freezable(remote)
+    assert not workload("video").freezable(local)  # flows of several durations
+    assert not workload("bursty").freezable(local)  # UDP
 
 
 def test_the_start_of_every_flow_is_read_from_itgsend_stdout():
@@ -258,28 +275,91 @@ def test_ditg_figure_on_an_empty_table_names_the_workloads():
         ditg_figures.ditg_delay(tables.empty("ditg"), tables.empty("summary"))
 
 
-def test_the_run_waits_for_the_receiver_logs_to_stop_growing(tmp_path):
-    """A slow path still delivers after the senders' last packet: the run ends the generators only
-    once no receiver log has grown for the quiet time (here a writer appends 30 records, then stops)."""
+def test_tcp_waits_until_every_packet_sent_has_arrived(tmp_path):
+    """A slow path still delivers after the senders' last packet: for TCP the run ends the
+    generators once each receiver log holds as many 144-byte records as its sender log (here a
+    writer appends 30 records, then stops); a receiver log that stops short ends the wait after
+    the stall time, UDP's after the quiet time, one that keeps growing at the limit."""
     import threading
 
-    from seconetbench.workloads.ditg import await_logs_quiet
+    from seconetbench.workloads.ditg import await_delivered
 
-    log, finished = tmp_path / "c01-c02.recv.log", threading.Event()
+    sent, received = tmp_path / "c01-c02.send.log", tmp_path / "c01-c02.recv.log"
+    sent.write_bytes(b"x" * 144 * 30)
 
     def deliver() -> None:
         for _ in range(30):
-            with log.open("ab") as handle:
-                handle.write(b"x" * 64)
+            with received.open("ab") as handle:
+                handle.write(b"x" * 144)
             time.sleep(0.01)
-        finished.set()
 
     writer = threading.Thread(target=deliver)
     writer.start()
-    waited = await_logs_quiet([log, tmp_path / "not-yet.log"], quiet_s=1.0, limit_s=60)
-    assert finished.is_set()  # not before the last record
-    assert log.stat().st_size == 30 * 64
+    waited = await_delivered([received], [sent], stall_s=60, limit_s=60)
+    assert received.stat().st_size == sent.stat().st_size  # not before the last record
     assert waited < 60
     writer.join()
-    # a log that keeps growing ends the wait at the limit
-    assert await_logs_quiet([log], quiet_s=100, limit_s=0.1) >= 0.1
+    sent.write_bytes(b"x" * 144 * 31)  # one packet never arrives
+    assert await_delivered([received], [sent], stall_s=0.1, limit_s=60) < 60
+    assert await_delivered([received, tmp_path / "not-yet.log"], quiet_s=0.1, limit_s=60) < 60  # UDP
+    assert await_delivered([received], [sent], stall_s=100, limit_s=0.1) >= 0.1
+
+
+def test_itgrecv_taking_a_request_is_read_from_its_output():
+    """The pacing of the flow requests counts ITGRecv's 'Listening on' lines (recorded real
+    outputs of tcp100 targets on multi-ipsec-none-c8: TCP ports on stdout, 97 taken before the
+    channel broke; UDP ports on stderr in a bursty target)."""
+    from seconetbench.workloads.ditg import LISTENING
+
+    desync = FIXTURES / "tcp100_ipsec_desync_itgrecv_stdout.txt"
+    assert len(LISTENING.findall(desync.read_text())) == 97
+    # what the broken channel looked like at both ends (the run failed on ITGSend's error line)
+    assert "aborted caused by unknown message received" in (FIXTURES / "tcp100_ipsec_desync_itgrecv_stderr.txt").read_text()
+    itgsend = (FIXTURES / "tcp100_ipsec_desync_itgsend_stdout.txt").read_text()
+    assert FLOW_ERROR.search(itgsend).group(0) == "Error on bind to receiver side" and not started_flows(itgsend)
+    assert "Receiver has shut down the connection gracefully" in (FIXTURES / "tcp100_ipsec_desync_itgsend_stderr.txt").read_text()
+    assert len(LISTENING.findall("Listening on UDP port : 10001\nListening to ICMP traffic\n")) == 1
+
+
+def test_the_script_is_handed_to_itgsend_a_burst_at_a_time(tmp_path):
+    """ITGSend reads its script through a FIFO: the feed writes REQUEST_BURST lines, then the next
+    burst only once ITGRecv has printed a 'Listening on' line for every flow so far, then ends the
+    script (EOF) and removes the FIFO. A reader on the real FIFO stands in for ITGSend."""
+    import threading
+    from types import SimpleNamespace
+
+    from seconetbench.workloads.ditg import REQUEST_BURST, ScriptFeed
+
+    text, _ = workload("tcp100", flows=2 * REQUEST_BURST + 8).script("198.19.1.2", 0)
+    stdout, stderr = tmp_path / "c01-c02.receiver.stdout", tmp_path / "c01-c02.receiver.stderr"
+    stdout.write_text("ITGRecv version 2.8.1 (r1023)\nPress Ctrl-C to terminate\n")
+    feed = ScriptFeed(tmp_path / "c01-c02.itg.fifo", text, SimpleNamespace(stdout=stdout, stderr=stderr))
+    feed.feed()  # ITGSend has not opened the FIFO yet: nothing written, nothing blocks
+    assert feed.written == 0
+    read: list[str] = []
+    opened = threading.Event()
+
+    def itgsend() -> None:
+        with feed.fifo.open() as script:
+            opened.set()
+            read.extend(script)
+
+    reader = threading.Thread(target=itgsend)
+    reader.start()
+    opened.wait(10)
+    while feed.written == 0:
+        feed.feed()
+    assert feed.written == REQUEST_BURST
+    feed.feed()  # ITGRecv has taken none of them yet
+    assert feed.written == REQUEST_BURST
+    with stdout.open("a") as out:
+        out.writelines(f"Listening on TCP port : {10001 + i}\n" for i in range(REQUEST_BURST))
+    feed.feed()
+    assert feed.written == 2 * REQUEST_BURST
+    with stdout.open("a") as out:
+        out.writelines(f"Listening on TCP port : {10001 + i}\n" for i in range(REQUEST_BURST, 2 * REQUEST_BURST))
+    feed.feed()  # the last 8 lines, then EOF
+    reader.join(10)
+    assert "".join(read) == text
+    feed.close()
+    assert not feed.fifo.exists()

@@ -42,11 +42,11 @@ def planned(cfg, tmp_path, overheads=OVERHEADS):
 
 def test_estimate_is_the_sum_of_nominal_times_and_measured_overheads(tmp_path):
     report = planned(cfg_of(reps=2), tmp_path)
-    # one setup c2 (1 pair), 2 workloads x 2 repetitions, grouped: one deploy, two parse jobs
-    assert (report["targets"], report["deploys"], report["parse_jobs"]) == (4, 1, 2)
+    # one setup c2 (1 pair), 2 workloads x 2 repetitions, grouped: one deploy, one parse job
+    assert (report["targets"], report["deploys"], report["parse_jobs"]) == (4, 1, 1)
     ping = 9 * 0.5 + (1.0 + 0.5 * 1) + 0.5  # the last of 10 pings leaves 9 intervals after the first
     bulk = 4 + 2.0 + 0.5
-    expected = 10.0 + (2.0 + 0.1 * 2) + 2 * (ping + bulk) + 2 * 1.0 + 20.0
+    expected = 10.0 + (2.0 + 0.1 * 2) + 2 * (ping + bulk) + 1 * 1.0 + 20.0
     assert report["estimate_s"] == pytest.approx(expected)
     assert "estimate_s_min" not in report and not report["adaptive"]
 
@@ -59,7 +59,7 @@ def test_estimate_is_the_sum_of_nominal_times_and_measured_overheads(tmp_path):
 def test_deploys_follow_the_run_order_and_reuse(tmp_path, mode, reuse, deploys):
     cfg = cfg_of(reps=3, containers=(2, 8), filters=("none", "iptables"), mode=mode, reuse=reuse)
     report = planned(cfg, tmp_path)
-    assert report["targets"] == 4 * 2 * 3 and report["parse_jobs"] == 4 * 2
+    assert report["targets"] == 4 * 2 * 3 and report["parse_jobs"] == 4  # a job per setup
     assert report["deploys"] == deploys
 
 
@@ -81,9 +81,9 @@ def test_adaptive_repetitions_give_a_range_from_min_to_max(tmp_path):
     cfg = cfg_of(reps={"min": 6, "max": 10, "ci_halfwidth_pct": 5}, containers=(2, 8))
     report = planned(cfg, tmp_path)
     low, high = report["ends"]["min"], report["ends"]["max"]
-    cells = 2 * 2
+    setups, cells = 2, 2 * 2
     assert (low["targets"], high["targets"]) == (cells * 6, cells * 10)
-    assert (low["parse_jobs"], high["parse_jobs"]) == (cells, 2 * cells)  # parsed again at max
+    assert (low["parse_jobs"], high["parse_jobs"]) == (setups, 2 * setups)  # a job per setup, again at max
     assert (low["convergence_rounds"], high["convergence_rounds"]) == (1, 2)
     assert report["estimate_s_min"] == report["estimate_s"] == low["estimate_s"] < report["estimate_s_max"]
     assert report["estimate_s_max"] == high["estimate_s"]
@@ -101,6 +101,14 @@ def test_a_budget_caps_the_upper_end_but_never_the_minimum(tmp_path):
     assert "budget" in plan.format_plan(capped)
     tiny = planned(cfg_of(reps={"min": 6, "max": 10, "ci_halfwidth_pct": 5, "budget_h": 0.001}), tmp_path)
     assert tiny["ends"]["max"]["sweep_s"] == tiny["ends"]["min"]["sweep_s"]  # min is measured whatever
+
+
+def test_the_convergence_round_prices_repetitions_only_under_a_budget():
+    adaptive = {"min": 6, "max": 10, "ci_halfwidth_pct": 5}
+    assert plan.budget_cell_costs(cfg_of(reps=adaptive)) is None
+    budgeted = cfg_of(reps={**adaptive, "budget_h": 2.0}, containers=(2, 8))
+    costs = plan.budget_cell_costs(budgeted)
+    assert costs == plan.cell_costs(expand(budgeted)) and len(costs) == 2 * 2 and min(costs.values()) > 0
 
 
 def test_cell_costs_are_the_planned_seconds_of_one_more_repetition(tmp_path):
@@ -132,7 +140,9 @@ def test_workloads_say_their_nominal_time_and_cost_drivers():
         "sweep": {"workloads": ["t"], "single": {"solutions": ["bridge"], "filters": ["none"], "containers": [2]}},
         "workloads": {"t": {"kind": "tcp100", "flows": 7, "duration_s": 30}}})["workloads"]["t"]))
     drivers = tcp.cost_drivers(c32)
-    assert tcp.nominal_s(c32) == 30 and drivers["flows"] == 7 and drivers["pairs"] == 16
+    from seconetbench.workloads.ditg import START_DELAY_MS  # every flow starts after it
+
+    assert tcp.nominal_s(c32) == 30 + START_DELAY_MS / 1000 and drivers["flows"] == 7 and drivers["pairs"] == 16
     assert drivers["packets"] == pytest.approx(16 * 7 * 30 * tcp.params["rate_kbps"] * 1000 / 8 / tcp.params["payload_bytes"])
     single = SetupSpec("single", "bridge", "none", 8)
     spoofing = get_workload(WorkloadSpec("s", "spoofing", {}))
@@ -154,6 +164,12 @@ def meta(setup: SetupSpec, workload: WorkloadSpec, started: float, duration: flo
             "finished_at": started + duration, "duration_s": duration, "deployment": {"reused": reused}}
 
 
+def test_parsing_is_fitted_per_job_and_per_target_and_never_negative():
+    assert plan.fit_parsing([(2, 4, 5.0), (2, 2, 4.0)]) == pytest.approx({"parse_job_s": 1.5, "parse_target_s": 0.5})
+    # more targets took less time (noise): the per-target term would be negative, so jobs carry it all
+    assert plan.fit_parsing([(2, 10, 2.0), (4, 4, 6.0)]) == pytest.approx({"parse_job_s": 8.0 / 6, "parse_target_s": 0.0}, abs=1e-4)
+
+
 def test_calibration_reads_gaps_deploys_and_residuals_from_the_runs():
     ping = WorkloadSpec("ping", "latency", {"count": 10, "interval_s": 0.5, "payload_bytes": 56})
     c2, c32 = SetupSpec("single", "bridge", "none", 2), SetupSpec("single", "bridge", "none", 32)
@@ -165,7 +181,8 @@ def test_calibration_reads_gaps_deploys_and_residuals_from_the_runs():
             duration = 5 + 1 + 0.25 * setup.pairs
             metas.append(meta(setup, ping, t, duration, reused=bool(rep)))
             t += duration
-    workload_run = {"metas": metas, "started": 90.0, "parsed": t + 4, "ended": t + 14, "parse_jobs": 2}
+    # parsing: 1.5 s per job and 0.5 s per target (workload run: 2 jobs, 4 targets)
+    workload_run = {"metas": metas, "started": 90.0, "parsed": t + 5, "ended": t + 15, "parse_jobs": 2}
     # deploy run: c32, then c2 after its deploy (1 s + 0.05 s per container)
     deploy_run = {"metas": [meta(c32, ping, 300.0, 10.0, False), meta(c2, ping, 310.0 + 0.2 + 1.1, 6.25, False)],
                   "started": 290.0, "parsed": 317.55 + 4, "ended": 317.55 + 14, "parse_jobs": 2}
@@ -173,7 +190,7 @@ def test_calibration_reads_gaps_deploys_and_residuals_from_the_runs():
     assert fitted["between_targets_s"] == pytest.approx(0.2)
     assert fitted["deploy"]["families"]["single-bridge-none"] == pytest.approx({"base_s": 1.0, "per_container_s": 0.05})
     assert fitted["workloads"]["latency"] == pytest.approx({"base_s": 1.5, "pairs": 0.25})  # nominal 4.5 s
-    assert fitted["parse_job_s"] == pytest.approx((4 + 4) / 4)
+    assert (fitted["parse_job_s"], fitted["parse_target_s"]) == pytest.approx((1.5, 0.5))  # 2 jobs, 2 targets: 4 s
     assert fitted["finish_s"] == pytest.approx(10.0)
 
 

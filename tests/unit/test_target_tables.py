@@ -37,7 +37,7 @@ def outs(tmp_path):
 
 
 def write_target_tables(raw, outs_by_kind):
-    """Each table of the target as a whole, written through the schema as parse_cell does."""
+    """Each table of the target as a whole, written through the schema as parse_setup does."""
     for kind, out in outs_by_kind.items():
         tables.write(pipeline.target_table(raw, kind, META), kind, out)
 

@@ -115,6 +115,66 @@ def test_a_target_takes_its_rounds_group_and_another_only_when_that_one_is_out_o
     assert all(HostLock(0, g.lock_file).try_acquire(0) for g in made)  # every lock was given back
 
 
+def test_the_host_lock_is_shared_by_shared_holders_and_excludes_everyone_when_held_exclusively(own_locks):
+    first, second = HostLock(0, shared=True), HostLock(0, shared=True)
+    assert first.try_acquire(0) and second.try_acquire(0)  # two groups' measurements at once
+    assert not HostLock(0).try_acquire(0)  # a test or an ungrouped sweep waits for both
+    first.release()
+    assert not HostLock(0).try_acquire(0)
+    second.release()
+    exclusive = HostLock(0)
+    assert exclusive.try_acquire(0)
+    assert lock_path().with_suffix(".holder").read_text().endswith(", exclusive\n")
+    with pytest.raises(WorkloadError, match=f"another measurement holds {lock_path()} .*exclusive"):
+        HostLock(0, shared=True).__enter__()  # a group's measurement waits for the test
+    exclusive.release()
+    assert HostLock(0, shared=True).try_acquire(0)
+
+
+def test_a_waiter_takes_the_lock_when_the_holder_lets_go_and_one_that_gave_up_keeps_nothing(own_locks):
+    import threading
+
+    holder = HostLock(0).__enter__()
+    assert not HostLock(0).try_acquire(0.01)  # gave up: its waiting thread must let go when it gets it
+    taken = []
+    waiter = threading.Thread(target=lambda: taken.append(HostLock(600).try_acquire(600)))
+    waiter.start()
+    holder.release()
+    waiter.join()
+    assert taken == [True]
+
+
+def test_the_groups_measure_side_by_side_under_the_shared_host_lock_but_not_beside_a_test(keys, tmp_path, own_locks):
+    validated = config.validate(grouped_config(keys, tmp_path, [lab_entries(keys, 1, 2), lab_entries(keys, 3, 2)]))
+    first, second = groups.testbed_groups(validated)
+    with first.locked(0), second.locked(0):
+        assert not HostLock(0).try_acquire(0)  # the host-wide lock, exclusively: a test, clean, a bench
+        with pytest.raises(WorkloadError, match=f"another measurement holds {first.lock_file}"):
+            first.locked(0).__enter__()  # but each group one measurement at a time
+    test_hold = HostLock(0).__enter__()
+    with pytest.raises(WorkloadError, match=f"another measurement holds {lock_path()}"):
+        second.locked(0).__enter__()
+    assert HostLock(0, second.lock_file).try_acquire(0)  # waiting for the host lock, it took nothing else
+    test_hold.release()
+    [only] = groups.testbed_groups(config.validate({"results_dir": str(tmp_path / "r"), "sweep": {"single": {
+        "solutions": ["bridge"], "filters": ["none"], "containers": [2]}, "workloads": ["latency"]},
+        "workloads": {"latency": {"kind": "latency"}}}))
+    with only.locked(0):  # one group: the host-wide lock, exclusively, as without groups
+        assert only.lock_file == lock_path() and not HostLock(0, shared=True).try_acquire(0)
+
+
+def test_a_target_on_one_of_several_groups_holds_the_host_lock_shared(tmp_path, own_locks):
+    validated = config.validate({"results_dir": str(tmp_path / "r"), "testbed": {"backend": "vm", "vm": {"groups": 2}},
+                                 "sweep": {"multi": {"tunnels": ["vxlan"], "filters": ["none"], "containers": [2]},
+                                           "workloads": ["latency"]}, "workloads": {"latency": {"kind": "latency"}}})
+    with groups.deployed(validated, 1, lambda backend: ("deployment", False)) as (group, _, deployment, _):
+        assert (group.name, deployment) == ("g1", "deployment")
+        assert not HostLock(0).try_acquire(0) and not HostLock(0, group.lock_file).try_acquire(0)
+        with groups.deployed(validated, 2, lambda backend: ("deployment", False)) as (beside, *_):
+            assert beside.name == "g2"  # the other group's target at the same time
+    assert HostLock(0).try_acquire(0)  # all given back
+
+
 def test_the_blocked_order_interleaves_the_rounds_of_the_groups_setup_by_setup(keys, tmp_path):
     validated = config.validate(grouped_config(keys, tmp_path, [lab_entries(keys, 1, 2), lab_entries(keys, 3, 2)]))
     validated["sweep"]["workloads"] = ["latency", "latency2"]

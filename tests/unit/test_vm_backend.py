@@ -8,7 +8,7 @@ from seconetbench import config, probes
 from seconetbench.backends import BACKENDS
 from seconetbench.backends.base import BaseBackend
 from seconetbench.backends.ssh import SshBackend
-from seconetbench.backends.vm import VM_DEFAULTS, netem_args, vm_prefix, vm_settings
+from seconetbench.backends.vm import netem_args, vm_prefix, vm_settings
 from seconetbench.errors import ConfigError
 from seconetbench.sweep import expand
 from seconetbench.testbed.naming import Names
@@ -43,16 +43,12 @@ def test_the_vms_prefix_is_a_valid_run_prefix_apart_from_the_run_it_serves():
     assert prefix[3] == "v"
 
 
-def test_vm_settings_fill_defaults_and_keep_what_is_given():
+def test_vm_settings_fill_the_schemas_defaults_and_keep_what_is_given():
     settings = vm_settings({"vm": {"cpus": 2, "underlay": {"rate_mbit": 100}}})
     assert settings["cpus"] == 2 and settings["underlay"] == {"rate_mbit": 100, "delay_ms": None, "loss_pct": None}
-    assert settings["memory_mb"] == VM_DEFAULTS["memory_mb"] and settings["accel"] == "auto"
-    assert vm_settings({}) == VM_DEFAULTS
-
-
-def test_the_schema_defaults_match_the_backends_own():
-    validated = config.validate(vm_config())["testbed"]["vm"]
-    assert validated == VM_DEFAULTS
+    assert settings["memory_mb"] == 1024 and settings["accel"] == "auto"
+    # a backend made without a validated config gets what validation would have filled in
+    assert vm_settings({}) == config.validate(vm_config())["testbed"]["vm"]
 
 
 def test_too_few_vms_for_the_multi_host_setups_are_refused_naming_the_key():

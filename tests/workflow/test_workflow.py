@@ -32,6 +32,9 @@ SHIPPED = sorted((REPO / "config").glob("*.yaml"))
 TINY = """
 results_dir: results
 repetitions: 2
+# five samples a second: the default 1 s interval can let a 1 s iperf3 run end between the sample
+# that first sees it and the next one on a busy machine (process_cpu then has no iperf3 row)
+monitor: {interval_s: 0.2}
 run_order: {mode: shuffled, seed: 3}
 sweep:
   single: {solutions: [bridge], filters: [none, iptables], containers: [2]}
@@ -210,11 +213,11 @@ def test_sweep_produces_tables_figures_and_meta(swept):
     # the shuffled order was followed: start times increase with the recorded position
     by_start = [m["run_order"]["position"] for m in sorted(metas, key=lambda m: m["started_at"])]
     assert by_start == positions
-    # a parsed cell holds every repetition, and each target's metadata by rep
-    parsed = next((swept / "results/parsed").glob("*/*/reps2.parquet"))
+    # a setup's parsed file of a kind holds every repetition, and each target's metadata by workload/rep
+    parsed = next((swept / "results/parsed").glob("*/reps2.latency.parquet"))
     assert sorted(tables.read(parsed)["rep"].unique()) == [1, 2]
     metas = tables.read_table_meta(parsed)["reps"]
-    assert sorted(metas) == ["1", "2"] and metas["1"]["machine"]["kernel"] == os.uname().release
+    assert sorted(metas) == ["latency/1", "latency/2"] and metas["latency/1"]["machine"]["kernel"] == os.uname().release
 
 
 @pytest.mark.privileged
@@ -229,7 +232,7 @@ def test_figures_rebuild_without_measuring(swept):
     for path in list((swept / "results/figures").iterdir()) + list((swept / "results/tables").iterdir()):
         path.unlink()
     jobs = planned(swept, "figures", "--configfile", tiny(swept))
-    assert "run_batch" not in jobs and "parse_cell" not in jobs
+    assert "run_batch" not in jobs and "parse_setup" not in jobs
     assert "plot_figure" in jobs
     before = complete_targets(swept)
     snakemake(swept, "figures", "--configfile", tiny(swept))
@@ -411,9 +414,10 @@ def test_batches_are_planned_from_the_missing_targets_of_the_latest_round(tmp_pa
     assert sorted(jobs["run_batch"]) == [f"results/batches/{iptables}/throughput_653/rep7.json",
                                          f"results/batches/{none}/latency/rep7.json"]
     assert not stale.exists()
-    # each cell with a 7th repetition is parsed again, the converged one is not
-    assert {o for o in jobs["parse_cell"] if o.endswith("/reps7.parquet")} == {
-        f"results/parsed/{cell}/reps7.parquet" for cell, reps in decided.items() if reps == 7}
+    # each setup is parsed again under the name of its cells' new repetition counts (in the
+    # sweep's workload order: latency, throughput_653)
+    assert {o for o in jobs["parse_setup"] if o.endswith(".latency.parquet")} == {
+        f"results/parsed/{none}/reps7.latency.parquet", f"results/parsed/{iptables}/reps6-7.latency.parquet"}
 
     shutil.rmtree(workdir / f"results/raw/{iptables}/latency/rep3")
     jobs = planned(workdir, "--configfile", tiny(workdir))

@@ -45,7 +45,7 @@ wildcard_constraints:
     setup=r"[a-z0-9][a-z0-9_-]*",
     workload=r"[a-z0-9][a-z0-9_-]*",
     rep=r"[0-9]+",
-    reps=r"[0-9]+",
+    reps=r"[0-9]+(-[0-9]+)*",  # tables.parsed_name
     kind=r"[a-z0-9_]+",
     figure=r"[a-z0-9_]+",
 
@@ -71,10 +71,11 @@ def run_priority(wildcards):
     return RUN_PRIORITY.get(f"{wildcards.setup}/{wildcards.workload}/rep{wildcards.rep}", 1)
 
 
-TABLE_OF_WORKLOAD = {w.name: get_workload(w).table for w in SWEEP.workloads}
-# every target also yields the tables of the target as a whole (deployment, monitor samples)
-TARGET_KINDS = sorted(seconet_tables.TARGET_MEASURES)
-TABLE_KINDS = sorted(set(TABLE_OF_WORKLOAD.values())) + TARGET_KINDS
+WORKLOAD_NAMES = [w.name for w in SWEEP.workloads]
+# the workloads' own tables; every target also yields the tables of the target as a whole
+# (deployment, monitor samples)
+WORKLOAD_KINDS = sorted({get_workload(w).table for w in SWEEP.workloads})
+TABLE_KINDS = WORKLOAD_KINDS + sorted(seconet_tables.TARGET_MEASURES)
 TABLE_FILES = [f"{RESULTS}/tables/{kind}.parquet" for kind in TABLE_KINDS] + [f"{RESULTS}/tables/summary.parquet"]
 FIGURES = {name: f for name, f in seconet_figures.FIGURES.items()
            if f.applies([*TABLE_KINDS, "summary"], SWEEP, CONFIG)}
@@ -83,7 +84,7 @@ FIGURE_FILES = [f"{RESULTS}/figures/{name}.{ext}" for name in FIGURES for ext in
 
 def parsed_of_kind(wildcards):
     # final_reps() (convergence.smk) is the minimum, or what the convergence rounds decided
-    return parsed_files(final_reps(), kind=wildcards.kind)
+    return parsed_files(final_reps(), [wildcards.kind])
 
 
 def raw_targets(wildcards):

@@ -5,25 +5,21 @@ import json
 from pathlib import Path
 
 from seconetbench import convergence
-from seconetbench import plan as seconet_plan
+from seconetbench.tables import parsed_name
 
 REP_POLICY = convergence.policy(CONFIG)
 ADAPTIVE = convergence.adaptive(CONFIG)
 CELLS = [f"{s.id}/{w.name}" for s in SWEEP.setups for w in SWEEP.workloads]
-# repetitions.budget_h: seconds per repetition of each cell, as `seconetbench plan` estimates them
-CELL_COST_S = seconet_plan.cell_costs(SWEEP) if REP_POLICY["budget_h"] else None
 
 
-def parsed_files(reps_by_cell, kind=None):
-    """Parsed cells (all their repetitions): the workloads' own tables (of *kind*), or the
-    cells' *kind* tables when it is a kind of the target as a whole."""
-    if kind in TARGET_KINDS:
-        return [f"{RESULTS}/parsed/{cell}/reps{count}.{kind}.parquet" for cell, count in reps_by_cell.items()]
-    return [
-        f"{RESULTS}/parsed/{cell}/reps{count}.parquet"
-        for cell, count in reps_by_cell.items()
-        if kind is None or TABLE_OF_WORKLOAD[cell.split("/")[1]] == kind
-    ]
+def parsed_files(reps_by_cell, kinds=TABLE_KINDS):
+    """The parsed files of table *kinds* of every setup, holding the repetitions *reps_by_cell*
+    of its cells (rule parse_setup)."""
+    files = []
+    for setup in SWEEP.setups:
+        name = parsed_name([reps_by_cell[f"{setup.id}/{workload}"] for workload in WORKLOAD_NAMES])
+        files += [f"{RESULTS}/parsed/{setup.id}/reps{name}.{kind}.parquet" for kind in kinds]
+    return files
 
 
 def decision(round_):
@@ -56,13 +52,15 @@ def final_decision_file(wildcards):
 
 checkpoint convergence_round:
     input:
-        lambda wildcards: parsed_files(reps_before_round(int(wildcards.round))),
+        # the workloads' own tables: what the stopping rule reads
+        lambda wildcards: parsed_files(reps_before_round(int(wildcards.round)), WORKLOAD_KINDS),
     output:
         f"{RESULTS}/convergence/round{{round}}.json",
     params:
         measured=lambda wildcards: reps_before_round(int(wildcards.round)),
         policy=REP_POLICY,
-        cost_s=CELL_COST_S,
+        # repetitions.budget_h: the round prices each cell's repetition as `seconetbench plan` does
+        config=CONFIG,
     log:
         f"{RESULTS}/logs/convergence/round{{round}}.log",
     script:

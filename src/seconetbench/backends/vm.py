@@ -21,21 +21,12 @@ from typing import Any
 
 from seconetbench.backends.base import BaseBackend, Deployment, Host, Underlay
 from seconetbench.backends.ssh import SshBackend
-from seconetbench.remote.hosts import DEFAULT_MAX_CLOCK_OFFSET_MS
 from seconetbench.spec import SetupSpec
 from seconetbench.testbed import cleanup
 from seconetbench.testbed.vms import vnet_netns
 
 # the veth pair in the VMs' network namespace that receives a copy of every frame on the wire
 MONITOR_IF, MONITOR_PEER = "vmon0", "vmon1"
-# testbed.vm's defaults (the schema's, repeated for a backend made without a validated config)
-VM_DEFAULTS: dict[str, Any] = {"hosts": 2, "groups": 1, "cpus": 1, "memory_mb": 1024, "accel": "auto",
-                               "kernel": "debian-stock",
-                               "underlay": {"rate_mbit": None, "delay_ms": None, "loss_pct": None},
-                               "boot_timeout_s": 300,
-                               "max_clock_offset_ms": DEFAULT_MAX_CLOCK_OFFSET_MS}
-
-
 def vm_prefix(prefix: str) -> str:
     """The prefix of run *prefix*'s VMs and their network: 'scnv' and 4 hex digits (a run prefix
     made by the config is 'scn' and hex digits, so never one of these)."""
@@ -81,10 +72,10 @@ def netem_args(underlay: dict[str, Any]) -> list[str]:
 
 
 def vm_settings(testbed: dict[str, Any]) -> dict[str, Any]:
-    """testbed.vm with its defaults."""
-    from seconetbench.config import deep_merge
+    """testbed.vm with the schema's defaults (also for a backend made without a validated config)."""
+    from seconetbench.config import with_defaults
 
-    return deep_merge(VM_DEFAULTS, testbed.get("vm") or {})
+    return with_defaults(testbed.get("vm") or {}, "testbed", "vm")
 
 
 class VmBackend(SshBackend):

@@ -9,7 +9,9 @@ as without groups: the run prefix, the host-wide lock, no health check.
 A group is a testbed of its own: its own run prefix (:func:`group_prefix`), so its namespaces,
 state file (deployment reuse), SSH master connections and VMs are its own, and its own lock
 file. A target takes the group of its round (rep; :func:`round_group`) under that lock
-(:func:`deployed`), so that a round of the blocked run order stays on one group; the statistics
+(:func:`deployed`), and under the host-wide lock in shared mode (:func:`host_shared`): groups
+measure side by side, never beside a test, a bench or an ungrouped sweep, which hold the
+host-wide lock exclusively. A round of the blocked run order stays on one group; the statistics
 pair a round only within one group (docs/statistics.md). A group that fails its health check
 (``seconetbench hosts check``'s checks of its hosts), or whose host fails during a deploy, is
 taken out of the rotation for the rest of the process (one Snakemake invocation) with a
@@ -117,6 +119,20 @@ class TestbedGroup:
             key = f"{self.testbed['backend']}-{self.prefix}"
         return host_lock.with_name(f"{host_lock.stem}.{key}{host_lock.suffix}")
 
+    @contextlib.contextmanager
+    def locked(self, timeout_s: float) -> Iterator[None]:
+        """The locks a measurement on this group holds for the block, each waited for up to
+        *timeout_s*: the only group, the host-wide lock exclusively (its lock_file); one of
+        several, the host-wide lock shared (:func:`host_shared`), then its own exclusively."""
+        from seconetbench.runner import HostLock
+
+        if self.count == 1:
+            with HostLock(timeout_s, self.lock_file):
+                yield
+            return
+        with host_shared(timeout_s), HostLock(timeout_s, self.lock_file):
+            yield
+
     def backend(self):
         from seconetbench.backends import get_backend
 
@@ -125,6 +141,16 @@ class TestbedGroup:
     def describe(self) -> dict[str, Any]:
         """What meta.json records as ``group``."""
         return {"name": self.name, "index": self.index, "of": self.count, "prefix": self.prefix, "hosts": self.hosts}
+
+
+def host_shared(timeout_s: float):
+    """The host-wide lock (runner.lock_path) in shared mode, held by every measurement on one of
+    several groups besides its group's own lock: the groups measure side by side, but never
+    beside a holder of the host-wide lock in its ordinary, exclusive mode (a test, an ungrouped
+    sweep, a bench, ``seconetbench clean``)."""
+    from seconetbench.runner import HostLock
+
+    return HostLock(timeout_s, shared=True)
 
 
 def testbed_groups(config: dict[str, Any]) -> list[TestbedGroup]:
@@ -217,38 +243,39 @@ def deployed(config: dict[str, Any], rep: int, deploy: Callable[[Any], tuple[Any
     its backend, deployment, reused) with *deploy(backend)* done on it. With several groups, a
     group is health-checked once per process before its first target, and a group whose check
     fails or whose host fails during the deploy (HostError) is taken out of the rotation and
-    the target deploys on the next one. The backend is closed and the lock released at the end."""
+    the target deploys on the next one. The backend is closed and the locks released at the end
+    (:meth:`TestbedGroup.locked`: with several groups, the host-wide one shared besides the
+    group's)."""
     groups = testbed_groups(config)
     timeout_s = config["testbed"]["lock_timeout_s"]
     if len(groups) == 1:
         group = groups[0]
-        from seconetbench.runner import HostLock
-
-        with contextlib.closing(group.backend()) as backend, HostLock(timeout_s, group.lock_file):
+        with contextlib.closing(group.backend()) as backend, group.locked(timeout_s):
             yield (group, backend, *deploy(backend))
         return
-    while True:
-        group, lock = _lock_one(groups, rep, timeout_s)
-        try:
-            with contextlib.closing(group.backend()) as backend:
-                if group.lock_file not in _healthy:
-                    problem = health_problem(group, config)
-                    if problem:
-                        take_out(group, problem)
+    with host_shared(timeout_s):  # beside the other groups, never beside a test or an ungrouped sweep
+        while True:
+            group, lock = _lock_one(groups, rep, timeout_s)
+            try:
+                with contextlib.closing(group.backend()) as backend:
+                    if group.lock_file not in _healthy:
+                        problem = health_problem(group, config)
+                        if problem:
+                            take_out(group, problem)
+                            continue
+                        with _rotation_lock:
+                            _healthy.add(group.lock_file)
+                    try:
+                        deployment, reused = deploy(backend)
+                    except HostError as error:
+                        if len(_rotation(groups, rep)) == 1:
+                            raise  # the last group: the target fails, naming the host
+                        take_out(group, str(error))
                         continue
-                    with _rotation_lock:
-                        _healthy.add(group.lock_file)
-                try:
-                    deployment, reused = deploy(backend)
-                except HostError as error:
-                    if len(_rotation(groups, rep)) == 1:
-                        raise  # the last group: the target fails, naming the host
-                    take_out(group, str(error))
-                    continue
-                yield group, backend, deployment, reused
-                return
-        finally:
-            lock.__exit__(None, None, None)
+                    yield group, backend, deployment, reused
+                    return
+            finally:
+                lock.__exit__(None, None, None)
 
 
 def finish_all(config: dict[str, Any]) -> list[str]:

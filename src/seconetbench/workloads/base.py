@@ -148,24 +148,26 @@ class Workload:
                 for i in launched]
 
 
-def listening(pid: int, port: int, udp: bool = False) -> bool:
-    """Whether the namespace of process *pid* has a socket listening on *port*.
-
-    /proc/<pid>/net/* shows that process's network namespace, so no command runs inside it."""
+def sockets(pid: int, udp: bool = False) -> list[tuple[int, str]]:
+    """(local port, state) of every TCP (or UDP) socket, IPv4 and IPv6, in the network namespace
+    of process *pid*: its /proc/<pid>/net/{tcp,tcp6} (field 1 local address:port, field 3 state:
+    0A listening, 01 established; UDP sockets show 07). No command runs inside the namespace."""
     table = "udp" if udp else "tcp"
-    wanted = f":{port:04X}"
-    lines = []
-    for name in (table, f"{table}6"):  # IPv4 and IPv6 sockets (ITGRecv listens on ::)
+    found = []
+    for name in (table, f"{table}6"):  # ITGRecv listens on ::
         try:
-            lines += Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]
+            lines = Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]
         except (FileNotFoundError, ProcessLookupError):
-            pass
-    for line in lines:
-        fields = line.split()
-        # field 1 = local address:port, field 3 = state (0A = LISTEN; UDP sockets show 07)
-        if fields[1].endswith(wanted) and (udp or fields[3] == "0A"):
-            return True
-    return False
+            continue
+        for line in lines:
+            fields = line.split()
+            found.append((int(fields[1].rsplit(":", 1)[1], 16), fields[3]))
+    return found
+
+
+def listening(pid: int, port: int, udp: bool = False) -> bool:
+    """Whether the namespace of process *pid* has a socket listening on *port*."""
+    return any(local == port and (udp or state == "0A") for local, state in sockets(pid, udp))
 
 
 def wait_listening(ctx: RunContext, servers: Sequence[Launched], port: int, udp: bool = False,

@@ -11,20 +11,22 @@ kind maps to the paper.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import random
 import re
+import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seconetbench import parsers
+from seconetbench import parsers, proc
 from seconetbench.errors import ParseError, WorkloadError
 from seconetbench.workloads import register
-from seconetbench.workloads.base import Launched, RunContext, Workload, wait_listening
+from seconetbench.workloads.base import Launched, RunContext, Workload, sockets, wait_listening
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,11 +44,61 @@ STARTED = re.compile(r"^Started sending packets of flow ID: (\d+)", re.MULTILINE
 # what ITGSend prints when a flow cannot start (e.g. "Error on bind to receiver side": the sink's
 # port is taken); that flow never starts, so the run fails at once instead of at its time limit
 FLOW_ERROR = re.compile(r"^Error (?:on|at) .*$", re.MULTILINE)
+# ITGRecv and ITGSend read each signaling message field by field and take a short read for the
+# whole field (D-ITG 2.8.1, typeParser / signalManager), so a flow request split over two TCP
+# segments that arrive apart desynchronises the channel: ITGRecv aborts with "unknown message
+# received", or misreads a port ("Error on bind to receiver side") or a serial interface, and
+# ITGSend exits 1 with "Receiver has shut down the connection gracefully". ITGSend sends its
+# requests (27 bytes each) as fast as it reads script lines, so 100 flows make 2.7 kB that TCP
+# cuts into MSS-sized segments anywhere; IPsec in userspace (charon's libipsec, one packet at a
+# time through its TUN device) delivers them far enough apart that ITGRecv reads between them
+# (5 of 10 tcp100 targets on multi-ipsec-none-c8). Where ITGSend sees this machine's files the
+# run hands it the script through a FIFO, REQUEST_BURST lines at a time, the next burst only once
+# ITGRecv has taken every request so far (its "Listening on" line per flow): a burst fits one
+# segment on a path MTU of 916 bytes or more (32 x 27 bytes + 52 of headers; every path here has
+# 1400 or more), and its requests arrive whole (docs/decisions.md). Each burst costs a round trip
+# and ITGRecv's setup of its flows: with bursts of 16 the 100 flows of a pair started 0.35-1.2 s
+# apart on single-bridge-none-c8, with 32 0.3-0.5 s.
+REQUEST_BURST = 32
+# ITGRecv prints this line when it has taken a flow's request and opened the flow's port (TCP on
+# stdout, UDP on stderr)
+LISTENING = re.compile(r"^Listening on [A-Z]+ port : (\d+)", re.MULTILINE)
+# Every flow starts sending this long after its ITGSend started (-d: D-ITG times it from its own
+# start), so that the requests cross an idle path: with data already flowing through a slow
+# tunnel, each burst's round trip waits behind it (IPsec in userspace: 96 flows requested in more
+# than 5 s). A flow whose request is answered later starts when it is.
+START_DELAY_MS = 1000
 DRAIN_S = 0.5  # after the last flow's end, for the packets still on the path to arrive
-# ... and where the receiver logs are this machine's files (netns, docker) the run also waits
-# until they stop growing: a slow path (Tinc with 16 pairs of 100 TCP flows) still delivers
-# seconds after the senders' last packet, and ending then would cut flows short
+# ... and where the logs are this machine's files (netns, docker) the run also waits for what a
+# slow path still delivers after the senders' last packet (Tinc with 16 pairs of 100 TCP flows,
+# IPsec in userspace): TCP until every receiver log holds as many records as its sender log
+# (both 144 bytes a packet), giving up once no receiver log has grown for DRAIN_STALL_S (a flow
+# ITGRecv closed itself never completes: the completeness check names it); UDP until no
+# receiver log has grown for DRAIN_QUIET_S
 DRAIN_QUIET_S = 0.3
+# ITGRecv closes a flow one second after ITGSend asks it to (its sleep(1)) and drops what has not
+# arrived by then; ITGSend asks as soon as the flow's -t is over, while a path slower than what
+# the flows offer (tcp100 through IPsec in userspace: 200 Mbit/s offered, about 40 carried) still
+# holds seconds of the flow in its TCP send buffer: the first flow closed came up short in 6 of 6
+# targets. So where every flow of a TCP kind has the same duration and ITGSend is a process of
+# this machine (capabilities.local_generators), the flows get FREEZE_MARGIN_MS more -t than their
+# duration, the run stops ITGSend (SIGSTOP) once every flow has sent for its duration, so that no
+# flow is closed and nothing more is sent, waits until the receiver logs hold every packet of the
+# sender logs (the kernel still sends what the buffers hold), and then ends ITGSend (SIGKILL).
+# The margin must outlast the spread of the flows' starts (D-ITG times a flow from its connect;
+# through a saturated tunnel a SYN lost behind the first flows' data delays a connect by 1 s, then
+# 2 s, ...: 2 s of margin let 18 to 35 flows of a pair close first): TIMEOUT_MARGIN_S, after which
+# a flow not yet started fails the run anyway.
+FREEZE_MARGIN_MS = 30_000  # = TIMEOUT_MARGIN_S
+DURATION_OPTION = re.compile(r"(?<=-t )(\d+)")
+# beyond TCP's retransmission backoffs: through a saturated tunnel a flow's packets still
+# arrived 9 s after they were sent, the other flows long complete (tcp100, multi-ipsec-none-c8)
+DRAIN_STALL_S = 15.0
+# After ITGSend has ended, the run ends ITGRecv only once no flow connection in the sink is still
+# established (ITGSend's FIN has arrived): an ITGRecv ended before that closes first and leaves
+# the flow's port in TIME_WAIT for 60 s, where the next repetition's ITGRecv cannot bind it
+# ("Error on bind to receiver side", 2 of 6 targets on multi-ipsec-none-c8)
+FIN_LIMIT_S = 10
 DRAIN_LIMIT_S = 60
 POLL_S = 0.02
 TIMEOUT_MARGIN_S = 30
@@ -74,17 +126,21 @@ class DITG(Workload):
 
     # ------------------------------------------------------------------ the flows
     def flows(self, destination: str, pair_index: int) -> list[dict[str, Any]]:
-        """One dict per flow: ``options`` (its ITGSend script line, without -a/-rp) plus the facts
+        """One dict per flow: ``options`` (its ITGSend script line, without -a/-rp/-d) plus the facts
         worth recording (durations, rates, drawn values)."""
         raise NotImplementedError
 
-    def script(self, destination: str, pair_index: int) -> tuple[str, list[dict[str, Any]]]:
+    def script(self, destination: str, pair_index: int, extend_ms: int = 0) -> tuple[str, list[dict[str, Any]]]:
+        """The script lines of a pair and its flows; *extend_ms* lengthens every flow's -t (the
+        run then ends the window itself: FREEZE_MARGIN_MS)."""
         flows = self.flows(destination, pair_index)
         lines = []
         for number, flow in enumerate(flows, start=1):
             flow["flow"] = number
             flow["port"] = self.params["base_port"] + number - 1
-            lines.append(f"-a {destination} -rp {flow['port']} {flow['options']}")
+            if extend_ms:
+                flow["options"] = DURATION_OPTION.sub(lambda m: str(int(m[1]) + extend_ms), flow["options"], count=1)
+            lines.append(f"-a {destination} -rp {flow['port']} -d {START_DELAY_MS} {flow['options']}")
         return "\n".join(lines) + "\n", flows
 
     # ------------------------------------------------------------------ cost (seconetbench.plan)
@@ -100,7 +156,8 @@ class DITG(Workload):
         return flow.get("rate_pps", 0.0) * flow["duration_s"]
 
     def nominal_s(self, setup: SetupSpec) -> float:
-        return max(f["duration_s"] for flows in self.planned_flows(setup) for f in flows)  # pairs at once
+        # pairs at once, every flow after the start delay
+        return START_DELAY_MS / 1000 + max(f["duration_s"] for flows in self.planned_flows(setup) for f in flows)
 
     def cost_drivers(self, setup: SetupSpec) -> dict[str, float]:
         planned = self.planned_flows(setup)
@@ -122,7 +179,11 @@ class DITG(Workload):
         out = ctx.out_dir.resolve()
         receivers, senders, pairs = [], [], []
         ended: list[str] = []  # the pairs whose ITGSend the run ended after their flows
-        logs_quiet_after_s = None  # how long the receiver logs grew after the flows (shared files)
+        drained_after_s = None  # how long the run waited for the path after the flows (shared files)
+        last_start_s = spread_s = None  # the latest start of a flow after its ITGSend's launch; their spread
+        feeds: list[ScriptFeed] = []  # ITGSend's script through a FIFO (shared files), a burst at a time
+        freeze = self.freezable(files)
+        frozen: list[Launched] = []  # the senders the run stopped (SIGSTOP) at the end of the window
         try:
             for sender, sink in deployment.pairs:
                 pair = deployment.pair_name(sender, sink)
@@ -133,22 +194,40 @@ class DITG(Workload):
             for index, (sender, sink) in enumerate(deployment.pairs):
                 pair = deployment.pair_name(sender, sink)
                 sender_c, sink_c = deployment.container(sender), deployment.container(sink)
-                text, flows = self.script(sink_c.ip, index)
+                text, flows = self.script(sink_c.ip, index, FREEZE_MARGIN_MS if freeze else 0)
                 script = out / pair_file(pair, "script")
                 script.write_text(text)
+                if files.capabilities.shared_files:
+                    feeds.append(ScriptFeed(out / f"{pair}.{FIFO_SUFFIX}", text, receivers[index]))
+                    script_path = str(feeds[-1].fifo)
+                else:
+                    script_path = files.push(sender_c, script)
                 send_log = files.remote_path(sender_c, out / pair_file(pair, "send_log"))
                 recv_log = files.remote_path(sink_c, out / pair_file(pair, "recv_log"))
-                argv = ["ITGSend", files.push(sender_c, script), "-l", send_log, "-x", recv_log, *LOG_EACH_PACKET]
+                argv = ["ITGSend", script_path, "-l", send_log, "-x", recv_log, *LOG_EACH_PACKET]
                 senders.append(self.launch(ctx, pair, "sender", sender_c, argv))
                 pairs.append({"pair": pair, "sender": sender, "sink": sink, "remote_send_log": send_log,
                               "remote_recv_log": recv_log, "flows": flows})
-            await_flows_over(ctx, senders, [record["flows"] for record in pairs])
+            last_start_s, spread_s = await_flows_over(ctx, senders, [record["flows"] for record in pairs], feeds or None,
+                                            drain_s=0.0 if freeze else DRAIN_S)
+            if freeze:
+                frozen = [s for s in senders if s.process.poll() is None]
+                for sender in frozen:
+                    os.kill(sender.process.pid, signal.SIGSTOP)
             if ctx.backend.capabilities.shared_files:
-                logs_quiet_after_s = await_logs_quiet([out / pair_file(record["pair"], "recv_log") for record in pairs])
+                received = [out / pair_file(record["pair"], "recv_log") for record in pairs]
+                sent = [out / pair_file(record["pair"], "send_log") for record in pairs]
+                drained_after_s = await_delivered(received, sent if self.protocol == "tcp" else None)
             ended = [s.pair for s in senders if s.process.poll() is None]
         finally:
+            proc.terminate([s.process for s in frozen], grace_s=0)  # stopped: SIGTERM would wait for SIGCONT
             self.stop(ctx, [s for s in senders if s.process.poll() is None])
+            if files.capabilities.local_generators:
+                ports = {f["port"] for record in pairs for f in record["flows"]}
+                await_connections_closed([r.process.pid for r in receivers if r.process.poll() is None], ports)
             self.stop(ctx, receivers)
+            for feed in feeds:
+                feed.close()
             for item in senders:
                 item.returncode = item.process.returncode
                 ctx.registry.forget(item.process.pid)
@@ -168,10 +247,19 @@ class DITG(Workload):
                 "interval_ms": self.params["interval_ms"], "pairs": pairs,
                 # every flow sent for its duration; these senders were then ended by the run
                 # (the others had already ended their flows themselves): docs/workloads.md
-                "ending": {"drain_s": DRAIN_S, "senders_ended_after_flows": ended,
-                           "logs_quiet_after_s": None if logs_quiet_after_s is None else round(logs_quiet_after_s, 3),
+                "ending": {"request_burst": REQUEST_BURST if feeds else None, "start_delay_ms": START_DELAY_MS,
+                           "senders_frozen": [s.pair for s in frozen], "drain_s": 0.0 if freeze else DRAIN_S, "senders_ended_after_flows": ended,
+                           "last_flow_started_s": None if last_start_s is None else round(last_start_s, 3),
+                           "flow_starts_spread_s": None if spread_s is None else round(spread_s, 3),
+                           "drained_after_s": None if drained_after_s is None else round(drained_after_s, 3),
                            "traffic_s": round(traffic_s, 3)},  # first ITGSend start to the last process ended
                 "processes": self.record(receivers + senders)}
+
+    def freezable(self, files) -> bool:
+        """Whether the run ends the window itself by stopping ITGSend (FREEZE_MARGIN_MS): TCP
+        flows of one duration, an ITGSend whose pid this machine can signal."""
+        planned = {f["duration_s"] for f in self.flows("198.18.0.2", 0)}
+        return self.protocol == "tcp" and len(planned) == 1 and files.capabilities.local_generators
 
     def decode(self, ctx: RunContext, pairs: list[str]) -> None:
         """ITGDec both logs of every pair into text files of the raw target: per pair one call on
@@ -214,9 +302,10 @@ class DITG(Workload):
 
     def check_decoded(self, ctx: RunContext, pair: str) -> None:
         """Fail the run, not the parse, when the receiver logged nothing, and when a TCP flow's
-        receiver logged fewer packets than its sender sent: TCP delivers all it was handed, so the
-        run's ending cut that flow off (packets still on a slow path after DRAIN_S), and its rows
-        would count a loss TCP never had."""
+        receiver logged fewer packets than its sender sent: TCP delivers all it was handed, so
+        the flow was cut off (by the run's ending, or by ITGRecv closing it one second after
+        ITGSend asked while a slow path still held its packets), and its rows would count a loss
+        TCP never had."""
         out = ctx.out_dir.resolve()
         try:
             received = parsers.parse_file("itgdec", out / pair_file(pair, "recv_summary")).samples
@@ -232,8 +321,9 @@ class DITG(Workload):
             first = short.iloc[0]
             raise WorkloadError(f"{ctx.label}: {pair}: the receiver logged {int(first['packets_received'])} of the "
                                 f"{int(first['packets_sent'])} packets of TCP flow {int(first['flow'])} (and "
-                                f"{len(short) - 1} more flows short) when the run ended it {DRAIN_S} s after the "
-                                "flows: the path still held them; a slower path needs a longer DRAIN_S")
+                                f"{len(short) - 1} more flows short): the flow was cut off while the path still "
+                                "held its packets; a flow ITGRecv closed itself ('Finish on TCP port' in the "
+                                "receiver's stdout) had one second for them (docs/workloads.md, How a D-ITG run ends)")
 
     # ------------------------------------------------------------------ parse
     def parse(self, raw_dir: Path, meta: dict[str, Any]) -> pd.DataFrame:
@@ -251,29 +341,95 @@ class DITG(Workload):
         return rows
 
 
+FIFO_SUFFIX = "itg.fifo"  # "<pair>.itg.fifo": ITGSend's script as it reads it, removed after the run
+
+
+class ScriptFeed:
+    """One ITGSend's script handed over through a FIFO, REQUEST_BURST lines at a time: ITGSend
+    reads its script line by line (fgets) and requests each flow as it reads its line, so a
+    burst's requests go out together, and the next burst only once the pair's ITGRecv has
+    printed a LISTENING line for every flow so far (the stdout and stderr of *receiver* are this
+    machine's files on every backend). The FIFO is created here; ITGSend opens it (reading) when
+    it starts; writing waits for that. :meth:`close` ends the script (EOF) and removes the FIFO."""
+
+    def __init__(self, fifo: Path, text: str, receiver: Launched):
+        self.fifo, self.lines, self.receiver = fifo, text.splitlines(keepends=True), receiver
+        self.written, self.fd = 0, None
+        fifo.unlink(missing_ok=True)
+        os.mkfifo(fifo, 0o600)
+
+    def feed(self) -> None:
+        """Write the next burst if ITGRecv has taken every request written so far."""
+        if self.written >= len(self.lines):
+            return
+        if self.written and self.requests_taken() < self.written:
+            return
+        if self.fd is None:
+            try:  # non-blocking: fails (ENXIO) until ITGSend has opened its end
+                self.fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:
+                    return
+                raise
+        burst = self.lines[self.written:self.written + REQUEST_BURST]
+        try:
+            os.write(self.fd, "".join(burst).encode())  # < PIPE_BUF: one atomic write
+        except BrokenPipeError:  # ITGSend has ended; the caller sees its exit
+            self.written = len(self.lines)
+        else:
+            self.written += len(burst)
+        if self.written >= len(self.lines):
+            os.close(self.fd)
+            self.fd = None
+
+    def requests_taken(self) -> int:
+        return sum(len(LISTENING.findall(path.read_text(errors="replace")))
+                   for path in (self.receiver.stdout, self.receiver.stderr) if path.exists())
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self.fifo.unlink(missing_ok=True)
+
+
+def start_spread(seen: list[dict[int, float]]) -> float:
+    """The most seconds between the first and the last start line read of one sender."""
+    return max((max(starts.values()) - min(starts.values()) for starts in seen if starts), default=0.0)
+
+
 def started_flows(stdout: str) -> set[int]:
     """The flow numbers ITGSend's *stdout* says have started sending."""
     return {int(number) for number in STARTED.findall(stdout)}
 
 
-def await_flows_over(ctx: RunContext, senders: list[Launched], flows: list[list[dict[str, Any]]]) -> None:
-    """Return when every flow of every sender has sent for its whole duration, plus DRAIN_S for
+def await_flows_over(ctx: RunContext, senders: list[Launched], flows: list[list[dict[str, Any]]],
+                     feeds: list[ScriptFeed] | None = None, drain_s: float = DRAIN_S) -> tuple[float, float]:
+    """Return when every flow of every sender has sent for its whole duration, plus *drain_s* for
     the packets on the path: flow k ends at most its duration after the moment its start line
     showed up in ITGSend's stdout (read here, so never earlier than the real start). A sender that
     ends by itself before (all its flows closed by D-ITG) is done too; one that has not started
-    all its flows within the longest duration plus TIMEOUT_MARGIN_S fails the run."""
+    all its flows within the longest duration plus TIMEOUT_MARGIN_S fails the run. With *feeds*
+    (one per sender) it also hands each ITGSend its next burst of script lines once ITGRecv has
+    taken the requests so far. Returns the seconds from a sender's launch to its last flow's start
+    line and between a sender's first and last start line, the most of any sender."""
     seen: list[dict[int, float]] = [{} for _ in senders]
+    last_start_s = 0.0
+    feeds = feeds or [None] * len(senders)
     limit_s = max(f["duration_s"] for group in flows for f in group) + TIMEOUT_MARGIN_S
     give_up = time.monotonic() + limit_s
     while True:
         now = time.monotonic()
         waiting = []
-        for sender, started, group in zip(senders, seen, flows, strict=True):
+        for sender, started, group, feed in zip(senders, seen, flows, feeds, strict=True):
             if sender.process.poll() is not None:
                 continue
             stdout = sender.stdout.read_text(errors="replace")
             for number in started_flows(stdout) - started.keys():
                 started[number] = now
+                last_start_s = max(last_start_s, time.time() - sender.started)
+            if feed is not None:
+                feed.feed()
             if len(started) < len(group) and (error := FLOW_ERROR.search(stdout)):
                 raise WorkloadError(f"{ctx.label}: ITGSend of {sender.pair} could not start all its flows "
                                     f"({len(started)} of {len(group)} started): '{error.group(0).strip()}'; "
@@ -281,9 +437,9 @@ def await_flows_over(ctx: RunContext, senders: list[Launched], flows: list[list[
             if len(started) < len(group):
                 waiting.append((sender, None))
             else:
-                waiting.append((sender, max(started[f["flow"]] + f["duration_s"] for f in group) + DRAIN_S))
+                waiting.append((sender, max(started[f["flow"]] + f["duration_s"] for f in group) + drain_s))
         if not waiting:
-            return
+            return last_start_s, start_spread(seen)
         unstarted = [sender.pair for sender, end in waiting if end is None]
         if unstarted and now > give_up:
             raise WorkloadError(f"{ctx.label}: ITGSend of {', '.join(unstarted)} did not start all its flows "
@@ -291,26 +447,54 @@ def await_flows_over(ctx: RunContext, senders: list[Launched], flows: list[list[
         if not unstarted:
             over = max(end for _, end in waiting)
             if now >= over:
-                return
+                return last_start_s, start_spread(seen)
             time.sleep(min(POLL_S * 10, over - now))
         else:
             time.sleep(POLL_S)
 
 
-def await_logs_quiet(logs: list[Path], quiet_s: float = DRAIN_QUIET_S, limit_s: float = DRAIN_LIMIT_S) -> float:
-    """Return once none of the receiver *logs* (written per packet, -q 1) has grown for *quiet_s*,
-    or after *limit_s* (the completeness check of the run then names a flow cut short); returns
-    the seconds waited."""
+def await_delivered(received: list[Path], sent: list[Path] | None = None, quiet_s: float = DRAIN_QUIET_S,
+                    stall_s: float = DRAIN_STALL_S, limit_s: float = DRAIN_LIMIT_S) -> float:
+    """Wait for the receiver logs *received* (written per packet, -q 1) to hold what the path still
+    delivers; returns the seconds waited. With *sent* (TCP: the sender logs, pair by pair) until
+    every receiver log is as large as its sender log (the same 144-byte record per packet at both
+    ends: every packet sent has arrived), or none has grown for *stall_s*; without (UDP, where a
+    lost packet never arrives) until none has grown for *quiet_s*. At most *limit_s*; a TCP flow
+    still short then fails the run in the completeness check."""
     started = time.monotonic()
     sizes, changed = None, started
+    quiet_enough = quiet_s if sent is None else stall_s
     while True:
         now = time.monotonic()
-        current = [log.stat().st_size if log.exists() else 0 for log in logs]
+        current = [size_of(log) for log in received]
         if current != sizes:
             sizes, changed = current, now
-        if now - changed >= quiet_s or now - started >= limit_s:
+        if sent is not None and all(got >= size_of(log) for got, log in zip(current, sent, strict=True)):
+            return now - started
+        if now - changed >= quiet_enough or now - started >= limit_s:
             return now - started
         time.sleep(POLL_S)
+
+
+def established_ports(pid: int) -> set[int]:
+    """Local ports of the established TCP connections in the network namespace of process *pid*."""
+    return {local for local, state in sockets(pid) if state == "01"}
+
+
+def await_connections_closed(pids: list[int], ports: set[int], limit_s: float = FIN_LIMIT_S) -> None:
+    """Wait until no connection on one of *ports* is established in the namespaces of the
+    receivers *pids* (the senders' FINs have arrived), at most *limit_s*."""
+    give_up = time.monotonic() + limit_s
+    while time.monotonic() < give_up and any(established_ports(pid) & ports for pid in pids):
+        time.sleep(POLL_S)
+
+
+def size_of(log: Path) -> int:
+    """Bytes in *log*, 0 before its writer has created it."""
+    try:
+        return log.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def pair_rows(raw_dir: Path, pair: str, interval_ms: int) -> pd.DataFrame:
